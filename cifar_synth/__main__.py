@@ -1,0 +1,3 @@
+from cifar_synth.cli import main
+
+main()

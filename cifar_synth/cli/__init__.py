@@ -1,0 +1,12 @@
+"""Command-line entry point: `cifar-synth` and `python -m cifar_synth`.
+
+Each command lives in its own module as a thin Typer wrapper around a plain, importable function.
+TensorFlow is imported only inside commands that need it, so `--help` stays fast.
+"""
+
+from cifar_synth.cli import data, evaluate, export, train  # noqa: F401  (registers the commands)
+from cifar_synth.cli._app import app
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,37 @@
+"""The Typer app every command registers on, and the wrapper that turns user errors into clean exits."""
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from cifar_synth.errors import UserError
+
+app = typer.Typer(
+    name="cifar-synth",
+    help="Labeled synthetic CIFAR-10 datasets from per-class DCGANs, and an honest measure of their worth.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors_exit(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Show a `UserError` as one red line and exit 1; Ctrl-C exits 130 without a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserError as error:
+            err_console.print(f"[bold red]Error:[/] {error}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]Interrupted.[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper
