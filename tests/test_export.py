@@ -1,0 +1,301 @@
+"""`cifar-synth export` and `load_synthetic`, with tiny Dense generators saved as runs/<class>/generator.keras."""
+
+import io
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from cifar_synth import exporter
+from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.cli import app
+from cifar_synth.errors import UserError
+from cifar_synth.images import to_uint8
+from cifar_synth.synthetic import CSV_COLUMNS, PIXEL_COLUMNS, encode_png, load_synthetic
+
+LATENT_DIM = 8
+COUNT = 20
+
+
+def save_generator(runs: Path, class_name: str, shape=(32, 32, 3)) -> None:
+    keras.utils.set_random_seed(CLASS_NAMES.index(class_name))
+    generator = keras.Sequential([
+        keras.Input((LATENT_DIM,)),
+        keras.layers.Dense(int(np.prod(shape)), activation="tanh"),
+        keras.layers.Reshape(shape),
+    ])
+    (runs / class_name).mkdir(parents=True)
+    generator.save(runs / class_name / "generator.keras")
+    (runs / class_name / "config.json").write_text(json.dumps({"class_name": class_name, "latent_dim": LATENT_DIM}))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("runs")
+    for class_name in ("airplane", "dog", "truck"):
+        save_generator(runs, class_name)
+    return runs
+
+
+def export(runs: Path, out: Path, *args: str):
+    result = CliRunner().invoke(app, ["export", "--runs", str(runs), "--out", str(out), "--count", str(COUNT), *args])
+    return result
+
+
+def assert_user_error(result, message: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert "".join(message.split()) in "".join(result.output.split())  # Rich wraps long lines anywhere
+    assert "Traceback" not in result.output
+
+
+def test_every_format_round_trips_to_the_generators_images(runs, tmp_path):
+    out = tmp_path / "export"
+    result = export(runs, out, "--class", "dog", "--class", "airplane",
+                    "--format", "parquet", "--format", "csv", "--format", "images", "--batch-size", "7")
+    assert result.exit_code == 0, result.output
+    assert "parquet (all classes)" in result.output
+
+    # The documented latent recipe reproduces every image.
+    expected = []
+    for class_name in ("airplane", "dog"):
+        generator = keras.models.load_model(runs / class_name / "generator.keras", compile=False)
+        latents = np.random.default_rng([0, CLASS_NAMES.index(class_name)]).standard_normal(
+            (COUNT, LATENT_DIM), dtype=np.float32)
+        expected.append(to_uint8(generator(latents, training=False)))
+    expected = np.concatenate(expected)
+    labels = np.repeat(np.array([0, 5], np.int64), COUNT)
+
+    for source in (out, out / "parquet", out / "parquet/train-00000-of-00001.parquet", out / "csv/train.csv",
+                   out / "images"):
+        data = load_synthetic(source)
+        assert data.labels.dtype == np.int64
+        np.testing.assert_array_equal(data.labels, labels)
+        np.testing.assert_array_equal(data.images, expected)
+
+    assert sorted(p.name for p in (out / "images/dog").iterdir())[:2] == ["00000.png", "00001.png"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["formats"] == ["parquet", "csv", "images"]
+    assert [c["name"] for c in manifest["classes"]] == ["airplane", "dog"]
+    assert manifest["classes"][1]["run_config"]["class_name"] == "dog"
+    assert manifest["versions"]["cifar_synth"]
+    csv_entry = next(entry for entry in manifest["files"] if entry["format"] == "csv")
+    assert csv_entry["bytes"] == (out / "csv/train.csv").stat().st_size
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_parquet_is_sharded_and_readable_by_pandas_pyarrow_and_datasets(runs, tmp_path, monkeypatch):
+    monkeypatch.setattr(exporter, "ROWS_PER_SHARD", 25)
+    monkeypatch.setattr(exporter, "ROW_GROUP_ROWS", 8)
+    out = tmp_path / "export"
+    assert export(runs, out, "--class", "dog", "--class", "truck").exit_code == 0
+    shards = sorted((out / "parquet").iterdir())
+    assert [p.name for p in shards] == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+
+    schema = pq.read_schema(shards[0])
+    assert schema.field("img").type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    assert schema.field("label").type == pa.int64()
+    features = json.loads(schema.metadata[b"huggingface"])["info"]["features"]
+    assert features == {"img": {"_type": "Image"}, "label": {"_type": "ClassLabel", "names": list(CLASS_NAMES)}}
+    assert pq.ParquetFile(shards[0]).metadata.num_row_groups == 3  # 8 + 8 + 4 rows
+
+    frame = pd.read_parquet(out / "parquet")
+    assert frame["label"].tolist() == [5] * COUNT + [9] * COUNT
+    assert frame["img"][0]["path"] == "dog/00000.png"
+    assert Image.open(io.BytesIO(frame["img"][0]["bytes"])).size == (32, 32)
+
+
+def test_hugging_face_datasets_reads_the_parquet_as_image_and_class_label(runs, tmp_path):
+    datasets = pytest.importorskip("datasets")  # optional: not a dependency of cifar-synth
+    out = tmp_path / "export"
+    assert export(runs, out, "--class", "dog").exit_code == 0
+    dataset = datasets.load_dataset("parquet", data_dir=str(out / "parquet"), split="train",
+                                    cache_dir=str(tmp_path / "cache"))
+    assert dataset.features["label"].int2str(5) == "dog"
+    assert dataset[0]["label"] == 5
+    assert dataset[0]["img"].size == (32, 32)
+
+
+def test_same_seed_gives_byte_identical_files_and_latents_ignore_batch_size(runs, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        assert export(runs, out, "--format", "parquet", "--format", "csv", "--format", "images",
+                      "--seed", "3").exit_code == 0
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for file in files:
+        if file.name != "manifest.json":
+            assert (first / file).read_bytes() == (second / file).read_bytes(), file
+    manifests = [json.loads((out / "manifest.json").read_text()) for out in (first, second)]
+    assert [manifest.pop("name") for manifest in manifests] == ["first", "second"]
+    assert manifests[0] == manifests[1]
+
+    expected = np.random.default_rng([3, 9]).standard_normal((COUNT, LATENT_DIM), dtype=np.float32)
+    for batch_size in (1, 7, COUNT, 64):
+        batches = list(exporter._latent_batches(3, 9, COUNT, LATENT_DIM, batch_size))
+        assert [start for start, _ in batches] == list(range(0, COUNT, batch_size))
+        np.testing.assert_array_equal(np.concatenate([latents for _, latents in batches]), expected)
+
+
+def test_default_classes_output_and_overwrite(runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["export", "--runs", str(runs), "--count", "3", "--format", "csv"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    out = tmp_path / "datasets/synthetic" / f"{runs.name}-seed0"
+    assert np.unique(load_synthetic(out).labels).tolist() == [0, 5, 9]
+
+    assert_user_error(CliRunner().invoke(app, args), "already exists; pass --overwrite")
+    result = CliRunner().invoke(app, [*args, "--seed", "1", "--name", f"{runs.name}-seed0", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 1
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no staging or set-aside directories
+
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    assert_user_error(CliRunner().invoke(app, [*args, "--out", str(foreign), "--overwrite"]),
+                      "not a cifar-synth export")
+    assert (foreign / "keep.txt").exists()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_interrupted_export_leaves_no_trace(runs, tmp_path, monkeypatch, existing):
+    out = tmp_path / "export"
+    if existing:
+        assert export(runs, out, "--class", "dog").exit_code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    calls = []
+    original = exporter._CsvSink.write
+
+    def interrupt_on_second_batch(self, batch):
+        calls.append(batch)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        original(self, batch)
+
+    monkeypatch.setattr(exporter._CsvSink, "write", interrupt_on_second_batch)
+    result = export(runs, out, "--format", "parquet", "--format", "csv", "--batch-size", "5", "--overwrite")
+    assert result.exit_code == 130
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["export"] if existing else [])
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def corrupt_runs(runs: Path) -> str:
+    (runs / "cat").mkdir()
+    (runs / "cat/generator.keras").write_bytes(b"not a keras file")
+    return f"cannot load generator {runs / 'cat/generator.keras'}"
+
+
+def wrong_shape_runs(runs: Path) -> str:
+    save_generator(runs, "cat", shape=(16, 16, 3))
+    return f"{runs / 'cat/generator.keras'}: generator output has shape (16, 16, 3), expected (32, 32, 3)"
+
+
+@pytest.mark.parametrize("case", ["missing class", "no generators", "corrupt generator", "wrong shape",
+                                  "unwritable output", "unknown format", "zero count"])
+def test_errors_exit_1_without_traceback(runs, tmp_path, case):
+    out = tmp_path / "export"
+    own_runs = tmp_path / "runs"
+    own_runs.mkdir()
+    (tmp_path / "a-file").write_text("")
+    args, message = {
+        "missing class": ((runs, out, "--class", "cat"),
+                          f"no trained generator for cat: {runs / 'cat/generator.keras'}"),
+        "no generators": ((own_runs, out), f"no trained generators in {own_runs}"),
+        "corrupt generator": ((own_runs, out), None),
+        "wrong shape": ((own_runs, out), None),
+        "unwritable output": ((runs, tmp_path / "a-file/export"), f"cannot write to {tmp_path / 'a-file'}"),
+        "unknown format": ((runs, out, "--format", "tfrecord"),
+                           "unknown format 'tfrecord'; valid formats: parquet, images, csv"),
+        "zero count": ((runs, out, "--count", "0"), "--count must be at least 1"),
+    }[case]
+    if case == "corrupt generator":
+        message = corrupt_runs(own_runs)
+    elif case == "wrong shape":
+        message = wrong_shape_runs(own_runs)
+    assert_user_error(export(*args), message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "runs"]  # no output, no staging directory
+
+
+def test_load_synthetic_reads_other_tools_files(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    labels = np.array([3, 1, 4, 1, 5, 9])
+
+    csv = tmp_path / "pixels.csv"  # label only, foreign pixel column names, same layout
+    frame = pd.DataFrame(images.reshape(6, -1), columns=[f"p{i}" for i in range(3072)])
+    frame.insert(0, "label", labels)
+    frame.to_csv(csv, index=False)
+    data = load_synthetic(csv)
+    np.testing.assert_array_equal(data.images, images)
+    np.testing.assert_array_equal(data.labels, labels)
+
+    parquet = tmp_path / "hub" / "train.parquet"  # an `image` column without Hugging Face metadata
+    parquet.parent.mkdir()
+    pngs = [encode_png(image) for image in images]
+    pq.write_table(pa.table({"image": pa.array([{"bytes": p, "path": None} for p in pngs]), "label": labels}), parquet)
+    np.testing.assert_array_equal(load_synthetic(parquet.parent).images, images)
+
+    tree = tmp_path / "tree"
+    for index, (image, label) in enumerate(zip(images, labels)):
+        (tree / CLASS_NAMES[label].upper()).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tree / CLASS_NAMES[label].upper() / f"{index}.png")
+    data = load_synthetic(tree)
+    assert data.labels.tolist() == sorted(labels.tolist())
+
+
+@pytest.mark.parametrize("case, message", [
+    ("label out of range", "label 10 is outside 0–9"),
+    ("pixel out of range", "bad.csv"),
+    ("label name mismatch", "label 1 has label_name 'cat', expected 'automobile'"),
+    ("too few columns", "expected a 'label' column and 3072 pixel columns"),
+    ("header only", "holds no images"),
+    ("wrong image size", "big.png: image is 40×30, expected 32×32"),
+    ("unknown folder", "folders misc are not CIFAR-10 classes"),
+    ("empty directory", "holds no dataset"),
+])
+def test_load_synthetic_errors_name_the_problem(tmp_path, case, message):
+    row = ["1", "automobile"] + ["0"] * 3072
+    lines = {
+        "label out of range": [["10", "automobile"] + ["0"] * 3072],
+        "pixel out of range": [row[:-1] + ["256"]],
+        "label name mismatch": [["1", "cat"] + ["0"] * 3072],
+        "too few columns": None,
+        "header only": [],
+    }
+    path = tmp_path / "bad.csv"
+    if case == "too few columns":
+        path.write_text("label,a,b\n1,2,3\n")
+    elif case in lines:
+        path.write_text("\n".join(",".join(line) for line in [list(CSV_COLUMNS), *lines[case]]) + "\n")
+    else:
+        path = tmp_path / "tree"
+        (path / "dog").mkdir(parents=True)
+        if case == "wrong image size":
+            Image.new("RGB", (40, 30)).save(path / "dog/big.png")
+        elif case == "unknown folder":
+            (path / "misc").mkdir()
+        else:
+            path = tmp_path / "empty"
+            path.mkdir()
+    with pytest.raises(UserError) as error:
+        load_synthetic(path)
+    assert message in str(error.value)
+
+
+def test_pixel_columns_follow_reshape_order():
+    assert PIXEL_COLUMNS[:4] == ("r0c0_r", "r0c0_g", "r0c0_b", "r0c1_r")
+    assert PIXEL_COLUMNS[3 * 32] == "r1c0_r" and PIXEL_COLUMNS[-1] == "r31c31_b"
+    image = np.zeros((1, 32, 32, 3), np.uint8)
+    image[0, 1, 0, 2] = 200
+    line = exporter.csv_rows(image, b"5,dog,").decode()
+    values = line.rstrip("\n").split(",")
+    assert values[:2] == ["5", "dog"] and line.endswith("\n")
+    assert values[2 + PIXEL_COLUMNS.index("r1c0_b")] == "200"
