@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cifar_synth.errors import UserError
 
@@ -28,7 +29,7 @@ def user_errors_exit(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except UserError as error:
-            err_console.print(f"[bold red]Error:[/] {error}", highlight=False)
+            err_console.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]Interrupted.[/]")

@@ -1,1 +1,71 @@
-"""Placeholder until this command is written."""
+"""`cifar-synth train`: parse options, then hand over to `cifar_synth.training.train_classes`."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cifar_synth.cli._app import app, console, user_errors_exit
+from cifar_synth.errors import UserError
+
+
+@app.command("train")
+@user_errors_exit
+def train_command(
+    class_names: Annotated[list[str], typer.Option(
+        "--class", help="CIFAR-10 class to train (case-insensitive); repeat it, or 'all' for all ten.")],
+    epochs: Annotated[int | None, typer.Option(
+        help="Total epochs (a rerun resumes up to this). Default 30, or unlimited with --minutes.")] = None,
+    minutes: Annotated[float | None, typer.Option(
+        help="Wall-time budget per class for this run's training loop, in minutes.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Real images per training step.")] = 64,
+    latent_dim: Annotated[int, typer.Option(help="Size of the generator's latent vector.")] = 100,
+    g_width: Annotated[int, typer.Option(help="Generator width (channels of its last hidden layer).")] = 64,
+    d_width: Annotated[int, typer.Option(help="Discriminator width (channels of its first layer).")] = 64,
+    g_lr: Annotated[float, typer.Option("--g-lr", help="Generator Adam learning rate.")] = 2e-4,
+    d_lr: Annotated[float, typer.Option("--d-lr", help="Discriminator Adam learning rate.")] = 2e-4,
+    beta_1: Annotated[float, typer.Option("--beta1", help="Adam beta_1 for both networks.")] = 0.5,
+    beta_2: Annotated[float, typer.Option("--beta2", help="Adam beta_2 for both networks.")] = 0.999,
+    loss: Annotated[str, typer.Option(help="GAN loss: hinge or bce.")] = "hinge",
+    augment: Annotated[str, typer.Option(
+        help="Differentiable augmentation for D: comma list of color, translation, cutout; 'none' disables.")
+    ] = "color,translation,cutout",
+    ema: Annotated[float, typer.Option(
+        help="Decay of the generator's weight moving average used for sampling; 0 disables.")] = 0.999,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    data: Annotated[Path | None, typer.Option(
+        help="Real CIFAR-10: archive, batches folder or class-folder tree. Default: $CIFAR_SYNTH_DATA, "
+             "else datasets/cifar10/ (downloaded if absent).")] = None,
+    runs: Annotated[Path, typer.Option(help="Directory holding one run directory per class.")] = Path("runs"),
+    sample_every: Annotated[int, typer.Option(help="Save a sample grid every N epochs.")] = 1,
+    include_test: Annotated[bool, typer.Option(
+        help="Also train on the test split (evaluation on it is then no longer honest).")] = False,
+    fresh: Annotated[bool, typer.Option(help="Start over instead of resuming an existing run.")] = False,
+    tensorboard: Annotated[bool, typer.Option(help="Also write TensorBoard logs under runs/<class>/tb/.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+):
+    """Train one DCGAN per CIFAR-10 class; rerunning the same command resumes."""
+    from cifar_synth.classes import parse_class_names
+    from cifar_synth.gan import GANConfig
+    from cifar_synth.training import TrainOptions, train_classes
+
+    for name, value in (("--batch-size", batch_size), ("--latent-dim", latent_dim), ("--g-width", g_width),
+                        ("--d-width", d_width), ("--sample-every", sample_every), ("--epochs", epochs or 1)):
+        if value < 1:
+            raise UserError(f"{name} must be at least 1, got {value}")
+    if minutes is not None and minutes <= 0:
+        raise UserError(f"--minutes must be positive, got {minutes}")
+    gan_config = GANConfig(
+        latent_dim=latent_dim, g_width=g_width, d_width=d_width, batch_size=batch_size,
+        g_learning_rate=g_lr, d_learning_rate=d_lr, beta_1=beta_1, beta_2=beta_2,
+        loss=loss, augment="" if augment.lower() == "none" else augment, ema_decay=ema,
+    )
+    try:
+        gan_config.validate()
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    options = TrainOptions(
+        epochs=epochs if epochs is not None or minutes is not None else 30, minutes=minutes, seed=seed,
+        sample_every=sample_every, include_test=include_test, fresh=fresh, quiet=quiet, tensorboard=tensorboard,
+    )
+    train_classes(parse_class_names(class_names), gan_config, options, data, runs, console)

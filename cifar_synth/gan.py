@@ -1,0 +1,258 @@
+"""The per-class DCGAN: generator, discriminator, and the GAN model with one compiled training step.
+
+Design choices for the short-budget, 5000-images-per-class regime (each is a `GANConfig` field so it can be
+switched off and measured):
+- DCGAN-family networks: transposed convolutions with batch norm in G, strided convolutions in D.
+- Differentiable augmentation (Zhao et al., 2020) of real and fake images before D, so D cannot simply
+  memorise 5000 images; its gradients still reach G because every augmentation is differentiable.
+- An exponential moving average of G's weights, used for sampling: it averages out the oscillation of
+  adversarial training at no extra training cost.
+"""
+
+from dataclasses import asdict, dataclass, fields
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from cifar_synth.images import to_unit_range
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """Every hyperparameter of the model and its optimisation."""
+
+    latent_dim: int = 100
+    g_width: int = 64  # channels of G's last hidden layer; each lower resolution doubles it
+    d_width: int = 64  # channels of D's first layer; each lower resolution doubles it
+    batch_size: int = 64
+    g_learning_rate: float = 2e-4
+    d_learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    loss: str = "hinge"  # "hinge" or "bce" (non-saturating logistic)
+    augment: str = "color,translation,cutout"  # DiffAugment policy; "" disables
+    ema_decay: float = 0.999  # 0 disables the moving average of G
+
+    # Fields that change the shape of the saved networks: a resumed run must not change them.
+    ARCHITECTURE_FIELDS = ("latent_dim", "g_width", "d_width", "ema_decay")
+
+    def validate(self) -> None:
+        """Raise ValueError naming an option that cannot work."""
+        unknown = set(filter(None, self.augment.split(","))) - set(_AUGMENTATIONS)
+        if unknown:
+            raise ValueError(f"unknown augmentation {', '.join(sorted(unknown))}; valid: {', '.join(_AUGMENTATIONS)}")
+        if self.loss not in ("hinge", "bce"):
+            raise ValueError(f"unknown loss {self.loss!r}; valid: hinge, bce")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"the moving-average decay must be in [0, 1), got {self.ema_decay}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "GANConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def build_generator(config: GANConfig) -> keras.Model:
+    """latent (N, latent_dim) → image (N, 32, 32, 3) in [-1, 1]."""
+    w = config.g_width
+    return keras.Sequential(
+        [
+            keras.Input((config.latent_dim,)),
+            layers.Dense(4 * 4 * 4 * w, use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.Reshape((4, 4, 4 * w)),
+            layers.Conv2DTranspose(2 * w, 4, strides=2, padding="same", use_bias=False),  # 8×8
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.Conv2DTranspose(w, 4, strides=2, padding="same", use_bias=False),  # 16×16
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh"),  # 32×32
+        ],
+        name="generator",
+    )
+
+
+def build_discriminator(config: GANConfig) -> keras.Model:
+    """image (N, 32, 32, 3) → one logit per image. No batch norm: real and fake batches pass separately."""
+    w = config.d_width
+    return keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            layers.Conv2D(w, 4, strides=2, padding="same"),  # 16×16
+            layers.LeakyReLU(0.2),
+            layers.Conv2D(2 * w, 4, strides=2, padding="same"),  # 8×8
+            layers.LeakyReLU(0.2),
+            layers.Conv2D(4 * w, 4, strides=2, padding="same"),  # 4×4
+            layers.LeakyReLU(0.2),
+            layers.Flatten(),
+            layers.Dense(1),
+        ],
+        name="discriminator",
+    )
+
+
+def diff_augment(images: tf.Tensor, policy: str, seed: keras.random.SeedGenerator) -> tf.Tensor:
+    """Differentiable augmentation with a fresh random draw per image (DiffAugment's colour/translation/cutout)."""
+    for name in filter(None, policy.split(",")):
+        images = _AUGMENTATIONS[name](images, seed)
+    return images
+
+
+def _color(x, seed):
+    n = tf.shape(x)[0]
+    x = x + (keras.random.uniform((n, 1, 1, 1), seed=seed) - 0.5)  # brightness
+    mean = tf.reduce_mean(x, axis=3, keepdims=True)
+    x = (x - mean) * (keras.random.uniform((n, 1, 1, 1), seed=seed) * 2.0) + mean  # saturation
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    return (x - mean) * (keras.random.uniform((n, 1, 1, 1), seed=seed) + 0.5) + mean  # contrast
+
+
+def _translation(x, seed, ratio=0.125):
+    """Shift each image by up to 1/8 of its size, filling with zeros, by gathering rows then columns."""
+    n, size = tf.shape(x)[0], x.shape[1]
+    shift = int(size * ratio + 0.5)
+
+    def gather_shifted(t):
+        offsets = keras.random.randint((n, 1), -shift, shift + 1, seed=seed)
+        index = tf.clip_by_value(tf.range(size)[None, :] + offsets + 1, 0, size + 1)
+        padded = tf.pad(t, [[0, 0], [1, 1], [0, 0], [0, 0]])
+        return tf.gather(padded, index, batch_dims=1)
+
+    x = gather_shifted(x)
+    return tf.transpose(gather_shifted(tf.transpose(x, [0, 2, 1, 3])), [0, 2, 1, 3])
+
+
+def _cutout(x, seed, ratio=0.5):
+    """Zero a random square of half the image size in each image."""
+    n, size = tf.shape(x)[0], x.shape[1]
+    half = int(size * ratio + 0.5) // 2
+    centre = keras.random.randint((n, 2), 0, size, seed=seed)
+    coords = tf.range(size)[None, :]
+    inside_rows = tf.abs(coords - centre[:, :1]) < half
+    inside_cols = tf.abs(coords - centre[:, 1:]) < half
+    mask = tf.logical_not(inside_rows[:, :, None] & inside_cols[:, None, :])
+    return x * tf.cast(mask, x.dtype)[..., None]
+
+
+_AUGMENTATIONS = {"color": _color, "translation": _translation, "cutout": _cutout}
+
+
+class DCGAN(keras.Model):
+    """Generator and discriminator trained together by one compiled `train_step` per batch of real images."""
+
+    def __init__(self, config: GANConfig, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        config.validate()
+        self.config = config
+        self.generator = build_generator(config)
+        self.discriminator = build_discriminator(config)
+        self.ema_generator = build_generator(config) if config.ema_decay > 0 else None
+        if self.ema_generator is not None:
+            self.ema_generator.set_weights(self.generator.get_weights())
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "d_real", "d_fake")
+        }
+        # Marked built so that save_weights/load_weights see every variable (the resume trap).
+        self.built = True
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @property
+    def sampler(self) -> keras.Model:
+        """The generator to sample from: the moving average when enabled."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def compile(self, d_optimizer: keras.optimizers.Optimizer, g_optimizer: keras.optimizers.Optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        # Built now, not at the first step, so a checkpoint restored before training restores their state.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def _d_losses(self, real_logits, fake_logits):
+        if self.config.loss == "hinge":
+            d_loss = tf.reduce_mean(tf.nn.relu(1.0 - real_logits)) + tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
+        else:
+            d_loss = tf.reduce_mean(tf.nn.softplus(-real_logits)) + tf.reduce_mean(tf.nn.softplus(fake_logits))
+        return d_loss
+
+    def _g_loss(self, fake_logits):
+        if self.config.loss == "hinge":
+            return -tf.reduce_mean(fake_logits)
+        return tf.reduce_mean(tf.nn.softplus(-fake_logits))
+
+    def _latents(self, n):
+        return keras.random.normal((n, self.config.latent_dim), seed=self.seed_generator)
+
+    def _augment(self, images):
+        return diff_augment(images, self.config.augment, self.seed_generator)
+
+    def train_step(self, real_images):
+        n = tf.shape(real_images)[0]
+
+        with tf.GradientTape() as tape:
+            fake_images = self.generator(self._latents(n), training=True)
+            real_logits = self.discriminator(self._augment(real_images), training=True)
+            fake_logits = self.discriminator(self._augment(fake_images), training=True)
+            d_loss = self._d_losses(real_logits, fake_logits)
+        d_vars = self.discriminator.trainable_variables
+        self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
+
+        with tf.GradientTape() as tape:
+            fake_logits_for_g = self.discriminator(self._augment(self.generator(self._latents(n), training=True)),
+                                                   training=True)
+            g_loss = self._g_loss(fake_logits_for_g)
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
+
+        if self.ema_generator is not None:
+            self._update_ema()
+
+        self.trackers["d_loss"].update_state(d_loss)
+        self.trackers["g_loss"].update_state(g_loss)
+        self.trackers["d_real"].update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
+        self.trackers["d_fake"].update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _update_ema(self):
+        # Warm-up: early on the average follows the live weights closely, so short runs still benefit.
+        step = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
+        for average, live in zip(self.ema_generator.weights, self.generator.weights):
+            average.assign(decay * average + (1.0 - decay) * live)
+
+    def sample(self, latents: np.ndarray) -> np.ndarray:
+        """Generated images in [-1, 1] for the given latent vectors."""
+        return keras.ops.convert_to_numpy(self.sampler(latents, training=False))
+
+
+def build_gan(config: GANConfig, seed: int = 0) -> DCGAN:
+    """A compiled DCGAN with Adam for both networks, ready for `fit`."""
+    gan = DCGAN(config, seed=seed)
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),
+        g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),
+    )
+    return gan
+
+
+def make_dataset(images: np.ndarray, batch_size: int, seed: int = 0) -> tf.data.Dataset:
+    """An endless, reshuffled-every-pass stream of float batches in [-1, 1] from uint8 images."""
+    return (
+        tf.data.Dataset.from_tensor_slices(to_unit_range(images))
+        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
