@@ -1,0 +1,123 @@
+"""What every benchmark script shares: where results go, how the machine and commit are recorded, thread setup.
+
+Scripts run as `python benchmarks/<name>.py` from the repo root, so this directory is on `sys.path` and they
+import this module as `_common`.
+"""
+
+import datetime
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+# Benchmarks print figures; TensorFlow's C++ start-up notices would bury them. Set before TensorFlow loads.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_FILE = REPO_ROOT / "docs" / "benchmarks.md"
+
+# The environment variables TensorFlow 2.21 reads for its thread pools (tensorflow/core/common_runtime/
+# process_util.cc), plus OpenMP's in case a build routes oneDNN through OpenMP.
+THREAD_ENV_VARS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, else lscpu, else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
+def machine_description() -> str:
+    """E.g. '2 cores (2 usable by this process), AMD EPYC'."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{os.cpu_count()} cores ({usable} usable by this process), {cpu_model()}"
+
+
+def git_commit() -> str:
+    """Short hash of HEAD, with '+dirty' when tracked files differ from it (untracked files do not count)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=True).stdout
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD").strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no").strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def command_line() -> str:
+    """How this script was invoked, as a command a reader can paste."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(REPO_ROOT)
+    except ValueError:
+        pass
+    return shlex.join(["python", str(script), *sys.argv[1:]])
+
+
+def append_results(title: str, body: str, path: Path = RESULTS_FILE) -> None:
+    """Append a dated section (machine, commit, command, then `body`) to the results file; never rewrites it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now().astimezone()
+    section = (
+        f"\n## {title} — {now:%Y-%m-%d %H:%M %Z}\n\n"
+        f"- Machine: {machine_description()}\n"
+        f"- Commit: `{git_commit()}`\n"
+        f"- Command: `{command_line()}`\n\n"
+        f"{body.rstrip()}\n"
+    )
+    with open(path, "a", encoding="utf-8") as f:
+        if f.tell() == 0:
+            f.write("# Benchmarks\n")
+        f.write(section)
+    print(f"appended to {path}")
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def thread_env(threads: int | None) -> dict:
+    """A copy of the environment in which a child process's TensorFlow uses `threads` threads per pool."""
+    env = dict(os.environ)
+    if threads:
+        env.update({name: str(threads) for name in THREAD_ENV_VARS})
+    return env
+
+
+def configure_threads(threads: int | None) -> None:
+    """Limit this process's TensorFlow thread pools; None keeps TensorFlow's default (all cores).
+
+    Must run before TensorFlow executes its first op.
+    """
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def load_class_images(data: str | None, class_name: str):
+    """The real training images (uint8) of one class."""
+    from cifar_synth.classes import CLASS_NAMES, parse_class_names
+    from cifar_synth.data import open_real_data
+
+    (name,) = parse_class_names([class_name])
+    return open_real_data(data).load("train", [CLASS_NAMES.index(name)]).images

@@ -1,0 +1,102 @@
+"""Smoke tests of the benchmark harness: the hobby reference, the FLOP counter, the results file."""
+
+import csv
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import _common  # noqa: E402
+import hobby_recipe  # noqa: E402
+import throughput  # noqa: E402
+
+
+def test_hobby_models_have_the_described_shapes():
+    generator, discriminator, stacked = hobby_recipe.build_hobby_models()
+    assert generator.input_shape == (None, 100)
+    assert generator.output_shape == (None, 32, 32, 3)
+    assert discriminator.input_shape == (None, 32, 32, 3)
+    assert discriminator.output_shape == (None, 1)
+    assert stacked.output_shape == (None, 1)
+    transposed = [layer for layer in generator.layers if type(layer).__name__ == "Conv2DTranspose"]
+    assert [(layer.filters, layer.strides) for layer in transposed] == [(128, (2, 2))] * 3
+    convs = [layer.filters for layer in discriminator.layers if type(layer).__name__ == "Conv2D"]
+    assert convs == [64, 128, 128, 256]
+
+
+def test_train_hobby_writes_a_loadable_run(tmp_path):
+    import keras
+
+    images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    seen = []
+    config = hobby_recipe.train_hobby(images, tmp_path / "cat", steps=2, seed=1,
+                                      on_step=lambda step, logs: seen.append((step, sorted(logs))))
+    assert seen == [(1, ["d_loss", "g_loss"]), (2, ["d_loss", "g_loss"])]
+
+    run = tmp_path / "cat"
+    saved = json.loads((run / "config.json").read_text())
+    assert saved == config
+    assert saved["recipe"] == "hobby" and saved["class_name"] == "cat" and saved["latent_dim"] == 100
+    assert saved["steps"] == 2 and saved["images_seen"] == 128 and saved["epochs"] == 2
+
+    with open(run / "history.csv") as f:
+        history = list(csv.DictReader(f))
+    assert [row["epoch"] for row in history] == ["1", "2"]
+    assert {"d_loss", "g_loss", "seconds"} <= set(history[0])
+
+    generator = keras.models.load_model(run / "generator.keras", compile=False)
+    out = np.asarray(generator(np.random.default_rng(2).standard_normal((3, 100)).astype("float32")))
+    assert out.shape == (3, 32, 32, 3)
+    assert out.min() >= -1 and out.max() <= 1
+
+
+def test_hobby_step_trains_d_alone_then_g_alone():
+    trainer = hobby_recipe.HobbyTrainer(seed=0)
+    real = np.zeros((hobby_recipe.BATCH_SIZE, 32, 32, 3), np.float32)
+    trainer.step(real)  # traces all three functions
+    d_before = [w.copy() for w in trainer.discriminator.get_weights()]
+    g_before = [w.copy() for w in trainer.generator.get_weights()]
+    trainer.step(real)
+    assert not np.allclose(d_before[0], trainer.discriminator.get_weights()[0])
+    assert not np.allclose(g_before[0], trainer.generator.get_weights()[0])
+
+
+def test_flop_counter_matches_hand_count():
+    import keras
+    from keras import layers
+
+    inner = keras.Sequential([
+        keras.Input((8, 8, 2)),
+        layers.Conv2D(4, 3, padding="same"),  # 8·8 outputs × 3·3·2 × 4 = 4608 MACs
+        layers.Conv2DTranspose(2, 2, strides=2, padding="same"),  # 8·8 inputs × 2·2 × 4 × 2 = 2048
+        layers.Flatten(),
+        layers.Dense(5),  # 16·16·2 × 5 = 2560
+    ])
+    outer = keras.Sequential([keras.Input((8, 8, 2)), inner, layers.Dense(1)])  # + 5
+    assert throughput.forward_flops(inner) == 2 * (4608 + 2048 + 2560)
+    assert throughput.forward_flops(outer) == 2 * (4608 + 2048 + 2560 + 5)
+    # per real image: 64 examples trained (3 passes) + 128 input-gradient passes (2) of a 10-FLOP model
+    passes = [(100, 64, "train"), (10, 128, "input_grad")]
+    assert throughput.flops_per_real_image(passes, 64) == 100 * 3 + 10 * 2 * 2
+
+
+def test_append_results_creates_then_appends(tmp_path):
+    path = tmp_path / "docs" / "benchmarks.md"
+    _common.append_results("First", "body one", path)
+    _common.append_results("Second", "body two", path)
+    text = path.read_text()
+    assert text.startswith("# Benchmarks\n") and text.count("# Benchmarks") == 1
+    assert text.index("## First") < text.index("body one") < text.index("## Second") < text.index("body two")
+    assert re.search(r"- Commit: `([0-9a-f]+(\+dirty)?|unknown)`", text)
+    assert "- Machine: " in text and "cores" in text
+
+
+@pytest.mark.parametrize("threads, expected", [(None, None), (3, "3")])
+def test_thread_env(threads, expected, monkeypatch):
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    assert _common.thread_env(threads).get("TF_NUM_INTRAOP_THREADS") == expected
