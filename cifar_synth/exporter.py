@@ -31,7 +31,7 @@ from cifar_synth.synthetic import (
 
 GENERATOR_FILE = "generator.keras"
 RUN_CONFIG_FILE = "config.json"
-ROWS_PER_SHARD = 25_000  # ≈ 75 MB of ~3 KB PNGs per Parquet shard
+ROWS_PER_SHARD = 25_000  # tens of MB per Parquet shard at 1.5–3 KB per PNG
 ROW_GROUP_ROWS = 1_000  # fixed rather than per batch, so the Parquet bytes do not depend on --batch-size
 LATENT_RECIPE = (
     "latents of class `label` = numpy.random.default_rng([seed, label]).standard_normal((count, latent_dim), "
