@@ -12,7 +12,6 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 from _common import append_results, configure_threads, load_class_images, markdown_table
 from hobby_recipe import BATCH_SIZE as HOBBY_BATCH
 from hobby_recipe import HobbyTrainer

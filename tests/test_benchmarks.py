@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import _common  # noqa: E402
 import hobby_recipe  # noqa: E402
+import quality_protocol  # noqa: E402
 import throughput  # noqa: E402
 
 
@@ -100,3 +101,20 @@ def test_append_results_creates_then_appends(tmp_path):
 def test_thread_env(threads, expected, monkeypatch):
     monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
     assert _common.thread_env(threads).get("TF_NUM_INTRAOP_THREADS") == expected
+
+
+def test_protocol_refuses_to_resume_with_other_settings(tmp_path):
+    settings = {"recipe": "hobby", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None,
+                "threads": 1, "cpus": "0"}
+    protocol = quality_protocol.Protocol(tmp_path, settings)
+    protocol.save()
+    assert quality_protocol.Protocol(tmp_path, settings).state["classes"] == {}
+    with pytest.raises(quality_protocol.ProtocolError, match="minutes_per_class 6.0 → 3.0"):
+        quality_protocol.Protocol(tmp_path, {**settings, "minutes_per_class": 3.0})
+
+
+def test_default_run_stats_counts_the_partial_last_epoch(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"gan": {"batch_size": 64}, "train_images": 5000}))
+    (tmp_path / "history.csv").write_text("epoch,seconds,images_seen\n1,10.0,4992\n2,3.5,6400\n")
+    assert quality_protocol.default_run_stats(tmp_path) == {
+        "steps": 100, "images_seen": 6400, "epochs": round(6400 / 4992, 3), "loop_seconds": 13.5}

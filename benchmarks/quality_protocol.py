@@ -1,0 +1,306 @@
+"""The headline quality protocol: all ten classes, a fixed training budget per class, export, evaluate.
+
+    python benchmarks/quality_protocol.py --recipe default --data /tmp/cifar/cifar10-jpeg --work /tmp/protocol-default
+    python benchmarks/quality_protocol.py --recipe hobby --data /tmp/cifar/cifar10-jpeg --work /tmp/protocol-hobby
+    python benchmarks/quality_protocol.py --compare /tmp/protocol-default /tmp/protocol-hobby
+
+Every class trains in a fresh child process for `--minutes-per-class` of training-loop wall time (the default
+recipe through `cifar-synth train --minutes`, the hobby reference through benchmarks/hobby_recipe.py); then
+`cifar-synth export` writes `--count` images per class and `cifar-synth evaluate` scores them against the real
+test split. Progress is kept in WORK/protocol.json after every class, so an interrupted protocol resumes where it
+stopped (an interrupted class restarts from scratch, keeping the budget exact). `--threads` and `--cpus` let two
+protocols share a machine fairly, e.g. `--threads 1 --cpus 0` beside `--threads 1 --cpus 1`.
+"""
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import append_results, markdown_table, thread_env
+
+from cifar_synth.files import write_json_atomic
+
+BENCHMARKS = Path(__file__).resolve().parent
+STAGES = ("train", "export", "evaluate")
+PROTOCOL_FILE = "protocol.json"
+# Settings that change the results: a protocol resumed with other values would mix two experiments.
+SETTINGS = ("recipe", "minutes_per_class", "count", "seed", "data", "threads", "cpus")
+
+
+class ProtocolError(Exception):
+    """A problem the user can fix (shown as one line, exit status 1)."""
+
+
+class Protocol:
+    """One protocol's work directory: runs/, export/, report/ and protocol.json (settings and progress)."""
+
+    def __init__(self, work: Path, settings: dict):
+        self.work = work
+        self.runs = work / "runs"
+        self.export = work / "export"
+        self.report_dir = work / "report"
+        self.path = work / PROTOCOL_FILE
+        self.state = read_state(work) if self.path.exists() else {**settings, "classes": {}}
+        changed = [f"{key} {self.state.get(key)!r} → {settings[key]!r}"
+                   for key in SETTINGS if self.state.get(key) != settings[key]]
+        if changed:
+            raise ProtocolError(f"{self.path} was started with other settings ({'; '.join(changed)}); "
+                                "use the same options to resume, or another --work directory.")
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.state)
+
+    def run_child(self, argv: list[str]) -> float:
+        """Run a child process with this protocol's threads and CPU pinning; return its wall-clock seconds."""
+        cpus = self.state["cpus"]
+        command = (["taskset", "-c", cpus] if cpus else []) + argv
+        print("$", " ".join(command), flush=True)
+        started = time.perf_counter()
+        try:
+            result = subprocess.run(command, env=thread_env(self.state["threads"]))
+        except OSError as error:  # e.g. no taskset on this system
+            raise ProtocolError(f"cannot run {command[0]}: {error}") from None
+        if result.returncode != 0:
+            raise ProtocolError(f"command failed with exit status {result.returncode}: {' '.join(command)}")
+        return time.perf_counter() - started
+
+    def train(self, class_name: str) -> None:
+        run_dir = self.runs / class_name
+        if run_dir.exists():  # left by an interrupted attempt: the budget must be spent in one go
+            shutil.rmtree(run_dir)
+        minutes = str(self.state["minutes_per_class"])
+        seed = str(self.state["seed"])
+        data = ["--data", self.state["data"]] if self.state["data"] else []
+        if self.state["recipe"] == "default":
+            argv = [sys.executable, "-m", "cifar_synth", "train", "--class", class_name, *data,
+                    "--runs", str(self.runs), "--minutes", minutes, "--quiet", "--seed", seed]
+        else:
+            argv = [sys.executable, str(BENCHMARKS / "hobby_recipe.py"), "--class", class_name, *data,
+                    "--run-dir", str(run_dir), "--minutes", minutes, "--quiet", "--seed", seed]
+        process_seconds = self.run_child(argv)
+        stats = (default_run_stats if self.state["recipe"] == "default" else hobby_run_stats)(run_dir)
+        self.state["classes"][class_name] = {**stats, "process_seconds": round(process_seconds, 1)}
+        self.save()
+
+    def export_all(self) -> None:
+        seconds = self.run_child([
+            sys.executable, "-m", "cifar_synth", "export", "--runs", str(self.runs), "--count",
+            str(self.state["count"]), "--format", "parquet", "--out", str(self.export), "--seed",
+            str(self.state["seed"]), "--overwrite"])
+        self.state["export"] = {"path": str(self.export), "seconds": round(seconds, 1)}
+        self.save()
+
+    def evaluate(self, inception_fid: bool) -> None:
+        data = ["--data", self.state["data"]] if self.state["data"] else []
+        # --quiet, not --json: the figures are read from the report.json it writes.
+        seconds = self.run_child([
+            sys.executable, "-m", "cifar_synth", "evaluate", "--synthetic", str(self.export), *data,
+            "--out", str(self.report_dir), "--quiet", *([] if inception_fid else ["--no-inception-fid"])])
+        self.state["evaluate"] = {"report": str(self.report_dir / "report.json"), "seconds": round(seconds, 1)}
+        self.save()
+
+
+def read_state(work: Path) -> dict:
+    path = work / PROTOCOL_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ProtocolError(f"cannot read {path}: {error}") from None
+
+
+def default_run_stats(run_dir: Path) -> dict:
+    """Steps, images and epochs of a `cifar-synth train` run, from its config.json and history.csv."""
+    config = json.loads((run_dir / "config.json").read_text())
+    with open(run_dir / "history.csv", newline="") as f:
+        history = list(csv.DictReader(f))
+    batch = config["gan"]["batch_size"]
+    images = int(history[-1]["images_seen"])
+    return {
+        "steps": images // batch,
+        "images_seen": images,
+        "epochs": round(images / (config["train_images"] // batch * batch), 3),
+        "loop_seconds": round(sum(float(row["seconds"]) for row in history), 1),
+    }
+
+
+def hobby_run_stats(run_dir: Path) -> dict:
+    config = json.loads((run_dir / "config.json").read_text())
+    return {"steps": config["steps"], "images_seen": config["images_seen"], "epochs": config["epochs"],
+            "loop_seconds": config["seconds"]}
+
+
+def _percent(value) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _number(value, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _kid(kid: dict | None) -> str:
+    return "–" if kid is None else f"{kid['mean']:.4f} ± {kid['std']:.4f}"
+
+
+def _cores(state: dict) -> str:
+    threads = f"{state['threads']} thread(s) per TensorFlow pool" if state["threads"] else "TensorFlow default threads"
+    return f"{threads}, {'CPUs ' + state['cpus'] if state['cpus'] else 'all CPUs'}"
+
+
+def _mean_diversity(report: dict) -> str:
+    ratios = [entry["ratio"] for entry in report["diversity"]["per_class"].values() if entry and entry["ratio"]]
+    return _number(sum(ratios) / len(ratios)) if ratios else "–"
+
+
+# (row label, value of one protocol); keys are those of protocol.json and the evaluator's report.json.
+HEADLINE = [
+    ("training budget per class", lambda s, r: f"{s['minutes_per_class']:g} min of training-loop wall time"),
+    ("threads / cores", lambda s, r: _cores(s)),
+    ("real images seen, all classes", lambda s, r: f"{sum(c['images_seen'] for c in s['classes'].values()):,}"),
+    ("synthetic images per class", lambda s, r: f"{s['count']:,}"),
+    ("CAS: synthetic-trained accuracy on real test", lambda s, r: _percent(r["headline"]["cas"])),
+    ("baseline: real-trained accuracy on real test", lambda s, r: _percent(r["headline"]["baseline_accuracy"])),
+    ("CAS / baseline", lambda s, r: _number(r["headline"]["cas_ratio"], 3)),
+    ("recognizability: real-trained accuracy on synthetic", lambda s, r: _percent(r["recognizability"]["accuracy"])),
+    ("Fréchet distance in CNN features (not Inception FID)",
+     lambda s, r: _number(r["feature_metrics"]["frechet_distance"]["overall"])),
+    ("KID in CNN features", lambda s, r: _kid(r["feature_metrics"]["kid"]["overall"])),
+    ("Inception FID", lambda s, r: _number(r["inception_fid"].get("value"))),
+    ("mean diversity ratio (synthetic / real)", lambda s, r: _mean_diversity(r)),
+    ("evaluator", lambda s, r: f"budget {r['config']['budget_name']}, {r['config']['epochs']} epochs, "
+                               f"{r['train_images_per_class']:,} training images per class per CNN"),
+]
+# (column label, value of one protocol for one class)
+PER_CLASS = [
+    ("steps", lambda s, r, c: f"{s['classes'][c]['steps']:,}"),
+    ("epochs", lambda s, r, c: _number(s["classes"][c]["epochs"], 1)),
+    ("synthetic-trained acc.", lambda s, r, c: _percent(r["classifiers"]["synthetic"]["per_class_accuracy"][c])),
+    ("real-trained acc.", lambda s, r, c: _percent(r["classifiers"]["real"]["per_class_accuracy"][c])),
+    ("recognizability", lambda s, r, c: _percent(r["recognizability"]["per_class_accuracy"][c])),
+    ("FD", lambda s, r, c: _number(r["feature_metrics"]["frechet_distance"]["per_class"][c])),
+    ("KID", lambda s, r, c: _kid(r["feature_metrics"]["kid"]["per_class"][c])),
+    ("diversity ratio", lambda s, r, c: _number((r["diversity"]["per_class"][c] or {}).get("ratio"))),
+]
+# The real-trained CNN is the same for both protocols, so a comparison leaves its column out.
+COMPARED_PER_CLASS = [column for column in PER_CLASS if column[0] != "real-trained acc."]
+
+
+def load_results(work: Path) -> tuple[dict, dict]:
+    """(protocol.json, report.json) of a finished protocol."""
+    state = read_state(work)
+    if "evaluate" not in state:
+        raise ProtocolError(f"{work} has not been evaluated yet; run its protocol to the end first")
+    path = Path(state["evaluate"]["report"])
+    try:
+        return state, json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ProtocolError(f"cannot read {path}: {error}") from None
+
+
+def results_section(work: Path) -> tuple[str, str]:
+    """Title and Markdown body of one finished protocol."""
+    from cifar_synth.classes import CLASS_NAMES
+
+    state, report = load_results(work)
+    headline = markdown_table(["figure", "value"], [[label, value(state, report)] for label, value in HEADLINE])
+    per_class = markdown_table(["class", *(label for label, _ in PER_CLASS)],
+                               [[name, *(value(state, report, name) for _, value in PER_CLASS)]
+                                for name in CLASS_NAMES])
+    body = (f"Recipe `{state['recipe']}`, work directory `{work}`, seed {state['seed']}.\n\n{headline}\n\n"
+            f"Per class (accuracies on the real test images of that class):\n\n{per_class}")
+    return f"Quality protocol: {state['recipe']} recipe, {state['minutes_per_class']:g} min per class", body
+
+
+def comparison_section(work_a: Path, work_b: Path) -> tuple[str, str]:
+    """Title and Markdown body setting two finished protocols side by side."""
+    from cifar_synth.classes import CLASS_NAMES
+
+    (state_a, report_a), (state_b, report_b) = load_results(work_a), load_results(work_b)
+    name_a, name_b = state_a["recipe"], state_b["recipe"]
+    if name_a == name_b:
+        name_a, name_b = work_a.name, work_b.name
+    headline = markdown_table(
+        ["figure", name_a, name_b],
+        [[label, value(state_a, report_a), value(state_b, report_b)] for label, value in HEADLINE])
+    per_class = markdown_table(
+        ["class", *(f"{label} ({name})" for label, _ in COMPARED_PER_CLASS for name in (name_a, name_b))],
+        [[c, *(cell for _, value in COMPARED_PER_CLASS for cell in (value(state_a, report_a, c),
+                                                                    value(state_b, report_b, c)))]
+         for c in CLASS_NAMES])
+    body = (f"`{name_a}`: `{work_a}`; `{name_b}`: `{work_b}`.\n\n{headline}\n\n"
+            f"Per class (the real-trained accuracies are in each protocol's own section):\n\n"
+            f"{per_class}")
+    return f"Quality protocol comparison: {name_a} vs {name_b}", body
+
+
+def run_protocol(args) -> None:
+    from cifar_synth.classes import CLASS_NAMES
+
+    settings = {"recipe": args.recipe, "minutes_per_class": args.minutes_per_class, "count": args.count,
+                "seed": args.seed, "data": str(Path(args.data).resolve()) if args.data else None,
+                "threads": args.threads, "cpus": args.cpus}
+    protocol = Protocol(args.work, settings)
+    protocol.work.mkdir(parents=True, exist_ok=True)
+    protocol.save()
+    run_all = args.stage == "all"
+
+    if run_all or args.stage == "train":
+        for class_name in CLASS_NAMES:
+            if class_name in protocol.state["classes"]:
+                print(f"{class_name}: already trained, skipped")
+            else:
+                protocol.train(class_name)
+    missing = [name for name in CLASS_NAMES if name not in protocol.state["classes"]]
+    if args.stage in ("export", "evaluate") and missing:
+        raise ProtocolError(f"training of {', '.join(missing)} has not finished; run --stage train first")
+
+    if args.stage == "export" or (run_all and "export" not in protocol.state):
+        protocol.export_all()
+    if args.stage == "evaluate" or (run_all and "evaluate" not in protocol.state):
+        if "export" not in protocol.state:
+            raise ProtocolError("nothing exported yet; run --stage export first")
+        protocol.evaluate(args.inception_fid)
+    if run_all or args.stage == "evaluate":
+        title, body = results_section(protocol.work)
+        print(body)
+        append_results(title, body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", choices=("default", "hobby"), default="default")
+    parser.add_argument("--data", help="real CIFAR-10 (as for cifar-synth --data)")
+    parser.add_argument("--work", type=Path, help="work directory (default: <tmp>/cifar-synth-protocol-<recipe>)")
+    parser.add_argument("--minutes-per-class", type=float, default=6.0,
+                        help="wall-time budget of each class's training loop")
+    parser.add_argument("--count", type=int, default=5000, help="images exported per class")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stage", choices=("all", *STAGES), default="all",
+                        help="all skips finished classes and stages; a single stage reruns it")
+    parser.add_argument("--inception-fid", action="store_true",
+                        help="also compute Inception FID (two InceptionV3 passes: slow on a CPU; needs its weights)")
+    parser.add_argument("--threads", type=int, help="TensorFlow threads per pool in the child processes")
+    parser.add_argument("--cpus", help="pin the child processes to these CPUs (taskset -c LIST)")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("WORK_A", "WORK_B"),
+                        help="print and append a side-by-side table of two finished protocols")
+    args = parser.parse_args()
+    if args.work is None:
+        args.work = Path(tempfile.gettempdir()) / f"cifar-synth-protocol-{args.recipe}"
+    try:
+        if args.compare:
+            title, body = comparison_section(*args.compare)
+            print(body)
+            append_results(title, body)
+        else:
+            run_protocol(args)
+    except ProtocolError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()
