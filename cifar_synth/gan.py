@@ -9,71 +9,34 @@ switched off and measured):
   adversarial training at no extra training cost.
 """
 
-from dataclasses import asdict, dataclass, fields
-
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from cifar_synth.config import GANConfig
 from cifar_synth.images import to_unit_range
-
-
-@dataclass(frozen=True)
-class GANConfig:
-    """Every hyperparameter of the model and its optimisation."""
-
-    latent_dim: int = 100
-    g_width: int = 64  # channels of G's last hidden layer; each lower resolution doubles it
-    d_width: int = 64  # channels of D's first layer; each lower resolution doubles it
-    batch_size: int = 64
-    g_learning_rate: float = 2e-4
-    d_learning_rate: float = 2e-4
-    beta_1: float = 0.5
-    beta_2: float = 0.999
-    loss: str = "hinge"  # "hinge" or "bce" (non-saturating logistic)
-    augment: str = "color,translation,cutout"  # DiffAugment policy; "" disables
-    ema_decay: float = 0.999  # 0 disables the moving average of G
-
-    # Fields that change the shape of the saved networks: a resumed run must not change them.
-    ARCHITECTURE_FIELDS = ("latent_dim", "g_width", "d_width", "ema_decay")
-
-    def validate(self) -> None:
-        """Raise ValueError naming an option that cannot work."""
-        unknown = set(filter(None, self.augment.split(","))) - set(_AUGMENTATIONS)
-        if unknown:
-            raise ValueError(f"unknown augmentation {', '.join(sorted(unknown))}; valid: {', '.join(_AUGMENTATIONS)}")
-        if self.loss not in ("hinge", "bce"):
-            raise ValueError(f"unknown loss {self.loss!r}; valid: hinge, bce")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"the moving-average decay must be in [0, 1), got {self.ema_decay}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "GANConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 def build_generator(config: GANConfig) -> keras.Model:
     """latent (N, latent_dim) → image (N, 32, 32, 3) in [-1, 1]."""
-    w = config.g_width
+    w, dtype = config.g_width, config.precision
     return keras.Sequential(
         [
             keras.Input((config.latent_dim,)),
-            layers.Dense(4 * 4 * 4 * w, use_bias=False),
-            layers.BatchNormalization(),
-            layers.ReLU(),
-            layers.Reshape((4, 4, 4 * w)),
-            layers.Conv2DTranspose(2 * w, 4, strides=2, padding="same", use_bias=False),  # 8×8
-            layers.BatchNormalization(),
-            layers.ReLU(),
-            layers.Conv2DTranspose(w, 4, strides=2, padding="same", use_bias=False),  # 16×16
-            layers.BatchNormalization(),
-            layers.ReLU(),
-            layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh"),  # 32×32
+            layers.Dense(4 * 4 * 4 * w, use_bias=False, dtype=dtype),
+            layers.BatchNormalization(dtype=dtype),
+            layers.ReLU(dtype=dtype),
+            layers.Reshape((4, 4, 4 * w), dtype=dtype),
+            layers.Conv2DTranspose(2 * w, 4, strides=2, padding="same", use_bias=False, dtype=dtype),  # 8×8
+            layers.BatchNormalization(dtype=dtype),
+            layers.ReLU(dtype=dtype),
+            layers.Conv2DTranspose(w, 4, strides=2, padding="same", use_bias=False, dtype=dtype),  # 16×16
+            layers.BatchNormalization(dtype=dtype),
+            layers.ReLU(dtype=dtype),
+            layers.Conv2DTranspose(3, 4, strides=2, padding="same", dtype=dtype),  # 32×32
+            # Output in float32 whatever the compute precision: images are the product.
+            layers.Activation("tanh", dtype="float32"),
         ],
         name="generator",
     )
@@ -81,18 +44,18 @@ def build_generator(config: GANConfig) -> keras.Model:
 
 def build_discriminator(config: GANConfig) -> keras.Model:
     """image (N, 32, 32, 3) → one logit per image. No batch norm: real and fake batches pass separately."""
-    w = config.d_width
+    w, dtype = config.d_width, config.precision
     return keras.Sequential(
         [
             keras.Input((32, 32, 3)),
-            layers.Conv2D(w, 4, strides=2, padding="same"),  # 16×16
-            layers.LeakyReLU(0.2),
-            layers.Conv2D(2 * w, 4, strides=2, padding="same"),  # 8×8
-            layers.LeakyReLU(0.2),
-            layers.Conv2D(4 * w, 4, strides=2, padding="same"),  # 4×4
-            layers.LeakyReLU(0.2),
-            layers.Flatten(),
-            layers.Dense(1),
+            layers.Conv2D(w, 4, strides=2, padding="same", dtype=dtype),  # 16×16
+            layers.LeakyReLU(0.2, dtype=dtype),
+            layers.Conv2D(2 * w, 4, strides=2, padding="same", dtype=dtype),  # 8×8
+            layers.LeakyReLU(0.2, dtype=dtype),
+            layers.Conv2D(4 * w, 4, strides=2, padding="same", dtype=dtype),  # 4×4
+            layers.LeakyReLU(0.2, dtype=dtype),
+            layers.Flatten(dtype=dtype),
+            layers.Dense(1, dtype="float32"),  # logits in float32 for a stable loss
         ],
         name="discriminator",
     )

@@ -28,7 +28,8 @@ from rich.console import Console
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path, write_json_atomic
-from cifar_synth.gan import DCGAN, GANConfig, build_gan, make_dataset
+from cifar_synth.config import GANConfig
+from cifar_synth.gan import DCGAN, build_gan, make_dataset
 from cifar_synth.images import to_uint8, to_unit_range
 from cifar_synth.progress import RichProgress
 from cifar_synth.provenance import package_versions

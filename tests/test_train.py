@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.cli import app
 from cifar_synth.errors import UserError
-from cifar_synth.gan import GANConfig, build_gan
+from cifar_synth.config import GANConfig
+from cifar_synth.gan import build_gan
 from cifar_synth.training import TrainOptions, image_grid, mean_pairwise_distance, train_class
 
 TINY = GANConfig(latent_dim=8, g_width=4, d_width=4, batch_size=8)

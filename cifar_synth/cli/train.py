@@ -6,7 +6,10 @@ from typing import Annotated
 import typer
 
 from cifar_synth.cli._app import app, console, user_errors_exit
+from cifar_synth.config import GANConfig
 from cifar_synth.errors import UserError
+
+DEFAULTS = GANConfig()
 
 
 @app.command("train")
@@ -18,20 +21,23 @@ def train_command(
         help="Total epochs (a rerun resumes up to this). Default 30, or unlimited with --minutes.")] = None,
     minutes: Annotated[float | None, typer.Option(
         help="Wall-time budget per class for this run's training loop, in minutes.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Real images per training step.")] = 64,
-    latent_dim: Annotated[int, typer.Option(help="Size of the generator's latent vector.")] = 100,
-    g_width: Annotated[int, typer.Option(help="Generator width (channels of its last hidden layer).")] = 64,
-    d_width: Annotated[int, typer.Option(help="Discriminator width (channels of its first layer).")] = 64,
-    g_lr: Annotated[float, typer.Option("--g-lr", help="Generator Adam learning rate.")] = 2e-4,
-    d_lr: Annotated[float, typer.Option("--d-lr", help="Discriminator Adam learning rate.")] = 2e-4,
-    beta_1: Annotated[float, typer.Option("--beta1", help="Adam beta_1 for both networks.")] = 0.5,
-    beta_2: Annotated[float, typer.Option("--beta2", help="Adam beta_2 for both networks.")] = 0.999,
-    loss: Annotated[str, typer.Option(help="GAN loss: hinge or bce.")] = "hinge",
+    batch_size: Annotated[int, typer.Option(help="Real images per training step.")] = DEFAULTS.batch_size,
+    latent_dim: Annotated[int, typer.Option(help="Size of the generator's latent vector.")] = DEFAULTS.latent_dim,
+    g_width: Annotated[int, typer.Option(help="Generator width (channels of its last hidden layer).")] = DEFAULTS.g_width,
+    d_width: Annotated[int, typer.Option(help="Discriminator width (channels of its first layer).")] = DEFAULTS.d_width,
+    g_lr: Annotated[float, typer.Option("--g-lr", help="Generator Adam learning rate.")] = DEFAULTS.g_learning_rate,
+    d_lr: Annotated[float, typer.Option("--d-lr", help="Discriminator Adam learning rate.")] = DEFAULTS.d_learning_rate,
+    beta_1: Annotated[float, typer.Option("--beta1", help="Adam beta_1 for both networks.")] = DEFAULTS.beta_1,
+    beta_2: Annotated[float, typer.Option("--beta2", help="Adam beta_2 for both networks.")] = DEFAULTS.beta_2,
+    loss: Annotated[str, typer.Option(help="GAN loss: bce or hinge.")] = DEFAULTS.loss,
     augment: Annotated[str, typer.Option(
         help="Differentiable augmentation for D: comma list of color, translation, cutout; 'none' disables.")
-    ] = "color,translation,cutout",
+    ] = DEFAULTS.augment or "none",
     ema: Annotated[float, typer.Option(
-        help="Decay of the generator's weight moving average used for sampling; 0 disables.")] = 0.999,
+        help="Decay of the generator's weight moving average used for sampling; 0 disables.")] = DEFAULTS.ema_decay,
+    precision: Annotated[str, typer.Option(
+        help="float32, or mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX and recent GPUs).")
+    ] = DEFAULTS.precision,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     data: Annotated[Path | None, typer.Option(
         help="Real CIFAR-10: archive, batches folder or class-folder tree. Default: $CIFAR_SYNTH_DATA, "
@@ -46,7 +52,6 @@ def train_command(
 ):
     """Train one DCGAN per CIFAR-10 class; rerunning the same command resumes."""
     from cifar_synth.classes import parse_class_names
-    from cifar_synth.gan import GANConfig
     from cifar_synth.training import TrainOptions, train_classes
 
     for name, value in (("--batch-size", batch_size), ("--latent-dim", latent_dim), ("--g-width", g_width),
@@ -58,7 +63,7 @@ def train_command(
     gan_config = GANConfig(
         latent_dim=latent_dim, g_width=g_width, d_width=d_width, batch_size=batch_size,
         g_learning_rate=g_lr, d_learning_rate=d_lr, beta_1=beta_1, beta_2=beta_2,
-        loss=loss, augment="" if augment.lower() == "none" else augment, ema_decay=ema,
+        loss=loss, augment="" if augment.lower() == "none" else augment, ema_decay=ema, precision=precision,
     )
     try:
         gan_config.validate()
