@@ -9,6 +9,7 @@ image (counted from the layer shapes) divided into this machine's measured float
 """
 
 import argparse
+import os
 import statistics
 import time
 
@@ -134,6 +135,7 @@ def main() -> None:
         run(args.steps)
         return time.perf_counter() - started
 
+    load_before = os.getloadavg()[0]
     run_default(args.warmup)
     run_hobby(args.warmup)
     matmul_size = 2048
@@ -166,7 +168,8 @@ def main() -> None:
     threads = args.threads or "TensorFlow default (all cores)"
     body = (
         f"Class `{args.class_name}`, {args.rounds} alternating rounds of {args.steps} steps per recipe after "
-        f"{args.warmup} warm-up steps; threads: {threads}.\n"
+        f"{args.warmup} warm-up steps; threads: {threads}. Load average (1 min) before / after: "
+        f"{load_before:.1f} / {os.getloadavg()[0]:.1f} (other processes share the cores).\n"
         f"Matmul rate ({matmul_size}² float32, median of {args.rounds}): {gflops:.1f} GFLOP/s.\n\n"
         f"{table}\n\n"
         f"**Speed-up default / hobby: {rates[0] / rates[1]:.2f}×** (median real images per second).\n"
