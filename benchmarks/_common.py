@@ -60,6 +60,11 @@ def git_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+# Taken when a benchmark starts (it imports this module first): a commit made by someone else during a long run
+# must not be credited with figures measured on the code loaded before it.
+COMMIT_AT_START = git_commit()
+
+
 def command_line() -> str:
     """How this script was invoked, as a command a reader can paste."""
     script = Path(sys.argv[0]).resolve()
@@ -77,7 +82,7 @@ def append_results(title: str, body: str, path: Path = RESULTS_FILE) -> None:
     section = (
         f"\n## {title} — {now:%Y-%m-%d %H:%M %Z}\n\n"
         f"- Machine: {machine_description()}\n"
-        f"- Commit: `{git_commit()}`\n"
+        f"- Commit: `{COMMIT_AT_START}` (at the start of the run)\n"
         f"- Command: `{command_line()}`\n\n"
         f"{body.rstrip()}\n"
     )

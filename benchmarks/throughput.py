@@ -167,6 +167,8 @@ def main() -> None:
          "FLOP-bound images/s", "fraction of bound"], rows)
     threads = args.threads or "TensorFlow default (all cores)"
     body = (
+        f"Default recipe: `GANConfig()` = g_width {config.g_width}, d_width {config.d_width}, loss {config.loss}, "
+        f"augment {config.augment or 'none'}, precision {config.precision}, EMA {config.ema_decay}.\n"
         f"Class `{args.class_name}`, {args.rounds} alternating rounds of {args.steps} steps per recipe after "
         f"{args.warmup} warm-up steps; threads: {threads}. Load average (1 min) before / after: "
         f"{load_before:.1f} / {os.getloadavg()[0]:.1f} (other processes share the cores).\n"
@@ -174,8 +176,8 @@ def main() -> None:
         f"{table}\n\n"
         f"**Speed-up default / hobby: {rates[0] / rates[1]:.2f}×** (median real images per second).\n"
         f"FLOPs count Dense and convolution layers only (backward ≈ 1× forward per gradient computed); "
-        f"the default step also runs DiffAugment, batch norm and the EMA update, which add memory traffic "
-        f"but few FLOPs."
+        f"the default step also runs batch norm{', DiffAugment' if config.augment else ''} and the EMA update, "
+        f"which add memory traffic but few FLOPs."
     )
     print()
     print(body)
