@@ -30,7 +30,10 @@ BENCHMARKS = Path(__file__).resolve().parent
 STAGES = ("train", "export", "evaluate")
 PROTOCOL_FILE = "protocol.json"
 # Settings that change the results: a protocol resumed with other values would mix two experiments.
-SETTINGS = ("recipe", "minutes_per_class", "count", "seed", "data", "threads", "cpus")
+SETTINGS = ("recipe", "minutes_per_class", "count", "seed", "data")
+# The cores the training ran on change its results too, but export and evaluation may use others (e.g. all
+# cores once two side-by-side trainings are done).
+TRAINING_RESOURCES = ("threads", "cpus")
 
 
 class ProtocolError(Exception):
@@ -40,15 +43,17 @@ class ProtocolError(Exception):
 class Protocol:
     """One protocol's work directory: runs/, export/, report/ and protocol.json (settings and progress)."""
 
-    def __init__(self, work: Path, settings: dict):
+    def __init__(self, work: Path, settings: dict, resources: dict, training: bool):
+        self.resources = resources
         self.work = work
         self.runs = work / "runs"
         self.export = work / "export"
         self.report_dir = work / "report"
         self.path = work / PROTOCOL_FILE
-        self.state = read_state(work) if self.path.exists() else {**settings, "classes": {}}
-        changed = [f"{key} {self.state.get(key)!r} → {settings[key]!r}"
-                   for key in SETTINGS if self.state.get(key) != settings[key]]
+        self.state = read_state(work) if self.path.exists() else {**settings, **resources, "classes": {}}
+        checked = {**settings, **(resources if training else {})}
+        changed = [f"{key} {self.state.get(key)!r} → {value!r}"
+                   for key, value in checked.items() if self.state.get(key) != value]
         if changed:
             raise ProtocolError(f"{self.path} was started with other settings ({'; '.join(changed)}); "
                                 "use the same options to resume, or another --work directory.")
@@ -57,13 +62,13 @@ class Protocol:
         write_json_atomic(self.path, self.state)
 
     def run_child(self, argv: list[str]) -> float:
-        """Run a child process with this protocol's threads and CPU pinning; return its wall-clock seconds."""
-        cpus = self.state["cpus"]
+        """Run a child process with this invocation's threads and CPU pinning; return its wall-clock seconds."""
+        cpus = self.resources["cpus"]
         command = (["taskset", "-c", cpus] if cpus else []) + argv
         print("$", " ".join(command), flush=True)
         started = time.perf_counter()
         try:
-            result = subprocess.run(command, env=thread_env(self.state["threads"]))
+            result = subprocess.run(command, env=thread_env(self.resources["threads"]))
         except OSError as error:  # e.g. no taskset on this system
             raise ProtocolError(f"cannot run {command[0]}: {error}") from None
         if result.returncode != 0:
@@ -93,7 +98,7 @@ class Protocol:
             sys.executable, "-m", "cifar_synth", "export", "--runs", str(self.runs), "--count",
             str(self.state["count"]), "--format", "parquet", "--out", str(self.export), "--seed",
             str(self.state["seed"]), "--overwrite"])
-        self.state["export"] = {"path": str(self.export), "seconds": round(seconds, 1)}
+        self.state["export"] = {"path": str(self.export), "seconds": round(seconds, 1), **self.resources}
         self.save()
 
     def evaluate(self, inception_fid: bool) -> None:
@@ -102,7 +107,7 @@ class Protocol:
         seconds = self.run_child([
             sys.executable, "-m", "cifar_synth", "evaluate", "--synthetic", str(self.export), *data,
             "--out", str(self.report_dir), "--quiet", *([] if inception_fid else ["--no-inception-fid"])])
-        self.state["evaluate"] = {"report": str(self.report_dir / "report.json"), "seconds": round(seconds, 1)}
+        self.state["evaluate"] = {"report": str(self.report_dir / "report.json"), "seconds": round(seconds, 1), **self.resources}
         self.save()
 
 
@@ -242,9 +247,9 @@ def run_protocol(args) -> None:
     from cifar_synth.classes import CLASS_NAMES
 
     settings = {"recipe": args.recipe, "minutes_per_class": args.minutes_per_class, "count": args.count,
-                "seed": args.seed, "data": str(Path(args.data).resolve()) if args.data else None,
-                "threads": args.threads, "cpus": args.cpus}
-    protocol = Protocol(args.work, settings)
+                "seed": args.seed, "data": str(Path(args.data).resolve()) if args.data else None}
+    resources = {"threads": args.threads, "cpus": args.cpus}
+    protocol = Protocol(args.work, settings, resources, training=args.stage in ("all", "train"))
     protocol.work.mkdir(parents=True, exist_ok=True)
     protocol.save()
     run_all = args.stage == "all"

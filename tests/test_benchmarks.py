@@ -104,13 +104,18 @@ def test_thread_env(threads, expected, monkeypatch):
 
 
 def test_protocol_refuses_to_resume_with_other_settings(tmp_path):
-    settings = {"recipe": "hobby", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None,
-                "threads": 1, "cpus": "0"}
-    protocol = quality_protocol.Protocol(tmp_path, settings)
+    settings = {"recipe": "hobby", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None}
+    pinned = {"threads": 1, "cpus": "0"}
+    protocol = quality_protocol.Protocol(tmp_path, settings, pinned, training=True)
     protocol.save()
-    assert quality_protocol.Protocol(tmp_path, settings).state["classes"] == {}
+    assert quality_protocol.Protocol(tmp_path, settings, pinned, training=True).state["classes"] == {}
     with pytest.raises(quality_protocol.ProtocolError, match="minutes_per_class 6.0 → 3.0"):
-        quality_protocol.Protocol(tmp_path, {**settings, "minutes_per_class": 3.0})
+        quality_protocol.Protocol(tmp_path, {**settings, "minutes_per_class": 3.0}, pinned, training=True)
+    unpinned = {"threads": None, "cpus": None}
+    with pytest.raises(quality_protocol.ProtocolError, match="cpus '0' → None"):
+        quality_protocol.Protocol(tmp_path, settings, unpinned, training=True)
+    # Export and evaluation may use other cores than the training did.
+    assert quality_protocol.Protocol(tmp_path, settings, unpinned, training=False).resources == unpinned
 
 
 def test_default_run_stats_counts_the_partial_last_epoch(tmp_path):
