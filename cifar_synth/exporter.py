@@ -1,9 +1,12 @@
 """`cifar-synth export`: sample each class's trained generator into a labeled dataset, atomically and in bounded memory.
 
 Images are generated, encoded and written one batch at a time, so memory does not grow with `--count`. Everything is
-written into a hidden staging directory beside the target and renamed into place only when complete.
+written into a hidden staging directory beside the target and renamed into place only when complete. With
+`filter_by="classifier"` each batch is a batch of candidates, of which only those a real-trained CNN recognises as their
+class are kept.
 """
 
+import base64
 import hashlib
 import json
 import math
@@ -37,6 +40,23 @@ LATENT_RECIPE = (
     "latents of class `label` = numpy.random.default_rng([seed, label]).standard_normal((count, latent_dim), "
     "dtype=numpy.float32); row i gives image i (drawn in batches, which yields the same rows for any batch size)"
 )
+FILTERED_LATENT_RECIPE = (
+    "candidate latents of class `label` = numpy.random.default_rng([seed, label]).standard_normal((candidates, "
+    "latent_dim), dtype=numpy.float32), with `candidates` from the class's filter entry; image k is the candidate at "
+    "the k-th True of numpy.unpackbits(numpy.frombuffer(base64.b64decode(accepted_mask), numpy.uint8), "
+    "count=candidates), i.e. cifar_synth.exporter.accepted_candidates(class entry)[k]"
+)
+FILTERS = ("none", "classifier")
+DEFAULT_MIN_CONFIDENCE = 0.5
+MAX_CANDIDATES_PER_IMAGE = 50  # a class whose generator the classifier rarely recognises fails instead of running on
+FILTER_RULE = (
+    "a candidate is kept when the classifier's most probable class is the class it was generated for and that "
+    "probability is at least min_confidence; probabilities are the softmax of the logits averaged over the image and "
+    "its mirror image (cifar_synth.classifier.make_predictor with test_time_flip)"
+)
+# Where `cifar-synth evaluate` caches its real-trained baseline: <cache dir>/<key hash>/{classifier.keras,
+# metrics.json}, metrics.json written last (see cifar_synth.evaluator._baseline).
+_CACHED_CLASSIFIER, _CACHED_METRICS = "classifier.keras", "metrics.json"
 
 # CSV cells as bytes, right-aligned in 4 bytes with NUL padding: "7," -> b"\0\07,". NULs are dropped after joining.
 _CSV_CELLS = np.zeros((256, 4), np.uint8)
@@ -68,6 +88,70 @@ class _Batch:
         return CLASS_NAMES[self.label]
 
 
+class ClassifierFilter:
+    """Keeps the images a classifier built like the evaluator's recognises as their class with enough confidence.
+
+    The classifier takes float pixels 0–255 of shape (N, 32, 32, 3) (it normalises inside), outputs 10 logits and has
+    a layer named `features`, as `cifar_synth.classifier.build_classifier` makes it.
+    """
+
+    def __init__(self, path: Path, min_confidence: float, from_evaluator_cache: bool = False):
+        from cifar_synth.classifier import FEATURE_LAYER, NUM_CLASSES, make_predictor
+
+        self.path = path
+        self.min_confidence = min_confidence
+        self.from_evaluator_cache = from_evaluator_cache
+        self.model = _load_model(path, "classifier")
+        self.sha256 = _sha256_file(path)
+        layers = {layer.name for layer in self.model.layers}
+        if (self.model.input_shape != (None, *IMAGE_SHAPE) or self.model.output_shape != (None, NUM_CLASSES)
+                or FEATURE_LAYER not in layers):
+            raise UserError(
+                f"{path}: expected a classifier like the evaluator's, with input (None, 32, 32, 3), output "
+                f"(None, {NUM_CLASSES}) and a layer named '{FEATURE_LAYER}'; got input {self.model.input_shape}, "
+                f"output {self.model.output_shape}")
+        self.predict = make_predictor(self.model, test_time_flip=True)
+
+    def accepts(self, images: np.ndarray, label: int) -> np.ndarray:
+        """Boolean mask of the uint8 `images` of class `label` to keep."""
+        probabilities, _ = self.predict(images)
+        return (probabilities.argmax(1) == label) & (probabilities[:, label] >= self.min_confidence)
+
+    def __str__(self) -> str:
+        source = "the evaluator's cached real-trained classifier" if self.from_evaluator_cache else "classifier"
+        return f"{source} {self.path}, min confidence {self.min_confidence:g}"
+
+    def describe(self) -> dict:
+        return {"method": "classifier", "rule": FILTER_RULE, "min_confidence": self.min_confidence,
+                "test_time_flip": True, "max_candidates_per_image": MAX_CANDIDATES_PER_IMAGE,
+                "classifier": {"path": str(self.path.resolve()), "sha256": self.sha256,
+                               "from_evaluator_cache": self.from_evaluator_cache}}
+
+
+def find_cached_classifier(cache_dir: str | Path | None = None) -> Path:
+    """The evaluator's cached real-trained classifier (default cache: the evaluator's), if exactly one is cached."""
+    from cifar_synth.evaluator import default_cache_dir
+
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    found = sorted(path for path in cache_dir.glob(f"*/{_CACHED_CLASSIFIER}")
+                   if (path.parent / _CACHED_METRICS).is_file())
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UserError(f"--filter classifier needs a real-trained classifier and none is cached in {cache_dir}: "
+                        "run `cifar-synth evaluate` first (it caches one) or pass --classifier PATH")
+    raise UserError(f"{len(found)} cached real-trained classifiers in {cache_dir} "
+                    f"({', '.join(str(path) for path in found)}); choose one with --classifier PATH")
+
+
+def accepted_candidates(class_entry: dict) -> np.ndarray:
+    """Candidate (latent row) index of each image of a filtered export's manifest class entry, in image order."""
+    filtered = class_entry["filter"]
+    mask = np.unpackbits(np.frombuffer(base64.b64decode(filtered["accepted_mask"]), np.uint8),
+                         count=filtered["candidates"])
+    return np.flatnonzero(mask)
+
+
 def trained_classes(runs_dir: Path) -> list[str]:
     """Classes, in label order, that have `runs_dir/<class>/generator.keras`."""
     return [name for name in CLASS_NAMES if (Path(runs_dir) / name / GENERATOR_FILE).is_file()]
@@ -84,22 +168,36 @@ def export_dataset(
     batch_size: int = 256,
     overwrite: bool = False,
     show_progress: bool = True,
+    filter_by: str = "none",
+    classifier: str | Path | None = None,
+    min_confidence: float | None = None,
 ) -> ExportResult:
     """Write `count` images of each class (default: every trained one) to `out` in each format.
 
-    `out` defaults to `datasets/synthetic/<name>`, and `name` to `<runs dir name>-seed<seed>`.
+    `out` defaults to `datasets/synthetic/<name>`, and `name` to `<runs dir name>-seed<seed>`, plus
+    `-filter<min_confidence>` when filtering. With `filter_by="classifier"`, only candidates that the Keras
+    classifier at `classifier` (default: the evaluator's cached real-trained one) recognises as their class with
+    probability at least `min_confidence` (default 0.5) are kept; see `FILTER_RULE`.
     """
     runs_dir = Path(runs_dir)
     formats = _check_options(count, batch_size, seed, formats)
+    min_confidence = _check_filter_options(filter_by, classifier, min_confidence)
     classes = _resolve_classes(runs_dir, classes)
     if out is None:
-        out = Path("datasets/synthetic") / (name or f"{runs_dir.resolve().name}-seed{seed}")
+        suffix = f"-filter{min_confidence:g}" if filter_by == "classifier" else ""
+        out = Path("datasets/synthetic") / (name or f"{runs_dir.resolve().name}-seed{seed}{suffix}")
     out = Path(out)
     _check_target(out, overwrite)
+    image_filter = None
+    if filter_by == "classifier":
+        cached = classifier is None
+        image_filter = ClassifierFilter(find_cached_classifier() if cached else Path(classifier), min_confidence,
+                                        from_evaluator_cache=cached)
     staging = _make_staging(out)
     try:
         try:
-            manifest = _write(staging, out.name, runs_dir, classes, count, formats, seed, batch_size, show_progress)
+            manifest = _write(staging, out.name, runs_dir, classes, count, formats, seed, batch_size, image_filter,
+                              show_progress)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
             _move_into_place(staging, out)
         except OSError as error:  # disk full, permissions: the user's to fix
@@ -122,6 +220,27 @@ def _check_options(count: int, batch_size: int, seed: int, formats: Sequence[str
     if unknown:
         raise UserError(f"unknown format {', '.join(map(repr, unknown))}; valid formats: {', '.join(FORMATS)}")
     return wanted
+
+
+def _check_filter_options(filter_by: str, classifier: str | Path | None,
+                          min_confidence: float | None) -> float | None:
+    """The minimum confidence to use (None without a filter)."""
+    if filter_by not in FILTERS:
+        raise UserError(f"unknown filter {filter_by!r}; valid filters: {', '.join(FILTERS)}")
+    if filter_by == "none":
+        # Refused rather than ignored: an export the user believes filtered must not silently be unfiltered.
+        given = [option for option, value in (("--classifier", classifier), ("--min-confidence", min_confidence))
+                 if value is not None]
+        if given:
+            raise UserError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --filter classifier")
+        return None
+    if classifier is not None and not Path(classifier).is_file():
+        raise UserError(f"classifier {classifier} does not exist")
+    if min_confidence is None:
+        return DEFAULT_MIN_CONFIDENCE
+    if not 0 <= min_confidence <= 1:
+        raise UserError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
+    return min_confidence
 
 
 def _resolve_classes(runs_dir: Path, requested: Sequence[str] | None) -> list[str]:
@@ -177,8 +296,10 @@ def _move_into_place(staging: Path, out: Path) -> None:
 
 
 def _write(staging: Path, name: str, runs_dir: Path, classes: list[str], count: int, formats: list[str], seed: int,
-           batch_size: int, show_progress: bool) -> dict:
+           batch_size: int, image_filter: ClassifierFilter | None, show_progress: bool) -> dict:
     total = count * len(classes)
+    # Candidates are drawn in order until `count` pass; without a filter every candidate passes.
+    limit = count if image_filter is None else count * MAX_CANDIDATES_PER_IMAGE
     needs_png = "parquet" in formats or "images" in formats
     width = max(5, len(str(count - 1)))
     class_entries = []
@@ -186,28 +307,44 @@ def _write(staging: Path, name: str, runs_dir: Path, classes: list[str], count: 
         sinks = [stack.enter_context(_SINKS[fmt](staging, total)) for fmt in formats]
         progress = stack.enter_context(_progress(show_progress))
         task = progress.add_task("exporting", total=total)
+        if image_filter is not None and show_progress:
+            progress.console.print(f"Filtering with {image_filter}", highlight=False)
         for class_name in classes:
             label = CLASS_NAMES.index(class_name)
             generator_path = runs_dir / class_name / GENERATOR_FILE
             progress.update(task, description=f"loading {class_name}")
             generator, latent_dim = _load_generator(generator_path)
             progress.update(task, description=class_name)
-            for start, latents in _latent_batches(seed, label, count, latent_dim, batch_size):
+            written, decisions = 0, []
+            for _, latents in _latent_batches(seed, label, limit, latent_dim, batch_size):
                 images = _generate(generator, latents, generator_path)
-                batch = _Batch(
-                    label, start, images,
-                    names=[f"{index:0{width}d}.png" for index in range(start, start + len(images))],
-                    pngs=[encode_png(image) for image in images] if needs_png else None,
-                )
-                for sink in sinks:
-                    sink.write(batch)
-                progress.advance(task, len(images))
+                keep = np.ones(len(images), bool) if image_filter is None else image_filter.accepts(images, label)
+                kept = np.flatnonzero(keep)
+                if len(kept) >= count - written:  # the class is complete: later candidates are not examined
+                    keep = keep[:kept[count - written - 1] + 1]
+                decisions.append(keep)
+                images = images[:len(keep)][keep]
+                if len(images):
+                    batch = _Batch(
+                        label, written, images,
+                        names=[f"{index:0{width}d}.png" for index in range(written, written + len(images))],
+                        pngs=[encode_png(image) for image in images] if needs_png else None,
+                    )
+                    for sink in sinks:
+                        sink.write(batch)
+                    written += len(images)
+                    progress.advance(task, len(images))
+                if written == count:
+                    break
             del generator  # one generator in memory at a time
-            class_entries.append({
+            entry = {
                 "name": class_name, "label": label, "count": count, "latent_dim": latent_dim,
                 "generator": {"path": str(generator_path), "sha256": _sha256_file(generator_path)},
                 "run_config": _read_run_config(runs_dir / class_name / RUN_CONFIG_FILE),
-            })
+            }
+            if image_filter is not None:
+                entry["filter"] = _filter_entry(class_name, np.concatenate(decisions), count, image_filter)
+            class_entries.append(entry)
         files = [entry for sink in sinks for entry in sink.finish()]
     return {
         "format_version": FORMAT_VERSION,
@@ -215,12 +352,27 @@ def _write(staging: Path, name: str, runs_dir: Path, classes: list[str], count: 
         "count_per_class": count,
         "seed": seed,
         "batch_size": batch_size,
-        "latents": LATENT_RECIPE,
+        "latents": LATENT_RECIPE if image_filter is None else FILTERED_LATENT_RECIPE,
+        "filter": {"method": "none"} if image_filter is None else image_filter.describe(),
         "classes": class_entries,
         "formats": formats,
         "files": files,
         "versions": _versions(),
     }
+
+
+def _filter_entry(class_name: str, decisions: np.ndarray, count: int, image_filter: ClassifierFilter) -> dict:
+    """The class's filter statistics and accepted-candidate mask; an error if the candidate cap stopped it short."""
+    accepted, candidates = int(decisions.sum()), len(decisions)
+    if accepted < count:
+        raise UserError(
+            f"{class_name}: the classifier accepted only {accepted} of {candidates:,} candidates "
+            f"({accepted / candidates:.1%}) at --min-confidence {image_filter.min_confidence:g}, short of --count "
+            f"{count} within the cap of {MAX_CANDIDATES_PER_IMAGE} candidates per image; lower --min-confidence or "
+            f"--count, or train this class's generator further")
+    return {"candidates": candidates, "accepted": accepted, "acceptance_rate": accepted / candidates,
+            "rejection_rate": 1 - accepted / candidates,
+            "accepted_mask": base64.b64encode(np.packbits(decisions).tobytes()).decode()}
 
 
 def _progress(show: bool) -> Progress:
@@ -230,14 +382,18 @@ def _progress(show: bool) -> Progress:
     )
 
 
-def _load_generator(path: Path):
-    """The Keras generator at `path` and its latent size."""
+def _load_model(path: Path, what: str):
     import keras
 
     try:
-        generator = keras.models.load_model(path, compile=False)
+        return keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a corrupt or foreign file
-        raise UserError(f"cannot load generator {path}: {error}") from None
+        raise UserError(f"cannot load {what} {path}: {error}") from None
+
+
+def _load_generator(path: Path):
+    """The Keras generator at `path` and its latent size."""
+    generator = _load_model(path, "generator")
     shape = getattr(generator, "input_shape", None)
     if not (isinstance(shape, tuple) and len(shape) == 2 and isinstance(shape[1], int)):
         raise UserError(f"{path}: expected a generator with one input of shape (batch, latent_dim), got {shape}")

@@ -1,4 +1,8 @@
-"""`cifar-synth export` and `load_synthetic`, with tiny Dense generators saved as runs/<class>/generator.keras."""
+"""`cifar-synth export` and `load_synthetic`, with tiny Dense generators saved as runs/<class>/generator.keras.
+
+The filtering tests pair generators whose images' brightness follows the first latent with a hand-made classifier
+that judges by mean brightness, so which candidates it accepts can be computed independently.
+"""
 
 import io
 import json
@@ -15,6 +19,7 @@ from typer.testing import CliRunner
 
 from cifar_synth import exporter
 from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classifier import make_predictor
 from cifar_synth.cli import app
 from cifar_synth.errors import UserError
 from cifar_synth.images import to_uint8
@@ -24,13 +29,17 @@ LATENT_DIM = 8
 COUNT = 20
 
 
-def save_generator(runs: Path, class_name: str, shape=(32, 32, 3)) -> None:
+def save_generator(runs: Path, class_name: str, shape=(32, 32, 3), brightness: bool = False) -> None:
     keras.utils.set_random_seed(CLASS_NAMES.index(class_name))
     generator = keras.Sequential([
         keras.Input((LATENT_DIM,)),
         keras.layers.Dense(int(np.prod(shape)), activation="tanh"),
         keras.layers.Reshape(shape),
     ])
+    if brightness:  # every pixel tanh(2·z0 + a little of the rest): the mean brightness rises with z0
+        kernel = np.random.default_rng(0).normal(0, 0.3, (LATENT_DIM, int(np.prod(shape))))
+        kernel[0] = 2.0
+        generator.layers[0].set_weights([kernel, np.zeros(kernel.shape[1])])
     (runs / class_name).mkdir(parents=True)
     generator.save(runs / class_name / "generator.keras")
     (runs / class_name / "config.json").write_text(json.dumps({"class_name": class_name, "latent_dim": LATENT_DIM}))
@@ -199,7 +208,8 @@ def wrong_shape_runs(runs: Path) -> str:
 
 
 @pytest.mark.parametrize("case", ["missing class", "no generators", "corrupt generator", "wrong shape",
-                                  "unwritable output", "unknown format", "zero count"])
+                                  "unwritable output", "unknown format", "zero count", "classifier without filter",
+                                  "unknown filter", "confidence above 1", "missing classifier", "not a classifier"])
 def test_errors_exit_1_without_traceback(runs, tmp_path, case):
     out = tmp_path / "export"
     own_runs = tmp_path / "runs"
@@ -215,6 +225,15 @@ def test_errors_exit_1_without_traceback(runs, tmp_path, case):
         "unknown format": ((runs, out, "--format", "tfrecord"),
                            "unknown format 'tfrecord'; valid formats: parquet, images, csv"),
         "zero count": ((runs, out, "--count", "0"), "--count must be at least 1"),
+        "classifier without filter": ((runs, out, "--classifier", "clf.keras", "--min-confidence", "0.9"),
+                                      "--classifier and --min-confidence need --filter classifier"),
+        "unknown filter": ((runs, out, "--filter", "fid"), "unknown filter 'fid'; valid filters: none, classifier"),
+        "confidence above 1": ((runs, out, "--filter", "classifier", "--min-confidence", "1.5"),
+                               "--min-confidence must be between 0 and 1, got 1.5"),
+        "missing classifier": ((runs, out, "--filter", "classifier", "--classifier", str(tmp_path / "no.keras")),
+                               f"classifier {tmp_path / 'no.keras'} does not exist"),
+        "not a classifier": ((runs, out, "--filter", "classifier", "--classifier", str(runs / "dog/generator.keras")),
+                             f"{runs / 'dog/generator.keras'}: expected a classifier like the evaluator's"),
     }[case]
     if case == "corrupt generator":
         message = corrupt_runs(own_runs)
@@ -299,3 +318,140 @@ def test_pixel_columns_follow_reshape_order():
     values = line.rstrip("\n").split(",")
     assert values[:2] == ["5", "dog"] and line.endswith("\n")
     assert values[2 + PIXEL_COLUMNS.index("r1c0_b")] == "200"
+
+
+# --- filtering --------------------------------------------------------------------------------------------------------
+
+STEEPNESS = 0.05
+
+
+def save_brightness_classifier(path: Path) -> Path:
+    """Built like the evaluator's CNN (pixels 0–255 in, 10 logits out, a 'features' layer): the airplane logit is
+    STEEPNESS·(mean pixel − 127.5), the dog logit its negative, the others 0. Truck is never the top class."""
+    pixels = keras.Input((32, 32, 3))
+    features = keras.layers.GlobalAveragePooling2D(name="features")(pixels)
+    head = keras.layers.Dense(10)
+    model = keras.Model(pixels, head(features))
+    kernel, bias = np.zeros((3, 10)), np.zeros(10)
+    kernel[:, 0], bias[0] = STEEPNESS / 3, -STEEPNESS * 127.5
+    kernel[:, 5], bias[5] = -STEEPNESS / 3, STEEPNESS * 127.5
+    head.set_weights([kernel, bias])
+    model.save(path)
+    return path
+
+
+def brightness_probabilities(images: np.ndarray) -> np.ndarray:
+    logit = STEEPNESS * (images.astype(np.float64).mean((1, 2, 3)) - 127.5)
+    logits = np.zeros((len(images), 10))
+    logits[:, 0], logits[:, 5] = logit, -logit
+    exp = np.exp(logits)
+    return exp / exp.sum(1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def bright_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """Brightness generators for airplane, dog and truck, and the brightness classifier."""
+    runs = tmp_path_factory.mktemp("bright-runs")
+    for class_name in ("airplane", "dog", "truck"):
+        save_generator(runs, class_name, brightness=True)
+    return runs, save_brightness_classifier(runs / "classifier.keras")
+
+
+def expected_filtered(runs: Path, class_name: str, min_confidence: float, batch_size: int, seed: int = 0):
+    """The first COUNT accepted images of the class, their candidate indices and the accept mask, computed here."""
+    label = CLASS_NAMES.index(class_name)
+    generator = keras.models.load_model(runs / class_name / "generator.keras", compile=False)
+    latents = np.random.default_rng([seed, label]).standard_normal((6 * COUNT, LATENT_DIM), dtype=np.float32)
+    images = np.concatenate([to_uint8(generator(latents[i:i + batch_size], training=False))
+                             for i in range(0, len(latents), batch_size)])  # in the export's batches
+    probabilities = brightness_probabilities(images)
+    mine = probabilities[:, label]
+    # No candidate on the edge: at 0.5 and above the top class is implied, so the edge is the threshold; at 0 the tie.
+    edge = min_confidence if min_confidence else np.delete(probabilities, label, axis=1).max(1)
+    assert np.abs(mine - edge).min() > 1e-4
+    indices = np.flatnonzero((probabilities.argmax(1) == label) & (mine >= min_confidence))[:COUNT]
+    assert len(indices) == COUNT
+    return images[indices], indices
+
+
+def test_filter_writes_only_accepted_images_and_records_rates(bright_runs, tmp_path):
+    runs, classifier = bright_runs
+    out = tmp_path / "export"
+    result = export(runs, out, "--class", "airplane", "--class", "dog", "--filter", "classifier",
+                    "--classifier", str(classifier), "--format", "parquet", "--format", "images", "--batch-size", "16")
+    assert result.exit_code == 0, result.output
+    assert "accepted %" in result.output and "min confidence 0.5" in result.output
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["filter"]["method"] == "classifier" and manifest["filter"]["min_confidence"] == 0.5
+    assert manifest["filter"]["classifier"]["sha256"] == exporter._sha256_file(classifier)
+    assert manifest["latents"] == exporter.FILTERED_LATENT_RECIPE
+    data = load_synthetic(out)
+    for entry in manifest["classes"]:
+        images, indices = expected_filtered(runs, entry["name"], 0.5, batch_size=16)
+        np.testing.assert_array_equal(data.of_class(entry["label"]), images)
+        np.testing.assert_array_equal(exporter.accepted_candidates(entry), indices)
+        candidates = indices[-1] + 1  # the count-th acceptance ends the class
+        assert entry["filter"]["candidates"] == candidates and entry["filter"]["accepted"] == COUNT
+        assert entry["filter"]["rejection_rate"] == pytest.approx(1 - COUNT / candidates)
+        assert 0.2 < entry["filter"]["rejection_rate"] < 0.9  # the filter really rejects
+        # Independently of this test's arithmetic: the evaluator's predictor gives every kept image ≥ 0.5.
+        probabilities, _ = make_predictor(keras.models.load_model(classifier, compile=False))(images)
+        assert probabilities[:, entry["label"]].min() >= 0.5
+    assert sorted(p.name for p in (out / "images/dog").iterdir())[-1] == f"{COUNT - 1:05d}.png"
+
+
+def test_filter_at_zero_confidence_keeps_the_top_class_and_is_deterministic(bright_runs, tmp_path):
+    runs, classifier = bright_runs
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        result = export(runs, out, "--class", "dog", "--filter", "classifier", "--classifier", str(classifier),
+                        "--min-confidence", "0", "--format", "csv", "--seed", "2", "--batch-size", "16")
+        assert result.exit_code == 0, result.output
+    assert (first / "csv/train.csv").read_bytes() == (second / "csv/train.csv").read_bytes()
+    manifests = [json.loads((out / "manifest.json").read_text()) for out in (first, second)]
+    assert [manifest.pop("name") for manifest in manifests] == ["first", "second"]
+    assert manifests[0] == manifests[1]
+
+    images, indices = expected_filtered(runs, "dog", 0.0, batch_size=16, seed=2)
+    np.testing.assert_array_equal(load_synthetic(first).images, images)
+    np.testing.assert_array_equal(exporter.accepted_candidates(manifests[0]["classes"][0]), indices)
+    _, at_half = expected_filtered(runs, "dog", 0.5, batch_size=16, seed=2)
+    assert indices[-1] < at_half[-1]  # argmax alone rejects fewer
+
+
+def test_filter_gives_up_on_a_class_it_never_accepts(bright_runs, tmp_path):
+    runs, classifier = bright_runs
+    result = export(runs, tmp_path / "export", "--class", "airplane", "--class", "truck", "--count", "2",
+                    "--filter", "classifier", "--classifier", str(classifier))
+    assert_user_error(result, "truck: the classifier accepted only 0 of 100 candidates (0.0%) at "
+                              "--min-confidence 0.5")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_filter_uses_the_evaluators_only_cached_classifier(bright_runs, tmp_path, monkeypatch):
+    runs, classifier = bright_runs
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    args = ["export", "--runs", str(runs), "--class", "dog", "--count", "3", "--format", "csv", "--filter",
+            "classifier"]
+    assert_user_error(CliRunner().invoke(app, args), "run `cifar-synth evaluate` first")
+
+    cache = tmp_path / "cache/cifar-synth/evaluator"
+    for index, entry in enumerate(("0123abcd", "4567ef01")):
+        (cache / entry).mkdir(parents=True)
+        (cache / entry / "classifier.keras").write_bytes(classifier.read_bytes())
+        if index == 0:
+            (cache / entry / "metrics.json").write_text("{}")  # the second entry is incomplete: ignored
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cached = cache / "0123abcd/classifier.keras"
+    assert "".join(f"Filtering with the evaluator's cached real-trained classifier {cached}".split()) in "".join(
+        result.output.split())  # Rich wraps long lines anywhere
+    manifest = json.loads((tmp_path / f"datasets/synthetic/{runs.name}-seed0-filter0.5/manifest.json").read_text())
+    assert manifest["filter"]["classifier"] | {"sha256": None} == {"path": str(cached), "sha256": None,
+                                                                   "from_evaluator_cache": True}
+
+    (cache / "4567ef01/metrics.json").write_text("{}")
+    assert_user_error(CliRunner().invoke(app, [*args, "--name", "again"]),
+                      "2 cached real-trained classifiers")

@@ -28,25 +28,41 @@ def export_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the latent vectors: same seed, same images.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images generated and written per step.")] = 256,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export at the output.")] = False,
+    filter_by: Annotated[str, typer.Option(
+        "--filter", metavar="none|classifier",
+        help="classifier: keep only images a real-trained CNN recognises as their class.")] = "none",
+    classifier: Annotated[Path | None, typer.Option(
+        "--classifier", metavar="PATH",
+        help="Keras classifier for --filter classifier; default: the evaluator's cached real-trained one.")] = None,
+    min_confidence: Annotated[float | None, typer.Option(
+        "--min-confidence", metavar="P",
+        help="Keep an image when the classifier's top class is its class with probability >= P "
+             "(0: top class only). Default: 0.5.")] = None,
 ):
     """Sample each class's generator and write a labeled dataset (Parquet for pandas and Hugging Face datasets,
     CSV of pixel columns, or a class-folder PNG tree) with a manifest.json that makes every image reproducible."""
     from cifar_synth.exporter import export_dataset
 
     result = export_dataset(runs_dir=runs, classes=class_names, count=count, formats=formats, out=out, name=name,
-                            seed=seed, batch_size=batch_size, overwrite=overwrite)
+                            seed=seed, batch_size=batch_size, overwrite=overwrite, filter_by=filter_by,
+                            classifier=classifier, min_confidence=min_confidence)
     console.print(_summary(result.manifest, result.path))
 
 
 def _summary(manifest: dict, path: Path) -> Table:
-    table = Table(title=f"Exported to {path}", title_justify="left")
-    for column in ("class", "count", "files", "bytes"):
+    filtered = manifest["filter"]["method"] != "none"
+    caption = (f"filtered with classifier {manifest['filter']['classifier']['path']}, "
+               f"min confidence {manifest['filter']['min_confidence']:g}" if filtered else None)
+    table = Table(title=f"Exported to {path}", title_justify="left", caption=caption, caption_justify="left")
+    columns = ("class", "count", *(["accepted %"] if filtered else []), "files", "bytes")
+    for column in columns:
         table.add_column(column, justify="left" if column == "class" else "right")
     for entry in manifest["classes"]:
-        table.add_row(entry["name"], f"{entry['count']:,}", "", "")
+        accepted = [f"{entry['filter']['acceptance_rate']:.1%}"] if filtered else []
+        table.add_row(entry["name"], f"{entry['count']:,}", *accepted, "", "")
     table.add_section()
     for fmt in manifest["formats"]:
         files = [entry for entry in manifest["files"] if entry["format"] == fmt]
-        table.add_row(f"{fmt} (all classes)", f"{sum(entry['rows'] for entry in files):,}",
+        table.add_row(f"{fmt} (all classes)", f"{sum(entry['rows'] for entry in files):,}", *([""] if filtered else []),
                       f"{sum(entry['files'] for entry in files):,}", decimal(sum(entry["bytes"] for entry in files)))
     return table
