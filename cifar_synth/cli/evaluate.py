@@ -1,1 +1,91 @@
-"""Placeholder until this command is written."""
+"""`cifar-synth evaluate`: train the bundled CNN on real and on synthetic images, test both on real ones, report."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cifar_synth.cli._app import app, console, err_console, user_errors_exit
+
+
+@app.command("evaluate")
+@user_errors_exit
+def evaluate_command(
+    synthetic: Annotated[Path, typer.Option(
+        "--synthetic", help="Synthetic dataset: an export directory, a .parquet/.csv file or a class-folder tree.")],
+    data: Annotated[str | None, typer.Option(
+        "--data", help="Real CIFAR-10 (archive, batches folder or class-folder tree). "
+                       "Default: $CIFAR_SYNTH_DATA, else datasets/cifar10/.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Report directory. Default: reports/<synthetic name>.")] = None,
+    budget: Annotated[str, typer.Option(
+        "--budget", help="Evaluator preset: quick, default or thorough (see docs/evaluate.md).")] = "default",
+    epochs: Annotated[int | None, typer.Option(
+        "--epochs", min=1, help="Training epochs of every CNN (overrides the budget's).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of subsampling, initialisation and augmentation.")] = 0,
+    mix: Annotated[bool, typer.Option(
+        "--mix", help="Also train on real + synthetic images together and test on real ones.")] = False,
+    cache_dir: Annotated[Path | None, typer.Option(
+        "--cache-dir", help="Where the real-trained baseline is cached. Default: ~/.cache/cifar-synth/evaluator.")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Retrain the real baseline even if cached.")] = False,
+    inception_weights: Annotated[Path | None, typer.Option(
+        "--inception-weights", help="Keras InceptionV3 weights (.h5) for Inception FID. Without it the weights "
+                                    "are downloaded if possible, else Inception FID is skipped.")] = None,
+    no_inception_fid: Annotated[bool, typer.Option(
+        "--no-inception-fid", help="Skip Inception FID (slow on a CPU: two InceptionV3 passes).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout, nothing else.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars and no summary table.")] = False,
+):
+    """Measure a synthetic dataset: CAS vs the real baseline, recognizability, feature FD/KID and diversity."""
+    from cifar_synth.classifier import EvaluatorConfig
+    from cifar_synth.evaluator import default_out_dir, evaluate_synthetic
+
+    overrides = {"epochs": epochs} if epochs is not None else {}
+    config = EvaluatorConfig.budget(budget, **overrides)
+    out = out if out is not None else default_out_dir(synthetic)
+    report = evaluate_synthetic(
+        synthetic, data, out, config, seed=seed, mix=mix, use_cache=not no_cache, cache_dir=cache_dir,
+        inception_weights=inception_weights, inception=not no_inception_fid, quiet=quiet or as_json,
+        warn=lambda message: err_console.print(f"[yellow]Warning:[/] {message}", highlight=False))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    if not quiet:
+        print_summary(console, report, out)
+
+
+def print_summary(to: Console, report: dict, out: Path) -> None:
+    """Per-class accuracy of each trained CNN, then the headline CAS, baseline and their ratio."""
+    to.print(_summary_table(report))
+    head = report["headline"]
+    ratio = "–" if head["cas_ratio"] is None else f"{head['cas_ratio']:.3f}"
+    to.print(
+        f"CAS [bold]{head['cas']:.1%}[/]  baseline [bold]{head['baseline_accuracy']:.1%}[/]  ratio [bold]{ratio}[/]"
+        + (f"  real+synthetic [bold]{head['mix_accuracy']:.1%}[/]" if head["mix_accuracy"] is not None else "")
+        + ("  (baseline from cache)" if report["baseline_cached"] else ""))
+    to.print(f"Report: {out}/ (report.md, report.json, confusion_synthetic.png)")
+
+
+def _summary_table(report: dict) -> Table:
+    from cifar_synth.classes import CLASS_NAMES
+    from cifar_synth.evaluator import percent as cell
+
+    classifiers = report["classifiers"]
+    columns = [(key, title) for key, title in (("real", "real-trained"), ("synthetic", "synthetic-trained"),
+                                               ("mix", "real+synthetic")) if key in classifiers]
+    table = Table(title="Accuracy on real test images, by training data")
+    table.add_column("class")
+    for _, title in columns:
+        table.add_column(title, justify="right")
+    table.add_column("recognizability", justify="right")
+
+    for name in CLASS_NAMES:
+        table.add_row(name, *(cell(classifiers[key]["per_class_accuracy"][name]) for key, _ in columns),
+                      cell(report["recognizability"]["per_class_accuracy"][name]))
+    table.add_row("[bold]all", *(f"[bold]{cell(classifiers[key]['accuracy'])}" for key, _ in columns),
+                  f"[bold]{cell(report['recognizability']['accuracy'])}", end_section=True)
+    return table

@@ -1,0 +1,264 @@
+"""`cifar-synth evaluate` on tiny, easily learned data: ten classes, each a solid colour plus noise.
+
+A tiny CNN learns these in a few epochs, so a "synthetic" set that copies the real images must score like the real
+baseline and one of pure noise near chance (10%): both checks are meaningful, and each run takes seconds.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from cifar_synth import evaluator
+from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classifier import EvaluatorConfig
+from cifar_synth.cli import app
+from cifar_synth.images import LabeledImages
+from cifar_synth.synthetic import CSV_COLUMNS, PARQUET_SCHEMA, encode_png
+
+TRAIN_PER_CLASS, TEST_PER_CLASS = 40, 20
+TINY = EvaluatorConfig(widths=(8, 8, 16, 16), epochs=10, batch_size=32, learning_rate=0.2)
+COLOURS = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+                    [145, 30, 180], [70, 240, 240], [240, 50, 230], [128, 128, 128], [0, 0, 0]])
+
+
+def colour_images(per_class: int, seed: int, classes=range(10)) -> LabeledImages:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.array(list(classes), np.int64), per_class)
+    noise = rng.normal(0, 25, (len(labels), 32, 32, 3))
+    return LabeledImages(np.clip(COLOURS[labels][:, None, None, :] + noise, 0, 255).astype(np.uint8), labels)
+
+
+def write_tree(root: Path, data: LabeledImages) -> None:
+    for index, (image, label) in enumerate(zip(data.images, data.labels)):
+        folder = root / CLASS_NAMES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{index:05d}.png")
+
+
+def write_parquet(path: Path, data: LabeledImages) -> Path:
+    images = [{"bytes": encode_png(image), "path": f"{i}.png"} for i, image in enumerate(data.images)]
+    pq.write_table(pa.table({"img": images, "label": data.labels}, schema=PARQUET_SCHEMA), path)
+    return path
+
+
+def write_csv(path: Path, data: LabeledImages) -> Path:
+    names = np.asarray(CLASS_NAMES)[data.labels % len(CLASS_NAMES)]  # any name for a bad label: it is rejected first
+    rows = np.column_stack([data.labels, names, data.images.reshape(len(data), -1)])
+    pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory) -> tuple[Path, LabeledImages]:
+    """A class-folder tree of real data, and its training split as loaded."""
+    root = tmp_path_factory.mktemp("real")
+    train = colour_images(TRAIN_PER_CLASS, seed=1)
+    write_tree(root / "train", train)
+    write_tree(root / "test", colour_images(TEST_PER_CLASS, seed=2))
+    return root, train
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """One baseline cache for the module: the baseline is trained once and reused by every test after the first."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def evaluate(synthetic: Path, real, cache: Path, out: Path, **options) -> dict:
+    return evaluator.evaluate_synthetic(synthetic, real[0], out, TINY, cache_dir=cache, inception=False, quiet=True,
+                                        **options)
+
+
+@pytest.fixture(scope="module")
+def copy_report(real, cache, tmp_path_factory) -> tuple[dict, Path]:
+    """A "synthetic" Parquet set that is a copy of the real training images, evaluated with --mix (trains 3 CNNs)."""
+    folder = tmp_path_factory.mktemp("copy")
+    report = evaluate(write_parquet(folder / "copy.parquet", real[1]), real, cache, folder / "report", mix=True)
+    return report, folder / "report"
+
+
+def test_report_files_and_keys(copy_report):
+    report, out = copy_report
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
+    assert (out / "confusion_synthetic.png").read_bytes().startswith(b"\x89PNG")
+    markdown = (out / "report.md").read_text()
+    assert "not Inception FID" in markdown and "confusion_synthetic.png" in markdown
+    assert {"headline", "baseline_cached", "train_images_per_class", "synthetic", "real_data", "seed", "config",
+            "classifiers", "recognizability", "feature_metrics", "inception_fid", "diversity", "warnings",
+            "versions", "timings"} <= set(report)
+    assert report["baseline_cached"] is False  # the first evaluation in the module's cache
+    assert report["train_images_per_class"] == TRAIN_PER_CLASS
+    assert set(report["classifiers"]) == {"real", "synthetic", "mix"}
+    assert report["classifiers"]["mix"]["train_images"] == 2 * TRAIN_PER_CLASS * 10
+    for classifier in report["classifiers"].values():
+        assert set(classifier["per_class_accuracy"]) == set(CLASS_NAMES)
+        assert np.array(classifier["confusion"]).sum() == 10 * TEST_PER_CLASS
+    assert report["headline"]["mix_accuracy"] == report["classifiers"]["mix"]["accuracy"]
+    assert "not Inception FID" in report["feature_metrics"]["note"]
+    assert set(report["feature_metrics"]["kid"]["per_class"]) == set(CLASS_NAMES)
+    assert len(report["real_data"]["sha256"]) == 64 and report["config"]["widths"] == list(TINY.widths)
+    assert "skipped" in report["inception_fid"] and not report["warnings"]
+
+
+def assert_scores_like_the_baseline(report: dict) -> None:
+    head = report["headline"]
+    assert head["baseline_accuracy"] >= 0.9  # the task is learnable, so the comparison means something
+    assert head["cas"] == pytest.approx(head["baseline_accuracy"], abs=0.05)
+    assert head["cas_ratio"] == pytest.approx(head["cas"] / head["baseline_accuracy"])
+    assert report["recognizability"]["accuracy"] >= 0.9
+    ratios = [report["diversity"]["per_class"][name]["ratio"] for name in CLASS_NAMES]
+    assert all(0.7 < ratio < 1.4 for ratio in ratios)
+
+
+def test_a_copy_of_the_real_images_scores_like_the_baseline(copy_report):
+    assert_scores_like_the_baseline(copy_report[0])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "images"])
+def test_other_formats_score_alike_and_reuse_the_cached_baseline(fmt, real, cache, copy_report, tmp_path):
+    if fmt == "images":
+        synthetic = tmp_path / "synthetic"
+        write_tree(synthetic / "images", real[1])
+    else:
+        synthetic = write_csv(tmp_path / "synthetic.csv", real[1])
+    report = evaluate(synthetic, real, cache, tmp_path / "report")
+    assert report["baseline_cached"] is True and report["timings"]["baseline_seconds"] == 0.0
+    assert report["synthetic"]["content_sha256"] == copy_report[0]["synthetic"]["content_sha256"]
+    assert_scores_like_the_baseline(report)
+    # Same images, same subsample, same seed: the same network, exactly (training is deterministic).
+    assert report["headline"]["cas"] == copy_report[0]["headline"]["cas"]
+
+
+def test_no_cache_retrains_the_same_baseline(real, cache, copy_report, tmp_path):
+    report = evaluate(write_parquet(tmp_path / "copy.parquet", real[1]), real, cache, tmp_path / "report",
+                      use_cache=False)
+    assert report["baseline_cached"] is False and report["timings"]["baseline_seconds"] > 0
+    assert report["classifiers"]["real"]["accuracy"] == copy_report[0]["classifiers"]["real"]["accuracy"]
+    assert len(list(cache.glob("*/classifier.keras"))) == 1
+
+
+def test_pure_noise_scores_near_chance_and_far_in_features(real, cache, copy_report, tmp_path):
+    rng = np.random.default_rng(3)
+    noise = LabeledImages(rng.integers(0, 256, (400, 32, 32, 3), dtype=np.uint8), np.repeat(np.arange(10), 40))
+    report = evaluate(write_parquet(tmp_path / "noise.parquet", noise), real, cache, tmp_path / "report")
+    copy = copy_report[0]["feature_metrics"]
+
+    assert report["headline"]["cas"] <= 0.3
+    assert report["headline"]["cas_ratio"] <= 0.35
+    assert report["feature_metrics"]["frechet_distance"]["overall"] > 10 * copy["frechet_distance"]["overall"]
+    assert report["feature_metrics"]["kid"]["overall"]["mean"] > copy["kid"]["overall"]["mean"] + 0.1
+
+
+def test_a_missing_class_is_reported_and_scores_nothing(real, cache, tmp_path):
+    synthetic = write_parquet(tmp_path / "synthetic.parquet", colour_images(40, seed=6, classes=range(1, 10)))
+    report = evaluate(synthetic, real, cache, tmp_path / "report")
+
+    assert report["synthetic"]["missing_classes"] == ["airplane"]
+    assert any("airplane" in warning for warning in report["warnings"])
+    assert report["classifiers"]["synthetic"]["per_class_accuracy"]["airplane"] <= 0.2
+    assert report["classifiers"]["synthetic"]["per_class_accuracy"]["truck"] >= 0.8
+    assert report["recognizability"]["per_class_accuracy"]["airplane"] is None
+    assert report["feature_metrics"]["frechet_distance"]["per_class"]["airplane"] is None
+    assert "airplane" in (tmp_path / "report" / "report.md").read_text().split("## Warnings")[1]
+
+
+def test_inception_fid_is_skipped_with_a_notice_when_weights_cannot_be_had(monkeypatch):
+    monkeypatch.setattr(evaluator, "_INCEPTION_URL", "http://127.0.0.1:9/no-such-inception-weights.h5")
+    data = colour_images(2, seed=7)
+    result = evaluator._inception_fid(data, data, None, seed=0)
+    assert result["skipped"].startswith("Inception FID skipped") and "--inception-weights" in result["skipped"]
+
+
+def test_feature_distances_are_zero_for_identical_sets_and_grow_with_a_shift():
+    features = np.random.default_rng(8).normal(size=(300, 6))
+    rng = np.random.default_rng(0)
+    assert evaluator.frechet_distance(features, features) == pytest.approx(0, abs=1e-6)
+    assert evaluator.frechet_distance(features, features + 2) == pytest.approx(6 * 4, rel=1e-6)
+    same = evaluator.kernel_inception_distance(features[:150], features[150:], rng)["mean"]
+    shifted = evaluator.kernel_inception_distance(features[:150], features[150:] + 2, rng)["mean"]
+    assert abs(same) < 0.05 * shifted
+    assert evaluator.mean_pairwise_distance(features * 0.1, rng) == pytest.approx(
+        0.1 * evaluator.mean_pairwise_distance(features, rng), rel=0.05)
+
+
+# --- the command line ---------------------------------------------------------------------------------------------
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, ["evaluate", *args])
+
+
+def assert_user_error(result, message: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert "".join(message.split()) in "".join(result.output.split())  # Rich wraps long lines anywhere
+    assert "Traceback" not in result.output
+
+
+def test_cli_writes_the_report_and_prints_json(real, tmp_path):
+    synthetic = write_csv(tmp_path / "synthetic.csv", colour_images(20, seed=9))
+    out = tmp_path / "report"
+    result = invoke("--synthetic", str(synthetic), "--data", str(real[0]), "--budget", "quick", "--epochs", "1",
+                    "--cache-dir", str(tmp_path / "cache"), "--no-inception-fid", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report == json.loads((out / "report.json").read_text())
+    assert report["config"]["budget_name"] == "quick" and report["config"]["epochs"] == 1
+    assert report["train_images_per_class"] == 20  # min(40 real, 20 synthetic)
+
+
+def test_cli_summary_table_compares_per_class_accuracy(copy_report):
+    from rich.console import Console
+
+    from cifar_synth.cli.evaluate import print_summary
+
+    console = Console(record=True, width=120)
+    print_summary(console, copy_report[0], copy_report[1])
+    text = console.export_text()
+    assert "real-trained" in text and "synthetic-trained" in text and "real+synthetic" in text
+    assert all(name in text for name in CLASS_NAMES) and "ratio" in text and "CAS" in text
+
+
+def test_cli_errors_exit_1_without_a_traceback(real, tmp_path):
+    data = ["--data", str(real[0]), "--cache-dir", str(tmp_path / "cache")]
+    assert_user_error(invoke("--synthetic", str(tmp_path / "absent"), *data), "does not exist")
+
+    empty = tmp_path / "empty"
+    (empty / "images" / "cat").mkdir(parents=True)
+    assert_user_error(invoke("--synthetic", str(empty), *data), "holds no images")
+
+    bad_labels = colour_images(2, seed=10)
+    bad_labels.labels[3] = 12
+    assert_user_error(invoke("--synthetic", str(write_csv(tmp_path / "labels.csv", bad_labels)), *data),
+                      "label 12 is outside")
+
+    small = tmp_path / "small" / "images" / "cat"
+    small.mkdir(parents=True)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(small / "0.png")
+    assert_user_error(invoke("--synthetic", str(tmp_path / "small"), *data), "expected 32×32")
+
+    unreadable = tmp_path / "broken.parquet"
+    unreadable.write_bytes(b"not parquet")
+    assert_user_error(invoke("--synthetic", str(unreadable), *data), "not a readable parquet file")
+
+    synthetic = str(write_parquet(tmp_path / "ok.parquet", colour_images(2, seed=11)))
+    assert_user_error(invoke("--synthetic", synthetic, *data, "--budget", "huge"), "unknown budget 'huge'")
+    assert_user_error(invoke("--synthetic", synthetic, *data, "--inception-weights", str(tmp_path / "none.h5")),
+                      "does not exist")
+
+
+def test_inception_fid_with_a_weights_file(tmp_path):
+    import keras
+
+    # Random weights in the InceptionV3 layout: the figure is meaningless, the path through the code is the real one.
+    keras.utils.set_random_seed(0)
+    weights = tmp_path / "inception.weights.h5"
+    keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg").save_weights(weights)
+    real, synthetic = colour_images(1, seed=12), colour_images(2, seed=13)
+    result = evaluator._inception_fid(real, synthetic, weights, seed=0)
+    assert result["value"] >= 0 and result["real_images"] == 10 and result["synthetic_images"] == 10
