@@ -75,8 +75,11 @@ def command_line() -> str:
     return shlex.join(["python", str(script), *sys.argv[1:]])
 
 
-def append_results(title: str, body: str, path: Path = RESULTS_FILE) -> None:
-    """Append a dated section (machine, commit, command, then `body`) to the results file; never rewrites it."""
+def publish_results(title: str, body: str, append: bool = True, path: Path = RESULTS_FILE) -> None:
+    """Print `body`; with `append`, also add it as a dated section (machine, commit, command) to the results file."""
+    print(body)
+    if not append:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now().astimezone()
     section = (

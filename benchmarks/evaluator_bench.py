@@ -14,7 +14,7 @@ import argparse
 import os
 import time
 
-from _common import append_results, markdown_table
+from _common import publish_results, markdown_table
 
 
 def main() -> None:
@@ -71,9 +71,7 @@ def main() -> None:
         f"{cores} cores: the run's length with the machine to itself. Load average before the first run: "
         f"{load_before:.1f} (other jobs share the cores, which stretches wall time).\n\n{table}"
     )
-    print(body)
-    if not args.no_append:
-        append_results("Evaluator CNN: real-trained accuracy vs minutes", body)
+    publish_results("Evaluator CNN: real-trained accuracy vs minutes", body, append=not args.no_append)
 
 
 if __name__ == "__main__":

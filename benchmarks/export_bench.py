@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO_ROOT, append_results, markdown_table
+from _common import REPO_ROOT, markdown_table, publish_results
 
 from cifar_synth.classes import CLASS_NAMES
 
@@ -105,9 +105,7 @@ def main() -> None:
         f"subprocess per row; peak RSS from wait4(). Load average before / after: {load:.1f} / "
         f"{os.getloadavg()[0]:.1f} (other processes share the cores).\n\n{table}"
     )
-    print(body)
-    if not args.no_append:
-        append_results("Export throughput and peak memory", body)
+    publish_results("Export throughput and peak memory", body, append=not args.no_append)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import append_results, markdown_table, thread_env
+from _common import publish_results, markdown_table, thread_env
 
 from cifar_synth.files import write_json_atomic
 
@@ -271,9 +271,7 @@ def run_protocol(args) -> None:
             raise ProtocolError("nothing exported yet; run --stage export first")
         protocol.evaluate(args.inception_fid)
     if run_all or args.stage == "evaluate":
-        title, body = results_section(protocol.work)
-        print(body)
-        append_results(title, body)
+        publish_results(*results_section(protocol.work))
 
 
 def main() -> None:
@@ -298,9 +296,7 @@ def main() -> None:
         args.work = Path(tempfile.gettempdir()) / f"cifar-synth-protocol-{args.recipe}"
     try:
         if args.compare:
-            title, body = comparison_section(*args.compare)
-            print(body)
-            append_results(title, body)
+            publish_results(*comparison_section(*args.compare))
         else:
             run_protocol(args)
     except ProtocolError as error:

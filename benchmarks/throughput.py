@@ -13,7 +13,7 @@ import os
 import statistics
 import time
 
-from _common import append_results, configure_threads, load_class_images, markdown_table
+from _common import publish_results, configure_threads, load_class_images, markdown_table
 from hobby_recipe import BATCH_SIZE as HOBBY_BATCH
 from hobby_recipe import HobbyTrainer
 
@@ -180,9 +180,7 @@ def main() -> None:
         f"which add memory traffic but few FLOPs."
     )
     print()
-    print(body)
-    if not args.no_append:
-        append_results("Training throughput", body)
+    publish_results("Training throughput", body, append=not args.no_append)
 
 
 if __name__ == "__main__":

@@ -86,15 +86,17 @@ def test_flop_counter_matches_hand_count():
     assert throughput.flops_per_real_image(passes, 64) == 100 * 3 + 10 * 2 * 2
 
 
-def test_append_results_creates_then_appends(tmp_path):
+def test_publish_results_creates_then_appends(tmp_path):
     path = tmp_path / "docs" / "benchmarks.md"
-    _common.append_results("First", "body one", path)
-    _common.append_results("Second", "body two", path)
+    _common.publish_results("First", "body one", path=path)
+    _common.publish_results("Second", "body two", path=path)
     text = path.read_text()
     assert text.startswith("# Benchmarks\n") and text.count("# Benchmarks") == 1
     assert text.index("## First") < text.index("body one") < text.index("## Second") < text.index("body two")
     assert re.search(r"- Commit: `([0-9a-f]+(\+dirty)?|unknown)`", text)
     assert "- Machine: " in text and "cores" in text
+    _common.publish_results("Printed only", "body three", append=False, path=path)
+    assert "body three" not in path.read_text()
 
 
 @pytest.mark.parametrize("threads, expected", [(None, None), (3, "3")])
