@@ -51,7 +51,7 @@ class EvaluatorConfig:
     BUDGETS = {
         "quick": ((16, 32, 64, 128), 8),
         "default": ((32, 64, 128, 256), 10),
-        "thorough": ((48, 96, 192, 384), 16),
+        "thorough": ((48, 96, 192, 384), 12),
     }
 
     def __post_init__(self):

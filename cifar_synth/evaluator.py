@@ -6,11 +6,13 @@ accuracy on the synthetic images (recognizability), Fréchet distance and KID in
 diversity of each class, optional real+synthetic training, and Inception FID when Inception weights are at hand.
 """
 
+import contextlib
 import datetime
 import hashlib
 import json
 import os
 import socket
+import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -329,8 +331,10 @@ def _inception_fid(real_test: LabeledImages, synthetic: LabeledImages, weights: 
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(_INCEPTION_TIMEOUT_SECONDS)
         try:
-            weights = keras.utils.get_file(Path(_INCEPTION_URL).name, _INCEPTION_URL, file_hash=_INCEPTION_MD5,
-                                           cache_subdir="models")
+            # Keras announces the download on stdout, which must stay clean for `--json`.
+            with contextlib.redirect_stdout(sys.stderr):
+                weights = keras.utils.get_file(Path(_INCEPTION_URL).name, _INCEPTION_URL, file_hash=_INCEPTION_MD5,
+                                               cache_subdir="models")
         except Exception as error:  # noqa: BLE001 — any failure to fetch only means: no Inception FID
             return {"skipped": f"Inception FID skipped: no Inception weights (download failed: "
                                f"{str(error).splitlines()[0][:120]}); pass --inception-weights PATH to a Keras "
