@@ -75,7 +75,7 @@ def command_line() -> str:
     return shlex.join(["python", str(script), *sys.argv[1:]])
 
 
-def publish_results(title: str, body: str, append: bool = True, path: Path = RESULTS_FILE) -> None:
+def publish_results(title: str, body: str, *, append: bool = True, path: Path = RESULTS_FILE) -> None:
     """Print `body`; with `append`, also add it as a dated section (machine, commit, command) to the results file."""
     print(body)
     if not append:
