@@ -9,17 +9,22 @@ recipe through `cifar-synth train --minutes`, the hobby reference through benchm
 `cifar-synth export` writes `--count` images per class and `cifar-synth evaluate` scores them against the real
 test split. Progress is kept in WORK/protocol.json after every class, so an interrupted protocol resumes where it
 stopped (an interrupted class restarts from scratch, keeping the budget exact). `--threads` and `--cpus` let two
-protocols share a machine fairly, e.g. `--threads 1 --cpus 0` beside `--threads 1 --cpus 1`.
+protocols share a machine fairly, e.g. `--threads 1 --cpus 0` beside `--threads 1 --cpus 1`. `--jobs 2 --threads 1
+--cpus 0,1` trains two classes at a time, each pinned to its own CPU: the same resources per class as that
+side-by-side setup, in half the wall time.
 """
 
 import argparse
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _common import publish_results, markdown_table, thread_env
@@ -33,7 +38,7 @@ PROTOCOL_FILE = "protocol.json"
 SETTINGS = ("recipe", "minutes_per_class", "count", "seed", "data")
 # The cores the training ran on change its results too, but export and evaluation may use others (e.g. all
 # cores once two side-by-side trainings are done).
-TRAINING_RESOURCES = ("threads", "cpus")
+TRAINING_RESOURCES = ("threads", "cpus", "jobs")
 
 
 class ProtocolError(Exception):
@@ -51,6 +56,7 @@ class Protocol:
         self.report_dir = work / "report"
         self.path = work / PROTOCOL_FILE
         self.state = read_state(work) if self.path.exists() else {**settings, **resources, "classes": {}}
+        self.state_lock = threading.Lock()  # classes training in parallel report to one protocol.json
         checked = {**settings, **(resources if training else {})}
         changed = [f"{key} {self.state.get(key)!r} → {value!r}"
                    for key, value in checked.items() if self.state.get(key) != value]
@@ -59,11 +65,13 @@ class Protocol:
                                 "use the same options to resume, or another --work directory.")
 
     def save(self) -> None:
-        write_json_atomic(self.path, self.state)
+        with self.state_lock:
+            write_json_atomic(self.path, self.state)
 
-    def run_child(self, argv: list[str]) -> float:
-        """Run a child process with this invocation's threads and CPU pinning; return its wall-clock seconds."""
-        cpus = self.resources["cpus"]
+    def run_child(self, argv: list[str], cpus: str | None = None) -> float:
+        """Run a child process with this invocation's threads, pinned to `cpus` (default: this invocation's CPUs);
+        return its wall-clock seconds."""
+        cpus = cpus or self.resources["cpus"]
         command = (["taskset", "-c", cpus] if cpus else []) + argv
         print("$", " ".join(command), flush=True)
         started = time.perf_counter()
@@ -75,7 +83,32 @@ class Protocol:
             raise ProtocolError(f"command failed with exit status {result.returncode}: {' '.join(command)}")
         return time.perf_counter() - started
 
-    def train(self, class_name: str) -> None:
+    def train_all(self, class_names: list[str]) -> None:
+        """Train the classes, `jobs` at a time; with several jobs each one is pinned to a CPU of its own."""
+        jobs = self.resources["jobs"]
+        if jobs == 1:
+            for class_name in class_names:
+                self.train(class_name)
+            return
+        free_cpus = _cpu_list(self.resources["cpus"])
+        if len(free_cpus) < jobs:
+            raise ProtocolError(f"--jobs {jobs} needs at least {jobs} CPUs in --cpus, got {len(free_cpus)}")
+        cpu_lock = threading.Lock()
+
+        def train_on_a_free_cpu(class_name: str) -> None:
+            with cpu_lock:
+                cpu = free_cpus.pop()
+            try:
+                self.train(class_name, cpu)
+            finally:
+                with cpu_lock:
+                    free_cpus.append(cpu)
+
+        with ThreadPoolExecutor(jobs) as pool:
+            for future in [pool.submit(train_on_a_free_cpu, name) for name in class_names]:
+                future.result()
+
+    def train(self, class_name: str, cpus: str | None = None) -> None:
         run_dir = self.runs / class_name
         if run_dir.exists():  # left by an interrupted attempt: the budget must be spent in one go
             shutil.rmtree(run_dir)
@@ -88,9 +121,11 @@ class Protocol:
         else:
             argv = [sys.executable, str(BENCHMARKS / "hobby_recipe.py"), "--class", class_name, *data,
                     "--run-dir", str(run_dir), "--minutes", minutes, "--quiet", "--seed", seed]
-        process_seconds = self.run_child(argv)
+        process_seconds = self.run_child(argv, cpus)
         stats = (default_run_stats if self.state["recipe"] == "default" else hobby_run_stats)(run_dir)
-        self.state["classes"][class_name] = {**stats, "process_seconds": round(process_seconds, 1)}
+        with self.state_lock:
+            self.state["classes"][class_name] = {**stats, "process_seconds": round(process_seconds, 1),
+                                                 **({"cpus": cpus} if cpus else {})}
         self.save()
 
     def export_all(self) -> None:
@@ -109,6 +144,17 @@ class Protocol:
             "--out", str(self.report_dir), "--quiet", *([] if inception_fid else ["--no-inception-fid"])])
         self.state["evaluate"] = {"report": str(self.report_dir / "report.json"), "seconds": round(seconds, 1), **self.resources}
         self.save()
+
+
+def _cpu_list(cpus: str | None) -> list[str]:
+    """The single CPUs of a taskset list such as "0,1" or "0-3" (all of this process's CPUs when None)."""
+    if not cpus:
+        return [str(cpu) for cpu in sorted(os.sched_getaffinity(0))]
+    single = []
+    for part in cpus.split(","):
+        first, _, last = part.partition("-")
+        single += [str(cpu) for cpu in range(int(first), int(last or first) + 1)]
+    return single
 
 
 def read_state(work: Path) -> dict:
@@ -154,7 +200,9 @@ def _kid(kid: dict | None) -> str:
 
 def _cores(state: dict) -> str:
     threads = f"{state['threads']} thread(s) per TensorFlow pool" if state["threads"] else "TensorFlow default threads"
-    return f"{threads}, {'CPUs ' + state['cpus'] if state['cpus'] else 'all CPUs'}"
+    cores = f"{threads}, {'CPUs ' + state['cpus'] if state['cpus'] else 'all CPUs'}"
+    jobs = state.get("jobs", 1)
+    return cores + (f", {jobs} classes at a time, one CPU each" if jobs > 1 else "")
 
 
 def _mean_diversity(report: dict) -> str:
@@ -248,7 +296,7 @@ def run_protocol(args) -> None:
 
     settings = {"recipe": args.recipe, "minutes_per_class": args.minutes_per_class, "count": args.count,
                 "seed": args.seed, "data": str(Path(args.data).resolve()) if args.data else None}
-    resources = {"threads": args.threads, "cpus": args.cpus}
+    resources = {"threads": args.threads, "cpus": args.cpus, "jobs": args.jobs}
     protocol = Protocol(args.work, settings, resources, training=args.stage in ("all", "train"))
     protocol.work.mkdir(parents=True, exist_ok=True)
     protocol.save()
@@ -258,8 +306,7 @@ def run_protocol(args) -> None:
         for class_name in CLASS_NAMES:
             if class_name in protocol.state["classes"]:
                 print(f"{class_name}: already trained, skipped")
-            else:
-                protocol.train(class_name)
+        protocol.train_all([name for name in CLASS_NAMES if name not in protocol.state["classes"]])
     missing = [name for name in CLASS_NAMES if name not in protocol.state["classes"]]
     if args.stage in ("export", "evaluate") and missing:
         raise ProtocolError(f"training of {', '.join(missing)} has not finished; run --stage train first")
@@ -289,6 +336,8 @@ def main() -> None:
                         help="also compute Inception FID (two InceptionV3 passes: slow on a CPU; needs its weights)")
     parser.add_argument("--threads", type=int, help="TensorFlow threads per pool in the child processes")
     parser.add_argument("--cpus", help="pin the child processes to these CPUs (taskset -c LIST)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="classes trained at a time; with more than one, each is pinned to one CPU of --cpus")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("WORK_A", "WORK_B"),
                         help="print and append a side-by-side table of two finished protocols")
     args = parser.parse_args()

@@ -4,6 +4,7 @@ import csv
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -107,17 +108,39 @@ def test_thread_env(threads, expected, monkeypatch):
 
 def test_protocol_refuses_to_resume_with_other_settings(tmp_path):
     settings = {"recipe": "hobby", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None}
-    pinned = {"threads": 1, "cpus": "0"}
+    pinned = {"threads": 1, "cpus": "0", "jobs": 1}
     protocol = quality_protocol.Protocol(tmp_path, settings, pinned, training=True)
     protocol.save()
     assert quality_protocol.Protocol(tmp_path, settings, pinned, training=True).state["classes"] == {}
     with pytest.raises(quality_protocol.ProtocolError, match="minutes_per_class 6.0 → 3.0"):
         quality_protocol.Protocol(tmp_path, {**settings, "minutes_per_class": 3.0}, pinned, training=True)
-    unpinned = {"threads": None, "cpus": None}
+    unpinned = {"threads": None, "cpus": None, "jobs": 1}
     with pytest.raises(quality_protocol.ProtocolError, match="cpus '0' → None"):
         quality_protocol.Protocol(tmp_path, settings, unpinned, training=True)
     # Export and evaluation may use other cores than the training did.
     assert quality_protocol.Protocol(tmp_path, settings, unpinned, training=False).resources == unpinned
+
+
+def test_protocol_jobs_train_classes_in_parallel_each_on_a_cpu_of_its_own(tmp_path, monkeypatch):
+    settings = {"recipe": "default", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None}
+    protocol = quality_protocol.Protocol(tmp_path, settings, {"threads": 1, "cpus": "2-3", "jobs": 2},
+                                         training=True)
+    running, pinned = set(), {}
+
+    def fake_train(class_name, cpus):
+        assert cpus not in running  # no two classes share a CPU
+        running.add(cpus)
+        time.sleep(0.05)
+        pinned[class_name] = cpus
+        running.discard(cpus)
+
+    monkeypatch.setattr(protocol, "train", fake_train)
+    protocol.train_all(["cat", "dog", "frog", "ship"])
+    assert sorted(pinned) == ["cat", "dog", "frog", "ship"]
+    assert set(pinned.values()) == {"2", "3"}
+    with pytest.raises(quality_protocol.ProtocolError, match="--jobs 3 needs at least 3 CPUs"):
+        protocol.resources["jobs"] = 3
+        protocol.train_all(["cat"])
 
 
 def test_default_run_stats_counts_the_partial_last_epoch(tmp_path):
