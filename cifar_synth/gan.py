@@ -113,6 +113,7 @@ class DCGAN(keras.Model):
     def __init__(self, config: GANConfig, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         config.validate()
+        config = config.with_resolved_precision(gpu=bool(tf.config.list_physical_devices("GPU")))
         self.config = config
         self.generator = build_generator(config)
         self.discriminator = build_discriminator(config)

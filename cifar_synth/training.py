@@ -126,7 +126,7 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
         write_json_atomic(paths.config, {
             "class_name": class_name,
             "class_index": CLASS_NAMES.index(class_name),
-            "gan": gan_config.to_dict(),
+            "gan": gan.config.to_dict(),  # precision "auto" resolved to what this machine computes in
             "training": asdict(options),
             "data": data_info,
             "train_images": len(images),

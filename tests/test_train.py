@@ -62,6 +62,7 @@ def test_one_run_writes_every_artifact(images, tmp_path):
     assert (run_dir / "losses.png").stat().st_size > 0
     config = json.loads((run_dir / "config.json").read_text())
     assert config["gan"]["g_width"] == 4 and config["training"]["seed"] == 0
+    assert config["gan"]["precision"] in ("float32", "mixed_bfloat16")  # "auto" is recorded as what ran
     assert config["data"]["sha256"] == "0" * 64 and config["versions"]["tensorflow"]
     assert json.loads((run_dir / "checkpoint" / "state.json").read_text())["epoch"] == 2
     assert any((run_dir / "tb").rglob("events.out.tfevents.*"))
@@ -128,6 +129,16 @@ def test_interrupt_keeps_the_last_finished_epoch(images, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run(images, tmp_path / "dog", epochs=3)
     assert json.loads((tmp_path / "dog" / "checkpoint" / "state.json").read_text())["epoch"] == 1
+
+
+def test_auto_precision_is_bfloat16_only_on_a_cpu_with_native_bfloat16():
+    auto = GANConfig()
+    assert auto.with_resolved_precision(gpu=False, cpu_flags={"avx2", "avx512_bf16"}).precision == "mixed_bfloat16"
+    assert auto.with_resolved_precision(gpu=False, cpu_flags={"amx_bf16"}).precision == "mixed_bfloat16"
+    assert auto.with_resolved_precision(gpu=False, cpu_flags={"avx2", "avx512f"}).precision == "float32"
+    assert auto.with_resolved_precision(gpu=True, cpu_flags={"avx512_bf16"}).precision == "float32"
+    chosen = GANConfig(precision="float32")
+    assert chosen.with_resolved_precision(gpu=False, cpu_flags={"avx512_bf16"}) is chosen
 
 
 def test_diversity_and_grid_helpers():

@@ -36,7 +36,8 @@ def train_command(
     ema: Annotated[float, typer.Option(
         help="Decay of the generator's weight moving average used for sampling; 0 disables.")] = DEFAULTS.ema_decay,
     precision: Annotated[str, typer.Option(
-        help="float32, or mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX and recent GPUs).")
+        help="float32, mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX and recent GPUs), or auto: "
+             "mixed_bfloat16 where the CPU computes bfloat16 natively, else float32.")
     ] = DEFAULTS.precision,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     data: Annotated[Path | None, typer.Option(
