@@ -33,6 +33,8 @@ from cifar_synth.files import write_json_atomic
 
 BENCHMARKS = Path(__file__).resolve().parent
 STAGES = ("train", "export", "evaluate")
+EXPORT_DIRS = {False: "export", True: "export-filtered"}
+REPORT_DIRS = {False: "report", True: "report-filtered"}
 PROTOCOL_FILE = "protocol.json"
 # Settings that change the results: a protocol resumed with other values would mix two experiments.
 SETTINGS = ("recipe", "minutes_per_class", "count", "seed", "data")
@@ -52,8 +54,6 @@ class Protocol:
         self.resources = resources
         self.work = work
         self.runs = work / "runs"
-        self.export = work / "export"
-        self.report_dir = work / "report"
         self.path = work / PROTOCOL_FILE
         self.state = read_state(work) if self.path.exists() else {**settings, **resources, "classes": {}}
         self.state_lock = threading.Lock()  # classes training in parallel report to one protocol.json
@@ -128,22 +128,43 @@ class Protocol:
                                                  **({"cpus": cpus} if cpus else {})}
         self.save()
 
-    def export_all(self) -> None:
+    def export_all(self, filtered: bool) -> None:
+        """Export `count` images per class; `filtered` keeps only those the unfiltered evaluation's real-trained
+        CNN recognises (`cifar-synth export --filter classifier`), into export-filtered/."""
+        out = self.work / EXPORT_DIRS[filtered]
+        filter_options = []
+        if filtered:
+            if "evaluate" not in self.state:
+                raise ProtocolError("the filtered export uses the real-trained CNN of the unfiltered evaluation; "
+                                    "run the evaluate stage without --filtered first")
+            baseline = json.loads(Path(self.state["evaluate"]["report"]).read_text())["classifiers"]["real"]
+            filter_options = ["--filter", "classifier", "--classifier",
+                              str(Path(baseline["cache_entry"]) / "classifier.keras")]
         seconds = self.run_child([
             sys.executable, "-m", "cifar_synth", "export", "--runs", str(self.runs), "--count",
-            str(self.state["count"]), "--format", "parquet", "--out", str(self.export), "--seed",
-            str(self.state["seed"]), "--overwrite"])
-        self.state["export"] = {"path": str(self.export), "seconds": round(seconds, 1), **self.resources}
+            str(self.state["count"]), "--format", "parquet", "--out", str(out), "--seed",
+            str(self.state["seed"]), "--overwrite", *filter_options])
+        self.state[_key("export", filtered)] = {"path": str(out), "seconds": round(seconds, 1), **self.resources}
         self.save()
 
-    def evaluate(self, inception_fid: bool) -> None:
+    def evaluate(self, inception_fid: bool, filtered: bool) -> None:
+        export_key = _key("export", filtered)
+        if export_key not in self.state:
+            raise ProtocolError(f"nothing exported yet; run --stage export{' --filtered' if filtered else ''} first")
         data = ["--data", self.state["data"]] if self.state["data"] else []
+        report_dir = self.work / REPORT_DIRS[filtered]
         # --quiet, not --json: the figures are read from the report.json it writes.
         seconds = self.run_child([
-            sys.executable, "-m", "cifar_synth", "evaluate", "--synthetic", str(self.export), *data,
-            "--out", str(self.report_dir), "--quiet", *([] if inception_fid else ["--no-inception-fid"])])
-        self.state["evaluate"] = {"report": str(self.report_dir / "report.json"), "seconds": round(seconds, 1), **self.resources}
+            sys.executable, "-m", "cifar_synth", "evaluate", "--synthetic", self.state[export_key]["path"], *data,
+            "--out", str(report_dir), "--quiet", *([] if inception_fid else ["--no-inception-fid"])])
+        self.state[_key("evaluate", filtered)] = {"report": str(report_dir / "report.json"),
+                                                  "seconds": round(seconds, 1), **self.resources}
         self.save()
+
+
+def _key(stage: str, filtered: bool) -> str:
+    """protocol.json's key of an export or evaluate stage, e.g. "evaluate_filtered"."""
+    return f"{stage}_filtered" if filtered else stage
 
 
 def _cpu_list(cpus: str | None) -> list[str]:
@@ -210,6 +231,15 @@ def _mean_diversity(report: dict) -> str:
     return _number(sum(ratios) / len(ratios)) if ratios else "–"
 
 
+def _acceptance(report: dict, class_names: list[str] | None) -> str:
+    """Share of generated candidates a filtered export kept (all classes when `class_names` is None)."""
+    entries = [entry["filter"] for entry in report["synthetic"]["manifest"]["classes"]
+               if "filter" in entry and (class_names is None or entry["name"] in class_names)]
+    if not entries:
+        return "–"
+    return _percent(sum(e["accepted"] for e in entries) / sum(e["candidates"] for e in entries))
+
+
 # (row label, value of one protocol); keys are those of protocol.json and the evaluator's report.json.
 HEADLINE = [
     ("training budget per class", lambda s, r: f"{s['minutes_per_class']:g} min of training-loop wall time"),
@@ -225,6 +255,7 @@ HEADLINE = [
     ("KID in CNN features", lambda s, r: _kid(r["feature_metrics"]["kid"]["overall"])),
     ("Inception FID", lambda s, r: _number(r["inception_fid"].get("value"))),
     ("mean diversity ratio (synthetic / real)", lambda s, r: _mean_diversity(r)),
+    ("classifier filter: candidates accepted", lambda s, r: _acceptance(r, None)),
     ("evaluator", lambda s, r: f"budget {r['config']['budget_name']}, {r['config']['epochs']} epochs, "
                                f"{r['train_images_per_class']:,} training images per class per CNN"),
 ]
@@ -238,56 +269,65 @@ PER_CLASS = [
     ("FD", lambda s, r, c: _number(r["feature_metrics"]["frechet_distance"]["per_class"][c])),
     ("KID", lambda s, r, c: _kid(r["feature_metrics"]["kid"]["per_class"][c])),
     ("diversity ratio", lambda s, r, c: _number((r["diversity"]["per_class"][c] or {}).get("ratio"))),
+    ("filter acceptance", lambda s, r, c: _acceptance(r, [c])),
 ]
 # The real-trained CNN is the same for both protocols, so a comparison leaves its column out.
 COMPARED_PER_CLASS = [column for column in PER_CLASS if column[0] != "real-trained acc."]
 
 
-def load_results(work: Path) -> tuple[dict, dict]:
-    """(protocol.json, report.json) of a finished protocol."""
+def load_variants(work: Path) -> list[tuple[str, dict, dict]]:
+    """(name, protocol.json, report.json) of a finished protocol's evaluations: unfiltered, then filtered if done."""
     state = read_state(work)
     if "evaluate" not in state:
         raise ProtocolError(f"{work} has not been evaluated yet; run its protocol to the end first")
-    path = Path(state["evaluate"]["report"])
-    try:
-        return state, json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ProtocolError(f"cannot read {path}: {error}") from None
+    variants = []
+    for filtered in (False, True):
+        if _key("evaluate", filtered) in state:
+            path = Path(state[_key("evaluate", filtered)]["report"])
+            try:
+                report = json.loads(path.read_text())
+            except (OSError, ValueError) as error:
+                raise ProtocolError(f"cannot read {path}: {error}") from None
+            variants.append((state["recipe"] + (", classifier-filtered" if filtered else ""), state, report))
+    return variants
+
+
+def variants_tables(variants: list[tuple[str, dict, dict]], per_class_columns: list) -> str:
+    """The headline and per-class Markdown tables with one column (group) per evaluated variant."""
+    from cifar_synth.classes import CLASS_NAMES
+
+    headline = markdown_table(
+        ["figure", *(name for name, _, _ in variants)],
+        [[label, *(value(state, report) for _, state, report in variants)] for label, value in HEADLINE])
+    single = len(variants) == 1
+    per_class = markdown_table(
+        ["class", *(label if single else f"{label} ({name})"
+                    for label, _ in per_class_columns for name, _, _ in variants)],
+        [[c, *(value(state, report, c) for _, value in per_class_columns for _, state, report in variants)]
+         for c in CLASS_NAMES])
+    return (f"{headline}\n\nPer class (accuracies on the real test images of that class; recognizability of a "
+            f"classifier-filtered set is high by construction, as the same real-trained CNN chose it):\n\n{per_class}")
 
 
 def results_section(work: Path) -> tuple[str, str]:
     """Title and Markdown body of one finished protocol."""
-    from cifar_synth.classes import CLASS_NAMES
-
-    state, report = load_results(work)
-    headline = markdown_table(["figure", "value"], [[label, value(state, report)] for label, value in HEADLINE])
-    per_class = markdown_table(["class", *(label for label, _ in PER_CLASS)],
-                               [[name, *(value(state, report, name) for _, value in PER_CLASS)]
-                                for name in CLASS_NAMES])
-    body = (f"Recipe `{state['recipe']}`, work directory `{work}`, seed {state['seed']}.\n\n{headline}\n\n"
-            f"Per class (accuracies on the real test images of that class):\n\n{per_class}")
+    variants = load_variants(work)
+    state = variants[0][1]
+    body = f"Recipe `{state['recipe']}`, work directory `{work}`, seed {state['seed']}.\n\n" + variants_tables(
+        variants, PER_CLASS)
     return f"Quality protocol: {state['recipe']} recipe, {state['minutes_per_class']:g} min per class", body
 
 
 def comparison_section(work_a: Path, work_b: Path) -> tuple[str, str]:
-    """Title and Markdown body setting two finished protocols side by side."""
-    from cifar_synth.classes import CLASS_NAMES
-
-    (state_a, report_a), (state_b, report_b) = load_results(work_a), load_results(work_b)
-    name_a, name_b = state_a["recipe"], state_b["recipe"]
-    if name_a == name_b:
+    """Title and Markdown body setting two finished protocols (each with its evaluated variants) side by side."""
+    variants_a, variants_b = load_variants(work_a), load_variants(work_b)
+    name_a, name_b = variants_a[0][0], variants_b[0][0]
+    if name_a == name_b:  # two protocols of one recipe: tell them apart by their work directories
         name_a, name_b = work_a.name, work_b.name
-    headline = markdown_table(
-        ["figure", name_a, name_b],
-        [[label, value(state_a, report_a), value(state_b, report_b)] for label, value in HEADLINE])
-    per_class = markdown_table(
-        ["class", *(f"{label} ({name})" for label, _ in COMPARED_PER_CLASS for name in (name_a, name_b))],
-        [[c, *(cell for _, value in COMPARED_PER_CLASS for cell in (value(state_a, report_a, c),
-                                                                    value(state_b, report_b, c)))]
-         for c in CLASS_NAMES])
-    body = (f"`{name_a}`: `{work_a}`; `{name_b}`: `{work_b}`.\n\n{headline}\n\n"
-            f"Per class (the real-trained accuracies are in each protocol's own section):\n\n"
-            f"{per_class}")
+        variants_a = [(name.replace(variants_a[0][0], name_a, 1), *rest) for name, *rest in variants_a]
+        variants_b = [(name.replace(variants_b[0][0], name_b, 1), *rest) for name, *rest in variants_b]
+    body = (f"`{name_a}`: `{work_a}`; `{name_b}`: `{work_b}`. The real-trained accuracies are in each protocol's "
+            f"own section.\n\n" + variants_tables(variants_a + variants_b, COMPARED_PER_CLASS))
     return f"Quality protocol comparison: {name_a} vs {name_b}", body
 
 
@@ -311,12 +351,13 @@ def run_protocol(args) -> None:
     if args.stage in ("export", "evaluate") and missing:
         raise ProtocolError(f"training of {', '.join(missing)} has not finished; run --stage train first")
 
-    if args.stage == "export" or (run_all and "export" not in protocol.state):
-        protocol.export_all()
-    if args.stage == "evaluate" or (run_all and "evaluate" not in protocol.state):
-        if "export" not in protocol.state:
-            raise ProtocolError("nothing exported yet; run --stage export first")
-        protocol.evaluate(args.inception_fid)
+    # Without --filtered the export and evaluate stages act on the plain export; with it, on the filtered one,
+    # which "all" makes after the plain evaluation (whose real-trained CNN does the filtering).
+    for filtered in (False, True) if run_all and args.filtered else (args.filtered,):
+        if args.stage == "export" or (run_all and _key("export", filtered) not in protocol.state):
+            protocol.export_all(filtered)
+        if args.stage == "evaluate" or (run_all and _key("evaluate", filtered) not in protocol.state):
+            protocol.evaluate(args.inception_fid, filtered)
     if run_all or args.stage == "evaluate":
         publish_results(*results_section(protocol.work))
 
@@ -332,6 +373,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stage", choices=("all", *STAGES), default="all",
                         help="all skips finished classes and stages; a single stage reruns it")
+    parser.add_argument("--filtered", action="store_true",
+                        help="export and evaluate the classifier-filtered dataset (export --filter classifier) as "
+                             "its own row; with --stage all, after the unfiltered one")
     parser.add_argument("--inception-fid", action="store_true",
                         help="also compute Inception FID (two InceptionV3 passes: slow on a CPU; needs its weights)")
     parser.add_argument("--threads", type=int, help="TensorFlow threads per pool in the child processes")

@@ -148,3 +148,36 @@ def test_default_run_stats_counts_the_partial_last_epoch(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,seconds,images_seen\n1,10.0,4992\n2,3.5,6400\n")
     assert quality_protocol.default_run_stats(tmp_path) == {
         "steps": 100, "images_seen": 6400, "epochs": round(6400 / 4992, 3), "loop_seconds": 13.5}
+
+
+def recorded_protocol(tmp_path: Path, name: str, filtered: bool = False) -> Path:
+    """A copy of a protocol recorded in benchmarks/results, its report paths pointing into the copy."""
+    work = tmp_path / name
+    work.mkdir()
+    recorded = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / name
+    state = json.loads((recorded / "protocol.json").read_text())
+    report = json.loads((recorded / "report.json").read_text())
+    (work / "report.json").write_text(json.dumps(report))
+    state["evaluate"]["report"] = str(work / "report.json")
+    if filtered:  # the same figures, as though a filtered export had kept half of twice the candidates
+        for entry in report["synthetic"]["manifest"]["classes"]:
+            entry["filter"] = {"candidates": 2 * entry["count"], "accepted": entry["count"]}
+        (work / "report-filtered.json").write_text(json.dumps(report))
+        state["evaluate_filtered"] = {"report": str(work / "report-filtered.json")}
+    (work / "protocol.json").write_text(json.dumps(state))
+    return work
+
+
+def test_protocol_results_show_the_filtered_evaluation_as_its_own_column(tmp_path):
+    title, body = quality_protocol.results_section(recorded_protocol(tmp_path, "protocol-default", filtered=True))
+    assert title == "Quality protocol: default recipe, 6 min per class"
+    assert "| figure | default | default, classifier-filtered |" in body
+    assert "| CAS: synthetic-trained accuracy on real test | 32.8% | 32.8% |" in body
+    assert "| classifier filter: candidates accepted | – | 50.0% |" in body
+
+    title, body = quality_protocol.comparison_section(tmp_path / "protocol-default",
+                                                      recorded_protocol(tmp_path, "protocol-hobby"))
+    assert title == "Quality protocol comparison: default vs hobby"
+    assert "| figure | default | default, classifier-filtered | hobby |" in body
+    assert "| CAS: synthetic-trained accuracy on real test | 32.8% | 32.8% | 19.1% |" in body
+    assert "real-trained acc." not in body
