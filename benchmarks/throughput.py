@@ -4,7 +4,8 @@
 
 Both recipes are built in one process, warmed up (tracing and compilation excluded), then timed in alternating
 rounds (default, hobby, matmul, default, hobby, matmul, …) so that load from other processes hits both alike;
-medians are reported. Each recipe is also set against its FLOP-bound limit: the FLOPs its step spends per real
+medians are reported. Where the default computes in bfloat16 (`--precision auto` on a CPU with native bfloat16), the
+same step in float32 joins the rounds, so the gain of that choice is measured in the same run. Each recipe is also set against its FLOP-bound limit: the FLOPs its step spends per real
 image (counted from the layer shapes) divided into this machine's measured float32 matmul rate.
 """
 
@@ -12,6 +13,7 @@ import argparse
 import os
 import statistics
 import time
+from dataclasses import replace
 
 from _common import publish_results, configure_threads, load_class_images, markdown_table
 from hobby_recipe import BATCH_SIZE as HOBBY_BATCH
@@ -117,50 +119,52 @@ def main() -> None:
     from cifar_synth.images import to_unit_range
 
     images = load_class_images(args.data, args.class_name)
-    config = GANConfig()
-    gan = build_gan(config, seed=args.seed)
+    gan = build_gan(GANConfig(), seed=args.seed)
+    config = gan.config  # with the precision resolved
+    gans = {f"default (cifar_synth.gan, {config.precision})": gan}
+    if config.precision != "float32":
+        gans["default in float32"] = build_gan(replace(config, precision="float32"), seed=args.seed)
     dataset = make_dataset(images, config.batch_size, args.seed)
     hobby = HobbyTrainer(args.seed)
     real = to_unit_range(images)
 
-    def run_default(steps):
-        gan.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    def run_gan(model):
+        return lambda steps: model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
 
     def run_hobby(steps):
         for _ in range(steps):
             hobby.step(real[hobby.rng.choice(len(real), HOBBY_BATCH, replace=False)])
 
-    def timed(run):
-        started = time.perf_counter()
-        run(args.steps)
-        return time.perf_counter() - started
-
+    runners = {**{name: run_gan(model) for name, model in gans.items()}, "hobby reference": run_hobby}
     load_before = os.getloadavg()[0]
-    run_default(args.warmup)
-    run_hobby(args.warmup)
+    for run in runners.values():
+        run(args.warmup)
     matmul_size = 2048
-    default_s, hobby_s, matmul_s = [], [], []
+    seconds = {name: [] for name in runners}
+    matmul_s = []
     for round_ in range(1, args.rounds + 1):
-        default_s.append(timed(run_default))
-        hobby_s.append(timed(run_hobby))
+        for name, run in runners.items():
+            started = time.perf_counter()
+            run(args.steps)
+            seconds[name].append(time.perf_counter() - started)
         matmul_s.append(matmul_seconds(matmul_size))
-        print(f"round {round_}/{args.rounds}: default {default_s[-1]:.2f} s, hobby {hobby_s[-1]:.2f} s "
-              f"({args.steps} steps each)", flush=True)
+        print(f"round {round_}/{args.rounds}: " + ", ".join(f"{name} {times[-1]:.2f} s" for name, times in
+                                                             seconds.items()) + f" ({args.steps} steps each)",
+              flush=True)
 
     gflops = 2 * matmul_size**3 / statistics.median(matmul_s) / 1e9
-    recipes = [
-        ("default (cifar_synth.gan)", config.batch_size, default_s,
-         flops_per_real_image(default_step_passes(gan, config.batch_size), config.batch_size)),
-        ("hobby reference", HOBBY_BATCH, hobby_s,
-         flops_per_real_image(hobby_step_passes(hobby), HOBBY_BATCH)),
-    ]
+    recipes = [(name, config.batch_size, seconds[name],
+                flops_per_real_image(default_step_passes(model, config.batch_size), config.batch_size))
+               for name, model in gans.items()]
+    recipes.append(("hobby reference", HOBBY_BATCH, seconds["hobby reference"],
+                    flops_per_real_image(hobby_step_passes(hobby), HOBBY_BATCH)))
     rows, rates = [], []
-    for name, batch, seconds, flops in recipes:
-        rate = batch * args.steps / statistics.median(seconds)
+    for name, batch, times, flops in recipes:
+        rate = batch * args.steps / statistics.median(times)
         bound = gflops * 1e9 / flops
         rates.append(rate)
-        rows.append([name, batch, f"{rate:.0f}", f"{min(batch * args.steps / s for s in seconds):.0f}–"
-                     f"{max(batch * args.steps / s for s in seconds):.0f}", f"{flops / 1e6:.0f}",
+        rows.append([name, batch, f"{rate:.0f}", f"{min(batch * args.steps / s for s in times):.0f}–"
+                     f"{max(batch * args.steps / s for s in times):.0f}", f"{flops / 1e6:.0f}",
                      f"{bound:.0f}", f"{rate / bound:.0%}"])
     table = markdown_table(
         ["recipe", "real images/step", "real images/s (median)", "range over rounds", "MFLOP/real image",
@@ -174,8 +178,10 @@ def main() -> None:
         f"{load_before:.1f} / {os.getloadavg()[0]:.1f} (other processes share the cores).\n"
         f"Matmul rate ({matmul_size}² float32, median of {args.rounds}): {gflops:.1f} GFLOP/s.\n\n"
         f"{table}\n\n"
-        f"**Speed-up default / hobby: {rates[0] / rates[1]:.2f}×** (median real images per second).\n"
-        f"FLOPs count Dense and convolution layers only (backward ≈ 1× forward per gradient computed); "
+        f"**Speed-up default / hobby: {rates[0] / rates[-1]:.2f}×** (median real images per second).\n"
+        + (f"Default in {config.precision} / the same step in float32: {rates[0] / rates[1]:.2f}×; the FLOP bound "
+           "uses the float32 matmul rate, which bfloat16 can exceed.\n" if len(gans) > 1 else "")
+        + f"FLOPs count Dense and convolution layers only (backward ≈ 1× forward per gradient computed); "
         f"the default step also runs batch norm{', DiffAugment' if config.augment else ''} and the EMA update, "
         f"which add memory traffic but few FLOPs."
     )
