@@ -17,7 +17,7 @@ from cifar_synth.cli import app
 from cifar_synth.errors import UserError
 from cifar_synth.config import GANConfig
 from cifar_synth.gan import build_gan
-from cifar_synth.training import TrainOptions, image_grid, mean_pairwise_distance, train_class
+from cifar_synth.training import TrainOptions, collapse_suspected, image_grid, mean_pairwise_distance, train_class
 
 TINY = GANConfig(latent_dim=8, g_width=4, d_width=4, batch_size=8)
 TINY_CLI = ["--latent-dim", "8", "--g-width", "4", "--d-width", "4", "--batch-size", "8", "--quiet"]
@@ -149,6 +149,14 @@ def test_diversity_and_grid_helpers():
     tiles = np.arange(100, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
     grid = np.asarray(image_grid(tiles))
     assert grid[0, 32, 0] == 1 and grid[32, 0, 0] == 10  # row by row
+
+
+def test_collapse_warning_fires_on_a_fall_or_a_run_that_never_diversifies():
+    warming_up = [0.11, 0.15, 0.13, 0.40]  # a healthy run's first epochs (airplane, 6-minute protocol)
+    assert not any(collapse_suspected(warming_up[:n]) for n in range(1, len(warming_up) + 1))
+    assert collapse_suspected([0.11, 0.71, 0.91, 0.35])
+    assert not collapse_suspected([0.11, 0.71, 0.91, 0.88])
+    assert collapse_suspected([0.10] * 13) and not collapse_suspected([0.10] * 12)
 
 
 def write_tree(root: Path, per_class: int = 16):
