@@ -129,7 +129,7 @@ def main() -> None:
     real = to_unit_range(images)
 
     def run_gan(model):
-        return lambda steps: model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+        return lambda steps: model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
 
     def run_hobby(steps):
         for _ in range(steps):
