@@ -287,7 +287,7 @@ class RunArtifacts(keras.callbacks.Callback):
         grid = image_grid(to_uint8(samples))
         self._save(epoch + 1, grid)
         self._log_tensorboard(row, grid)
-        if not self.warned_collapse and collapse_suspected([float(row["diversity_ratio"]) for row in self.history]):
+        if not self.warned_collapse and collapse_suspected([float(past["diversity_ratio"]) for past in self.history]):
             self.warned_collapse = True
             self.console.print(f"[yellow]Warning:[/] epoch {epoch + 1}: sample diversity is {self.diversity_ratio:.2f}× "
                                "that of real images of this class; the generator may be collapsing "
