@@ -12,7 +12,6 @@ import os
 import pickle
 import posixpath
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -30,6 +29,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
+from cifar_synth.files import atomic_path, sha256_file
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -73,7 +73,7 @@ def fetch_official(dest_dir: str | Path = DEFAULT_DIR) -> tuple[Path, bool]:
     """
     target = Path(dest_dir) / ARCHIVE_NAME
     expected = os.environ.get("CIFAR_SYNTH_SHA256", OFFICIAL_SHA256).strip().lower()
-    if target.is_file() and _file_sha256(target) == expected:
+    if target.is_file() and sha256_file(target) == expected:
         return target, False
     _download(os.environ.get("CIFAR_SYNTH_URL", OFFICIAL_URL), target, expected)
     return target, True
@@ -248,7 +248,7 @@ class _Storage(ABC):
 
     def sha256(self, names: Sequence[str]) -> str:
         """sha256 of the archive file; a folder hashes the named files instead."""
-        return _file_sha256(self.path)
+        return sha256_file(self.path)
 
     def read_all(self, names: Sequence[str]) -> dict[str, bytes]:
         """Bytes of every one of `names`; an absent one is an error naming it."""
@@ -467,35 +467,18 @@ def _decode_image(data: bytes, where: str) -> np.ndarray:
 
 # --- downloading -----------------------------------------------------------------------------------------------------
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as file:
-            while chunk := file.read(_CHUNK_BYTES):
-                digest.update(chunk)
-    except OSError as error:
-        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
-    return digest.hexdigest()
-
-
 def _download(url: str, target: Path, expected_sha256: str) -> None:
     """Stream `url` into a temporary file beside `target`, renamed to it only once the checksum matches.
 
     Whatever goes wrong (network, short read, bad checksum, Ctrl-C) the temporary file is removed, so a file at
     `target` is always complete.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            digest = _stream(url, file)
+    with atomic_path(target) as temporary, temporary.open("wb") as file:
+        digest = _stream(url, file)
         if digest != expected_sha256:
             raise UserError(
                 f"download of {url} has sha256 {digest}, expected {expected_sha256}; discarded it. {_LOCAL_COPY_HINT}"
             )
-        os.replace(temporary, target)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
 
 
 def _stream(url: str, file) -> str:

@@ -5,7 +5,7 @@ from importlib import metadata
 
 import cifar_synth
 
-_PACKAGES = ("tensorflow", "keras", "numpy", "pandas", "pyarrow", "pillow")
+_PACKAGES = ("tensorflow", "keras", "numpy", "pandas", "pyarrow", "pillow", "matplotlib")
 
 
 def package_versions() -> dict[str, str]:

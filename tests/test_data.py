@@ -21,6 +21,7 @@ from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.cli import app
 from cifar_synth.data import ARCHIVE_NAME, fetch_official, open_real_data
 from cifar_synth.errors import UserError
+from cifar_synth.files import current_umask
 
 PER_CLASS = 2
 DATASETS = Path("datasets") / "cifar10"
@@ -294,6 +295,7 @@ def test_download_verifies_and_keeps_the_archive(monkeypatch, server, tiny_archi
     data = open_real_data()
     assert [p.name for p in DATASETS.iterdir()] == [ARCHIVE_NAME]
     assert (DATASETS / ARCHIVE_NAME).read_bytes() == tiny_archive
+    assert (DATASETS / ARCHIVE_NAME).stat().st_mode & 0o777 == 0o666 & ~current_umask()
     assert len(data.load("test")) == len(CLASS_NAMES)
     result = CliRunner().invoke(app, ["data", "fetch"])
     assert result.exit_code == 0 and "already present and verified" in result.output

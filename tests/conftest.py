@@ -1,0 +1,72 @@
+"""What several test modules share: tiny generated data, tiny networks, and the check of a user error.
+
+Plain helpers are imported with `from conftest import …` (pytest puts tests/ on sys.path); fixtures need no import.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.config import GANConfig
+from cifar_synth.images import LabeledImages
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The smallest networks `train` accepts in reasonable time: a step takes milliseconds.
+TINY_GAN = GANConfig(latent_dim=8, g_width=4, d_width=4, batch_size=8)
+TINY_GAN_CLI = ["--latent-dim", "8", "--g-width", "4", "--d-width", "4", "--batch-size", "8", "--quiet"]
+
+
+def assert_user_error(result, message: str) -> None:
+    """A CliRunner result that failed the way a user mistake should: exit 1, `message`, no traceback."""
+    assert result.exit_code == 1, result.output
+    assert "".join(message.split()) in "".join(result.output.split())  # Rich wraps long lines anywhere
+    assert "Traceback" not in result.output
+
+
+def random_images(count: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+
+
+def write_tree(root: Path, data: LabeledImages) -> Path:
+    """`root/<class>/<index>.png` for every image; returns `root`."""
+    for index, (image, label) in enumerate(zip(data.images, data.labels)):
+        folder = root / CLASS_NAMES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{index:05d}.png")
+    return root
+
+
+def write_real_tree(root: Path, per_class: int = 16, seed: int = 1) -> Path:
+    """A real-data class-folder tree `root/{train,test}/<class>/*.png` of random images; returns `root`."""
+    for offset, split in enumerate(("train", "test")):
+        labels = np.repeat(np.arange(len(CLASS_NAMES)), per_class)
+        write_tree(root / split, LabeledImages(random_images(len(labels), seed + offset), labels))
+    return root
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    """The environment for a `python -m cifar_synth` subprocess that imports this checkout, quietly."""
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+
+
+def cli_process(*args: str, **popen) -> subprocess.Popen:
+    """`python -m cifar_synth ARGS` in a process of its own (for tests that kill or race it)."""
+    return subprocess.Popen([sys.executable, "-m", "cifar_synth", *args], env=python_env(), text=True, **popen)
+
+
+@pytest.fixture
+def tiny_images() -> np.ndarray:
+    """32 random uint8 images: four steps of a `TINY_GAN` epoch."""
+    return random_images(32, seed=0)
+
+
+@pytest.fixture(scope="session")
+def real_tree(tmp_path_factory) -> Path:
+    """A real-data class-folder tree with 16 random images per class and split (read-only: tests share it)."""
+    return write_real_tree(tmp_path_factory.mktemp("real") / "cifar10")
