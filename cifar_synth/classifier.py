@@ -10,6 +10,7 @@ label smoothing. Prediction averages the image and its mirror image (test-time f
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -89,6 +90,22 @@ def build_classifier(config: EvaluatorConfig) -> keras.Model:
     # A small logit scale keeps early softmax outputs soft, which lets the high learning rate work (as in airbench).
     logits = layers.Rescaling(config.logit_scale, name="logits")(layers.Dense(NUM_CLASSES, use_bias=False)(features))
     return keras.Model(pixels, logits, name="cifar_synth_classifier")
+
+
+def load_classifier(path: str | Path) -> keras.Model:
+    """A saved classifier built like `build_classifier` (pixels 0–255 in, ten logits out, a `features` layer)."""
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a corrupt or foreign file
+        raise UserError(f"cannot load classifier {path}: {error}") from None
+    layer_names = {layer.name for layer in model.layers}
+    if model.input_shape != (None, *IMAGE_SHAPE) or model.output_shape != (None, NUM_CLASSES) \
+            or FEATURE_LAYER not in layer_names:
+        raise UserError(
+            f"{path}: expected a classifier like the evaluator's, with input (None, 32, 32, 3), output "
+            f"(None, {NUM_CLASSES}) and a layer named '{FEATURE_LAYER}'; got input {model.input_shape}, "
+            f"output {model.output_shape}")
+    return model
 
 
 def _conv_bn_relu(x, width: int):

@@ -96,20 +96,13 @@ class ClassifierFilter:
     """
 
     def __init__(self, path: Path, min_confidence: float, from_evaluator_cache: bool = False):
-        from cifar_synth.classifier import FEATURE_LAYER, NUM_CLASSES, make_predictor
+        from cifar_synth.classifier import load_classifier, make_predictor
 
         self.path = path
         self.min_confidence = min_confidence
         self.from_evaluator_cache = from_evaluator_cache
-        self.model = _load_model(path, "classifier")
+        self.model = load_classifier(path)
         self.sha256 = _sha256_file(path)
-        layers = {layer.name for layer in self.model.layers}
-        if (self.model.input_shape != (None, *IMAGE_SHAPE) or self.model.output_shape != (None, NUM_CLASSES)
-                or FEATURE_LAYER not in layers):
-            raise UserError(
-                f"{path}: expected a classifier like the evaluator's, with input (None, 32, 32, 3), output "
-                f"(None, {NUM_CLASSES}) and a layer named '{FEATURE_LAYER}'; got input {self.model.input_shape}, "
-                f"output {self.model.output_shape}")
         self.predict = make_predictor(self.model, test_time_flip=True)
 
     def accepts(self, images: np.ndarray, label: int) -> np.ndarray:
@@ -138,10 +131,10 @@ def find_cached_classifier(cache_dir: str | Path | None = None) -> Path:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise UserError(f"--filter classifier needs a real-trained classifier and none is cached in {cache_dir}: "
-                        "run `cifar-synth evaluate` first (it caches one) or pass --classifier PATH")
+        raise UserError(f"no real-trained classifier is cached in {cache_dir}: run `cifar-synth evaluate` first "
+                        "(it caches one) or pass the classifier's path")
     raise UserError(f"{len(found)} cached real-trained classifiers in {cache_dir} "
-                    f"({', '.join(str(path) for path in found)}); choose one with --classifier PATH")
+                    f"({', '.join(str(path) for path in found)}); pass the path of one")
 
 
 def accepted_candidates(class_entry: dict) -> np.ndarray:

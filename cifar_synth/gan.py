@@ -7,6 +7,9 @@ switched off and measured):
   memorise 5000 images; its gradients still reach G because every augmentation is differentiable.
 - An exponential moving average of G's weights, used for sampling: it averages out the oscillation of
   adversarial training at no extra training cost.
+- Optional classifier guidance: a frozen CNN trained on real images of all ten classes scores a quarter of each
+  fake batch, and G is also trained toward that CNN's verdict "this is my class". A per-class GAN otherwise never
+  learns what tells its class apart from the nine others, only what its own real images look like.
 """
 
 import keras
@@ -107,12 +110,24 @@ def _cutout(x, seed, ratio=0.5):
 _AUGMENTATIONS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 
-class DCGAN(keras.Model):
-    """Generator and discriminator trained together by one compiled `train_step` per batch of real images."""
+# Fakes per step that the guide scores: the guide costs several times D per image, and a quarter of the batch
+# already gives G the class signal.
+GUIDED_FRACTION = 4
 
-    def __init__(self, config: GANConfig, seed: int = 0, **kwargs):
+
+class DCGAN(keras.Model):
+    """Generator and discriminator trained together by one compiled `train_step` per batch of real images.
+
+    `guide` (with `class_index`): a frozen real-trained classifier of pixels in [0, 255] → logits over the ten
+    classes, used when `config.guidance` > 0.
+    """
+
+    def __init__(self, config: GANConfig, seed: int = 0, guide: keras.Model | None = None,
+                 class_index: int | None = None, **kwargs):
         super().__init__(**kwargs)
         config.validate()
+        if config.guidance > 0 and (guide is None or class_index is None):
+            raise ValueError("classifier guidance needs a guide classifier and the class index")
         config = config.with_resolved_precision(gpu=bool(tf.config.list_physical_devices("GPU")))
         self.config = config
         self.generator = build_generator(config)
@@ -121,9 +136,14 @@ class DCGAN(keras.Model):
         if self.ema_generator is not None:
             self.ema_generator.set_weights(self.generator.get_weights())
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.trackers = {
-            name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "d_real", "d_fake")
-        }
+        if config.guidance > 0:
+            guide.trainable = False
+            # Set past Keras' attribute tracking: the frozen guide is an input of training, not part of the GAN, so
+            # it stays out of the checkpoint (a run resumes with or without guidance).
+            object.__setattr__(self, "_guide", guide)
+            self.class_index = class_index
+        tracked = ("d_loss", "g_loss", "d_real", "d_fake") + (("guide_loss",) if config.guidance > 0 else ())
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in tracked}
         # Marked built so that save_weights/load_weights see every variable (the resume trap).
         self.built = True
 
@@ -162,8 +182,23 @@ class DCGAN(keras.Model):
     def _augment(self, images):
         return diff_augment(images, self.config.augment, self.seed_generator)
 
+    def _flip(self, images):
+        mirrored = keras.random.uniform((tf.shape(images)[0], 1, 1, 1), seed=self.seed_generator) < 0.5
+        return tf.where(mirrored, tf.reverse(images, axis=[2]), images)
+
+    def _guidance_loss(self, fake_images):
+        """Cross-entropy of the guide toward this run's class, on randomly flipped and shifted fakes (so G cannot
+        win with a pixel pattern the guide reads at one exact position)."""
+        fakes = tf.cast(fake_images[: tf.shape(fake_images)[0] // GUIDED_FRACTION], tf.float32)
+        pixels = (_translation(self._flip(fakes), self.seed_generator) + 1.0) * 127.5
+        logits = tf.cast(self._guide(pixels, training=False), tf.float32)
+        labels = tf.fill([tf.shape(logits)[0]], self.class_index)
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+
     def train_step(self, real_images):
         n = tf.shape(real_images)[0]
+        if self.config.flip:
+            real_images = self._flip(real_images)
 
         with tf.GradientTape() as tape:
             fake_images = self.generator(self._latents(n), training=True)
@@ -174,11 +209,15 @@ class DCGAN(keras.Model):
         self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
 
         with tf.GradientTape() as tape:
-            fake_logits_for_g = self.discriminator(self._augment(self.generator(self._latents(n), training=True)),
-                                                   training=True)
-            g_loss = self._g_loss(fake_logits_for_g)
+            fake_images = self.generator(self._latents(n), training=True)
+            g_loss = self._g_loss(self.discriminator(self._augment(fake_images), training=True))
+            total_g_loss = g_loss
+            if self.config.guidance > 0:
+                guide_loss = self._guidance_loss(fake_images)
+                self.trackers["guide_loss"].update_state(guide_loss)
+                total_g_loss = g_loss + self.config.guidance * guide_loss
         g_vars = self.generator.trainable_variables
-        self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
+        self.g_optimizer.apply(tape.gradient(total_g_loss, g_vars), g_vars)
 
         if self.ema_generator is not None:
             self._update_ema()
@@ -201,9 +240,10 @@ class DCGAN(keras.Model):
         return keras.ops.convert_to_numpy(self.sampler(latents, training=False))
 
 
-def build_gan(config: GANConfig, seed: int = 0) -> DCGAN:
+def build_gan(config: GANConfig, seed: int = 0, guide: keras.Model | None = None,
+              class_index: int | None = None) -> DCGAN:
     """A compiled DCGAN with Adam for both networks, ready for `fit`."""
-    gan = DCGAN(config, seed=seed)
+    gan = DCGAN(config, seed=seed, guide=guide, class_index=class_index)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),
         g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),

@@ -57,6 +57,8 @@ class TrainOptions:
     fresh: bool = False
     quiet: bool = False
     tensorboard: bool = False
+    # The real-trained classifier of classifier guidance (GANConfig.guidance); None: the evaluator's cached one.
+    guide: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
         return RunResult(class_name, run_dir, start_epoch, 0.0, _last_diversity_ratio(paths))
 
     keras.utils.set_random_seed(options.seed + start_epoch)
-    gan = build_gan(gan_config, seed=options.seed)
+    guide = _load_guide(options.guide) if gan_config.guidance > 0 else None
+    gan = build_gan(gan_config, seed=options.seed, guide=guide, class_index=CLASS_NAMES.index(class_name))
     if start_epoch:
         gan.load_weights(paths.checkpoint_weights)
         # The checkpoint also restores the learning rates; the ones asked for now win.
@@ -162,6 +165,13 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
         console.print(f"{class_name}: {artifacts.last_saved_epoch} epochs, {images_per_second:.0f} real images/s; "
                       f"samples in {paths.samples / 'latest.png'}")
     return RunResult(class_name, run_dir, artifacts.last_saved_epoch, images_per_second, artifacts.diversity_ratio)
+
+
+def _load_guide(path: str | None) -> keras.Model:
+    from cifar_synth.classifier import load_classifier
+    from cifar_synth.exporter import find_cached_classifier
+
+    return load_classifier(path if path is not None else find_cached_classifier())
 
 
 def _resumable_epoch(paths: RunPaths, gan_config: GANConfig) -> int:

@@ -35,6 +35,14 @@ def train_command(
     ] = DEFAULTS.augment or "none",
     ema: Annotated[float, typer.Option(
         help="Decay of the generator's weight moving average used for sampling; 0 disables.")] = DEFAULTS.ema_decay,
+    flip: Annotated[bool, typer.Option(
+        help="Randomly mirror the real images left-right (doubles a class's images).")] = DEFAULTS.flip,
+    guidance: Annotated[float, typer.Option(
+        help="Weight of classifier guidance: G is also trained toward a frozen real-trained CNN recognising its "
+             "class; 0 disables.")] = DEFAULTS.guidance,
+    guide: Annotated[Path | None, typer.Option(
+        help="The real-trained classifier for --guidance (a .keras file like the evaluator's). Default: the one "
+             "`cifar-synth evaluate` cached.")] = None,
     precision: Annotated[str, typer.Option(
         help="float32, mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX and recent GPUs), or auto: "
              "mixed_bfloat16 where the CPU computes bfloat16 natively, else float32.")
@@ -65,6 +73,7 @@ def train_command(
         latent_dim=latent_dim, g_width=g_width, d_width=d_width, batch_size=batch_size,
         g_learning_rate=g_lr, d_learning_rate=d_lr, beta_1=beta_1, beta_2=beta_2,
         loss=loss, augment="" if augment.lower() == "none" else augment, ema_decay=ema, precision=precision,
+        flip=flip, guidance=guidance,
     )
     try:
         gan_config.validate()
@@ -73,5 +82,6 @@ def train_command(
     options = TrainOptions(
         epochs=epochs if epochs is not None or minutes is not None else 30, minutes=minutes, seed=seed,
         sample_every=sample_every, include_test=include_test, fresh=fresh, quiet=quiet, tensorboard=tensorboard,
+        guide=str(guide) if guide is not None else None,
     )
     train_classes(parse_class_names(class_names), gan_config, options, data, runs, console)
