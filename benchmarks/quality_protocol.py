@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,7 @@ EXPORT_DIRS = {False: "export", True: "export-filtered"}
 REPORT_DIRS = {False: "report", True: "report-filtered"}
 PROTOCOL_FILE = "protocol.json"
 # Settings that change the results: a protocol resumed with other values would mix two experiments.
-SETTINGS = ("recipe", "minutes_per_class", "count", "seed", "data")
+SETTINGS = ("recipe", "train_options", "minutes_per_class", "budget_clock", "count", "seed", "data")
 # The cores the training ran on change its results too, but export and evaluation may use others (e.g. all
 # cores once two side-by-side trainings are done).
 TRAINING_RESOURCES = ("threads", "cpus", "jobs")
@@ -117,7 +118,8 @@ class Protocol:
         data = ["--data", self.state["data"]] if self.state["data"] else []
         if self.state["recipe"] == "default":
             argv = [sys.executable, "-m", "cifar_synth", "train", "--class", class_name, *data,
-                    "--runs", str(self.runs), "--minutes", minutes, "--quiet", "--seed", seed]
+                    "--runs", str(self.runs), "--minutes", minutes, "--quiet", "--seed", seed,
+                    "--budget-clock", self.state.get("budget_clock") or "wall", *shlex.split(self.state.get("train_options") or "")]
         else:
             argv = [sys.executable, str(BENCHMARKS / "hobby_recipe.py"), "--class", class_name, *data,
                     "--run-dir", str(run_dir), "--minutes", minutes, "--quiet", "--seed", seed]
@@ -242,7 +244,8 @@ def _acceptance(report: dict, class_names: list[str] | None) -> str:
 
 # (row label, value of one protocol); keys are those of protocol.json and the evaluator's report.json.
 HEADLINE = [
-    ("training budget per class", lambda s, r: f"{s['minutes_per_class']:g} min of training-loop wall time"),
+    ("training budget per class",
+     lambda s, r: f"{s['minutes_per_class']:g} min of training-loop {s.get('budget_clock') or 'wall'} time"),
     ("threads / cores", lambda s, r: _cores(s)),
     ("real images seen, all classes", lambda s, r: f"{sum(c['images_seen'] for c in s['classes'].values()):,}"),
     ("synthetic images per class", lambda s, r: f"{s['count']:,}"),
@@ -313,7 +316,8 @@ def results_section(work: Path) -> tuple[str, str]:
     """Title and Markdown body of one finished protocol."""
     variants = load_variants(work)
     state = variants[0][1]
-    body = f"Recipe `{state['recipe']}`, work directory `{work}`, seed {state['seed']}.\n\n" + variants_tables(
+    options = f" with `{state['train_options']}`" if state.get("train_options") else ""
+    body = f"Recipe `{state['recipe']}`{options}, work directory `{work}`, seed {state['seed']}.\n\n" + variants_tables(
         variants, PER_CLASS)
     return f"Quality protocol: {state['recipe']} recipe, {state['minutes_per_class']:g} min per class", body
 
@@ -334,7 +338,13 @@ def comparison_section(work_a: Path, work_b: Path) -> tuple[str, str]:
 def run_protocol(args) -> None:
     from cifar_synth.classes import CLASS_NAMES
 
-    settings = {"recipe": args.recipe, "minutes_per_class": args.minutes_per_class, "count": args.count,
+    if args.train_options and args.recipe != "default":
+        raise ProtocolError("--train-options applies to the default recipe (cifar-synth train) only")
+    if args.budget_clock != "wall" and args.recipe != "default":
+        raise ProtocolError("the hobby recipe counts wall time only (--budget-clock wall)")
+    settings = {"recipe": args.recipe, "train_options": args.train_options or None,
+                "minutes_per_class": args.minutes_per_class, "budget_clock": args.budget_clock,
+                "count": args.count,
                 "seed": args.seed, "data": str(Path(args.data).resolve()) if args.data else None}
     resources = {"threads": args.threads, "cpus": args.cpus, "jobs": args.jobs}
     protocol = Protocol(args.work, settings, resources, training=args.stage in ("all", "train"))
@@ -367,8 +377,13 @@ def main() -> None:
     parser.add_argument("--recipe", choices=("default", "hobby"), default="default")
     parser.add_argument("--data", help="real CIFAR-10 (as for cifar-synth --data)")
     parser.add_argument("--work", type=Path, help="work directory (default: <tmp>/cifar-synth-protocol-<recipe>)")
+    parser.add_argument("--train-options", default="",
+                        help="extra options for `cifar-synth train`, e.g. \"--flip --guidance 0.3 --guide PATH\"")
     parser.add_argument("--minutes-per-class", type=float, default=6.0,
                         help="wall-time budget of each class's training loop")
+    parser.add_argument("--budget-clock", choices=("wall", "cpu"), default="wall",
+                        help="what the minutes count (cifar-synth train --budget-clock); cpu keeps the budget exact "
+                             "on a busy machine")
     parser.add_argument("--count", type=int, default=5000, help="images exported per class")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stage", choices=("all", *STAGES), default="all",

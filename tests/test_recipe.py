@@ -63,3 +63,11 @@ def test_an_unusable_guide_is_one_clear_error(images, tmp_path):
     with pytest.raises(UserError, match="cannot load classifier"):
         train(images, tmp_path / "dog", GANConfig(**{**TINY.to_dict(), "guidance": 0.5}),
               guide=str(tmp_path / "guide.keras"))
+
+
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_a_time_budget_stops_after_the_step_that_spends_it(images, tmp_path, clock):
+    result = train(images, tmp_path / "dog", TINY, epochs=None, minutes=1e-6, budget_clock=clock)
+    with (tmp_path / "dog" / "history.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert result.epochs_done == 1 and [row["images_seen"] for row in rows] == [str(TINY.batch_size)]

@@ -20,7 +20,10 @@ def train_command(
     epochs: Annotated[int | None, typer.Option(
         help="Total epochs (a rerun resumes up to this). Default 30, or unlimited with --minutes.")] = None,
     minutes: Annotated[float | None, typer.Option(
-        help="Wall-time budget per class for this run's training loop, in minutes.")] = None,
+        help="Time budget per class for this run's training loop, in minutes (see --budget-clock).")] = None,
+    budget_clock: Annotated[str, typer.Option(
+        help="What --minutes counts: wall (elapsed time) or cpu (this process's CPU time, which other jobs on a "
+             "shared machine do not eat into).")] = "wall",
     batch_size: Annotated[int, typer.Option(help="Real images per training step.")] = DEFAULTS.batch_size,
     latent_dim: Annotated[int, typer.Option(help="Size of the generator's latent vector.")] = DEFAULTS.latent_dim,
     g_width: Annotated[int, typer.Option(help="Generator width (channels of its last hidden layer).")] = DEFAULTS.g_width,
@@ -61,7 +64,7 @@ def train_command(
 ):
     """Train one DCGAN per CIFAR-10 class; rerunning the same command resumes."""
     from cifar_synth.classes import parse_class_names
-    from cifar_synth.training import TrainOptions, train_classes
+    from cifar_synth.training import BUDGET_CLOCKS, TrainOptions, train_classes
 
     for name, value in (("--batch-size", batch_size), ("--latent-dim", latent_dim), ("--g-width", g_width),
                         ("--d-width", d_width), ("--sample-every", sample_every), ("--epochs", epochs or 1)):
@@ -69,6 +72,8 @@ def train_command(
             raise UserError(f"{name} must be at least 1, got {value}")
     if minutes is not None and minutes <= 0:
         raise UserError(f"--minutes must be positive, got {minutes}")
+    if budget_clock not in BUDGET_CLOCKS:
+        raise UserError(f"--budget-clock must be one of {', '.join(BUDGET_CLOCKS)}, got {budget_clock!r}")
     gan_config = GANConfig(
         latent_dim=latent_dim, g_width=g_width, d_width=d_width, batch_size=batch_size,
         g_learning_rate=g_lr, d_learning_rate=d_lr, beta_1=beta_1, beta_2=beta_2,
@@ -80,7 +85,7 @@ def train_command(
     except ValueError as error:
         raise UserError(str(error)) from None
     options = TrainOptions(
-        epochs=epochs if epochs is not None or minutes is not None else 30, minutes=minutes, seed=seed,
+        epochs=epochs if epochs is not None or minutes is not None else 30, minutes=minutes, budget_clock=budget_clock, seed=seed,
         sample_every=sample_every, include_test=include_test, fresh=fresh, quiet=quiet, tensorboard=tensorboard,
         guide=str(guide) if guide is not None else None,
     )
