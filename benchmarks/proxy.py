@@ -80,12 +80,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/cifar-synth-proxy"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpus", default="0,1", help="CPUs to pin the training processes to, one class each")
+    parser.add_argument("--score-only", action="store_true", help="score the runs of an earlier call again")
     parser.add_argument("train_options", nargs="*", help="options passed to `cifar-synth train` (after --)")
     args = parser.parse_args()
     runs = args.work / args.name / "runs"
     cpus = args.cpus.split(",")
     started = time.perf_counter()
-    with ThreadPoolExecutor(len(cpus)) as pool:
+    if not args.score_only:
         free = list(cpus)
 
         def train_on_free_cpu(class_name):
@@ -95,7 +96,8 @@ def main() -> None:
             finally:
                 free.append(cpu)
 
-        list(pool.map(train_on_free_cpu, args.classes))
+        with ThreadPoolExecutor(len(cpus)) as pool:
+            list(pool.map(train_on_free_cpu, args.classes))
     results = {name: score(name, runs, args) for name in args.classes}
     record = {"name": args.name, "minutes": args.minutes, "seed": args.seed, "train_options": args.train_options,
               "judge": args.judge, "wall_seconds": round(time.perf_counter() - started), "classes": results}
