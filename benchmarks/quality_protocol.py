@@ -28,6 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from filelock import FileLock
 from _common import publish_results, markdown_table, thread_env
 
 from cifar_synth.files import write_json_atomic
@@ -65,8 +66,17 @@ class Protocol:
             raise ProtocolError(f"{self.path} was started with other settings ({'; '.join(changed)}); "
                                 "use the same options to resume, or another --work directory.")
 
-    def save(self) -> None:
-        with self.state_lock:
+    def record(self, key: str | None = None, value=None, class_name: str | None = None) -> None:
+        """Set `key` (a class's entry with `class_name`) in protocol.json as it is on disk now: another protocol
+        process may be running another stage at the same time (e.g. the filtered export beside the unfiltered
+        evaluation) and adding keys of its own. Without arguments: write the settings."""
+        with self.state_lock, FileLock(f"{self.path}.lock"):
+            if self.path.exists():
+                self.state = read_state(self.work)
+            if class_name is not None:
+                self.state["classes"][class_name] = value
+            elif key is not None:
+                self.state[key] = value
             write_json_atomic(self.path, self.state)
 
     def run_child(self, argv: list[str], cpus: str | None = None) -> float:
@@ -125,29 +135,23 @@ class Protocol:
                     "--run-dir", str(run_dir), "--minutes", minutes, "--quiet", "--seed", seed]
         process_seconds = self.run_child(argv, cpus)
         stats = (default_run_stats if self.state["recipe"] == "default" else hobby_run_stats)(run_dir)
-        with self.state_lock:
-            self.state["classes"][class_name] = {**stats, "process_seconds": round(process_seconds, 1),
-                                                 **({"cpus": cpus} if cpus else {})}
-        self.save()
+        self.record(class_name=class_name, value={**stats, "process_seconds": round(process_seconds, 1),
+                                                  **({"cpus": cpus} if cpus else {})})
 
     def export_all(self, filtered: bool) -> None:
-        """Export `count` images per class; `filtered` keeps only those the unfiltered evaluation's real-trained
-        CNN recognises (`cifar-synth export --filter classifier`), into export-filtered/."""
+        """Export `count` images per class; `filtered` keeps only those the real-trained CNN recognises (`cifar-synth
+        export --filter classifier`: the unfiltered evaluation's, else the one the evaluator cached), into
+        export-filtered/."""
         out = self.work / EXPORT_DIRS[filtered]
-        filter_options = []
-        if filtered:
-            if "evaluate" not in self.state:
-                raise ProtocolError("the filtered export uses the real-trained CNN of the unfiltered evaluation; "
-                                    "run the evaluate stage without --filtered first")
+        filter_options = ["--filter", "classifier"] if filtered else []
+        if filtered and "evaluate" in self.state:  # the unfiltered evaluation's CNN, named explicitly
             baseline = json.loads(Path(self.state["evaluate"]["report"]).read_text())["classifiers"]["real"]
-            filter_options = ["--filter", "classifier", "--classifier",
-                              str(Path(baseline["cache_entry"]) / "classifier.keras")]
+            filter_options += ["--classifier", str(Path(baseline["cache_entry"]) / "classifier.keras")]
         seconds = self.run_child([
             sys.executable, "-m", "cifar_synth", "export", "--runs", str(self.runs), "--count",
             str(self.state["count"]), "--format", "parquet", "--out", str(out), "--seed",
             str(self.state["seed"]), "--overwrite", *filter_options])
-        self.state[_key("export", filtered)] = {"path": str(out), "seconds": round(seconds, 1), **self.resources}
-        self.save()
+        self.record(_key("export", filtered), {"path": str(out), "seconds": round(seconds, 1), **self.resources})
 
     def evaluate(self, inception_fid: bool, filtered: bool) -> None:
         export_key = _key("export", filtered)
@@ -159,9 +163,8 @@ class Protocol:
         seconds = self.run_child([
             sys.executable, "-m", "cifar_synth", "evaluate", "--synthetic", self.state[export_key]["path"], *data,
             "--out", str(report_dir), "--quiet", *([] if inception_fid else ["--no-inception-fid"])])
-        self.state[_key("evaluate", filtered)] = {"report": str(report_dir / "report.json"),
-                                                  "seconds": round(seconds, 1), **self.resources}
-        self.save()
+        self.record(_key("evaluate", filtered), {"report": str(report_dir / "report.json"),
+                                                  "seconds": round(seconds, 1), **self.resources})
 
 
 def _key(stage: str, filtered: bool) -> str:
@@ -228,6 +231,11 @@ def _cores(state: dict) -> str:
     return cores + (f", {jobs} classes at a time, one CPU each" if jobs > 1 else "")
 
 
+def _judge(report: dict) -> dict:
+    """The second judge's figures in an evaluator report (empty for reports from before it existed)."""
+    return (report.get("judges") or {}).get("resnet") or {}
+
+
 def _mean_diversity(report: dict) -> str:
     ratios = [entry["ratio"] for entry in report["diversity"]["per_class"].values() if entry and entry["ratio"]]
     return _number(sum(ratios) / len(ratios)) if ratios else "–"
@@ -252,6 +260,9 @@ HEADLINE = [
     ("CAS: synthetic-trained accuracy on real test", lambda s, r: _percent(r["headline"]["cas"])),
     ("baseline: real-trained accuracy on real test", lambda s, r: _percent(r["headline"]["baseline_accuracy"])),
     ("CAS / baseline", lambda s, r: _number(r["headline"]["cas_ratio"], 3)),
+    ("second judge (ResNet): synthetic-trained accuracy on real test", lambda s, r: _percent(_judge(r).get("cas"))),
+    ("second judge: real-trained accuracy on real test",
+     lambda s, r: _percent(_judge(r).get("baseline_accuracy"))),
     ("recognizability: real-trained accuracy on synthetic", lambda s, r: _percent(r["recognizability"]["accuracy"])),
     ("Fréchet distance in CNN features (not Inception FID)",
      lambda s, r: _number(r["feature_metrics"]["frechet_distance"]["overall"])),
@@ -268,6 +279,9 @@ PER_CLASS = [
     ("epochs", lambda s, r, c: _number(s["classes"][c]["epochs"], 1)),
     ("synthetic-trained acc.", lambda s, r, c: _percent(r["classifiers"]["synthetic"]["per_class_accuracy"][c])),
     ("real-trained acc.", lambda s, r, c: _percent(r["classifiers"]["real"]["per_class_accuracy"][c])),
+    ("judge synthetic-trained acc.",
+     lambda s, r, c: _percent(_judge(r).get("classifiers", {}).get("synthetic", {}).get("per_class_accuracy", {})
+                              .get(c))),
     ("recognizability", lambda s, r, c: _percent(r["recognizability"]["per_class_accuracy"][c])),
     ("FD", lambda s, r, c: _number(r["feature_metrics"]["frechet_distance"]["per_class"][c])),
     ("KID", lambda s, r, c: _kid(r["feature_metrics"]["kid"]["per_class"][c])),
@@ -349,7 +363,7 @@ def run_protocol(args) -> None:
     resources = {"threads": args.threads, "cpus": args.cpus, "jobs": args.jobs}
     protocol = Protocol(args.work, settings, resources, training=args.stage in ("all", "train"))
     protocol.work.mkdir(parents=True, exist_ok=True)
-    protocol.save()
+    protocol.record()
     run_all = args.stage == "all"
 
     if run_all or args.stage == "train":

@@ -110,7 +110,7 @@ def test_protocol_refuses_to_resume_with_other_settings(tmp_path):
     settings = {"recipe": "hobby", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None}
     pinned = {"threads": 1, "cpus": "0", "jobs": 1}
     protocol = quality_protocol.Protocol(tmp_path, settings, pinned, training=True)
-    protocol.save()
+    protocol.record()
     assert quality_protocol.Protocol(tmp_path, settings, pinned, training=True).state["classes"] == {}
     with pytest.raises(quality_protocol.ProtocolError, match="minutes_per_class 6.0 → 3.0"):
         quality_protocol.Protocol(tmp_path, {**settings, "minutes_per_class": 3.0}, pinned, training=True)
@@ -141,6 +141,20 @@ def test_protocol_jobs_train_classes_in_parallel_each_on_a_cpu_of_its_own(tmp_pa
     with pytest.raises(quality_protocol.ProtocolError, match="--jobs 3 needs at least 3 CPUs"):
         protocol.resources["jobs"] = 3
         protocol.train_all(["cat"])
+
+
+def test_protocol_stages_run_at_once_keep_each_others_records(tmp_path):
+    settings = {"recipe": "default", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None}
+    resources = {"threads": None, "cpus": None, "jobs": 1}
+    evaluating = quality_protocol.Protocol(tmp_path, settings, resources, training=False)
+    evaluating.record()
+    exporting = quality_protocol.Protocol(tmp_path, settings, resources, training=False)
+    exporting.record("export_filtered", {"path": "export-filtered"})
+    evaluating.record("evaluate", {"report": "report.json"})
+    evaluating.record(class_name="cat", value={"steps": 1})
+    state = quality_protocol.read_state(tmp_path)
+    assert state["export_filtered"] == {"path": "export-filtered"} and state["evaluate"] == {"report": "report.json"}
+    assert state["classes"] == {"cat": {"steps": 1}}
 
 
 def test_default_run_stats_counts_the_partial_last_epoch(tmp_path):
