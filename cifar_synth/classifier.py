@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import keras
 import numpy as np
@@ -26,14 +27,46 @@ FEATURE_LAYER = "features"
 NUM_CLASSES = len(CLASS_NAMES)
 # Per-channel pixel statistics of the CIFAR-10 training split, fixed so that a model trained on synthetic images
 # sees its inputs on the same scale as one trained on real images.
-_PIXEL_MEAN = (125.3, 123.0, 113.9)
-_PIXEL_STD = (63.0, 62.1, 66.7)
+PIXEL_MEAN = (125.3, 123.0, 113.9)
+PIXEL_STD = (63.0, 62.1, 66.7)
 _PREDICT_BATCH = 1000
 _TRANSLATE = 2  # pixels of random translation each way
 
 
+class BudgetedConfig:
+    """What the judges' config dataclasses share: named presets and the checks of widths, epochs and batch size.
+
+    A subclass is a frozen dataclass with the fields `widths`, `epochs`, `batch_size` and `budget_name`, and sets
+    BUDGETS (name -> (widths, epochs)) and WIDTHS (what the widths are, for the error message).
+    """
+
+    BUDGETS: ClassVar[dict[str, tuple[tuple[int, ...], int]]]
+    WIDTHS: ClassVar[str]
+
+    def __post_init__(self):
+        count = len(next(iter(self.BUDGETS.values()))[0])
+        if len(self.widths) != count or any(int(w) < 1 for w in self.widths):
+            raise UserError(f"widths must be {self.WIDTHS}, got {self.widths}")
+        if self.epochs < 1:
+            raise UserError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise UserError(f"batch size must be at least 1, got {self.batch_size}")
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+
+    @classmethod
+    def budget(cls, name: str, **overrides):
+        """The preset `name` (quick, default, thorough), with any field overridden."""
+        if name not in cls.BUDGETS:
+            raise UserError(f"unknown budget {name!r}; choose one of {', '.join(cls.BUDGETS)}")
+        widths, epochs = cls.BUDGETS[name]
+        return cls(**{"widths": widths, "epochs": epochs, "budget_name": name, **overrides})
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "widths": list(self.widths)}
+
+
 @dataclass(frozen=True)
-class EvaluatorConfig:
+class EvaluatorConfig(BudgetedConfig):
     """Architecture and training schedule of the bundled CNN; `budget(name)` gives the named presets."""
 
     widths: tuple[int, int, int, int] = (32, 64, 128, 256)  # stem, then the three blocks
@@ -54,32 +87,13 @@ class EvaluatorConfig:
         "default": ((32, 64, 128, 256), 10),
         "thorough": ((48, 96, 192, 384), 12),
     }
-
-    def __post_init__(self):
-        if len(self.widths) != 4 or any(int(w) < 1 for w in self.widths):
-            raise UserError(f"widths must be four positive integers (stem and three blocks), got {self.widths}")
-        if self.epochs < 1:
-            raise UserError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise UserError(f"batch size must be at least 1, got {self.batch_size}")
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-
-    @classmethod
-    def budget(cls, name: str, **overrides) -> "EvaluatorConfig":
-        """The preset `name` (quick, default, thorough), with any field overridden."""
-        if name not in cls.BUDGETS:
-            raise UserError(f"unknown budget {name!r}; choose one of {', '.join(cls.BUDGETS)}")
-        widths, epochs = cls.BUDGETS[name]
-        return cls(**{"widths": widths, "epochs": epochs, "budget_name": name, **overrides})
-
-    def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "widths": list(self.widths)}
+    WIDTHS = "four positive integers (stem and three blocks)"
 
 
 def build_classifier(config: EvaluatorConfig) -> keras.Model:
     """Input: float32 pixels in [0, 255], (N, 32, 32, 3). Output: logits (N, 10)."""
     pixels = keras.Input(IMAGE_SHAPE, name="pixels")
-    x = layers.Normalization(mean=_PIXEL_MEAN, variance=[s * s for s in _PIXEL_STD])(pixels)
+    x = layers.Normalization(mean=PIXEL_MEAN, variance=[s * s for s in PIXEL_STD])(pixels)
     x = _conv_bn_relu(x, config.widths[0])
     for width in config.widths[1:]:
         x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
@@ -120,32 +134,39 @@ def _bn_relu(x):
 def train_classifier(data: LabeledImages, config: EvaluatorConfig, seed: int, title: str = "training",
                      quiet: bool = False) -> keras.Model:
     """Train a fresh classifier on `data`; the same data, config and seed give the same weights."""
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
+    return fit_fresh(build_classifier, config, data, seed, _sgd, loss, _augment, title, quiet)
+
+
+def fit_fresh(build: Callable, config, data: LabeledImages, seed: int, optimizer_for: Callable, loss, augment: Callable,
+              title: str, quiet: bool) -> keras.Model:
+    """Seeded, deterministic training of `build(config)` on `data` with `optimizer_for(config, total_steps)`."""
     keras.utils.set_random_seed(seed)
     # Process-wide. Measured on this project's 2-core CPU: no cost in CPU time per epoch, so reproducibility is free.
     tf.config.experimental.enable_op_determinism()
-    model = build_classifier(config)
+    model = build(config)
     batch_size = min(config.batch_size, len(data))
     steps_per_epoch = len(data) // batch_size
-    total_steps = steps_per_epoch * config.epochs
+    model.compile(optimizer=optimizer_for(config, steps_per_epoch * config.epochs), loss=loss, metrics=["accuracy"])
+    progress = RichProgress(config.epochs, steps_per_epoch, title=title, disable=quiet)
+    model.fit(training_dataset(data, batch_size, seed, augment), epochs=config.epochs, verbose=0, shuffle=False,
+              callbacks=[progress])
+    return model
+
+
+def _sgd(config: EvaluatorConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    """SGD with Nesterov momentum: linear warm-up, then cosine decay to 0."""
     warmup_steps = int(total_steps * config.warmup_fraction)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, max(total_steps - warmup_steps, 1), warmup_target=config.learning_rate, warmup_steps=warmup_steps)
     optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True,
                                      weight_decay=config.weight_decay)
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta"])
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-    )
-    progress = RichProgress(config.epochs, steps_per_epoch, title=title, disable=quiet)
-    model.fit(_training_dataset(data, batch_size, seed), epochs=config.epochs, verbose=0, shuffle=False,
-              callbacks=[progress])
-    return model
+    return optimizer
 
 
-def _training_dataset(data: LabeledImages, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Shuffled, augmented batches of (float32 pixels, one-hot labels); the augmentation runs per batch on-graph.
+def training_dataset(data: LabeledImages, batch_size: int, seed: int, augment: Callable) -> tf.data.Dataset:
+    """Shuffled batches, each passed with its own stateless seed through `augment((images, labels), seed)` on-graph.
 
     Full batches only: a smaller last batch would make Keras trace the training step a second time, which costs more
     than the few images it holds (they are reshuffled into other batches next epoch).
@@ -156,12 +177,12 @@ def _training_dataset(data: LabeledImages, batch_size: int, seed: int) -> tf.dat
     # One stateless seed per batch, different every epoch, so augmentation is reproducible yet not repeated.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     return (tf.data.Dataset.zip(batches, seeds)
-            .map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
+            .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
 
 def _augment(batch: tuple[tf.Tensor, tf.Tensor], seed: tf.Tensor):
-    """Random horizontal flip and a random translation of up to 2 pixels (reflect padding), per image."""
+    """Per image: random horizontal flip, random translation by up to 2 pixels (reflect padding); one-hot labels."""
     images, labels = batch
     flip_seed, shift_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     images = tf.cast(images, tf.float32)

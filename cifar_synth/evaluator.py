@@ -1,27 +1,28 @@
-"""`cifar-synth evaluate`: how much a synthetic dataset is worth, measured with the bundled CNN.
+"""`cifar-synth evaluate`: how much a synthetic dataset is worth, measured with the bundled CNN and a second judge.
 
 Headline: classification accuracy score (CAS), the accuracy on real test images of the CNN trained on synthetic images,
-divided by the accuracy of the same CNN trained on as many real images per class. Also: the real-trained CNN's
-accuracy on the synthetic images (recognizability), Fréchet distance and KID in its penultimate-layer features, the
-diversity of each class, optional real+synthetic training, and Inception FID when Inception weights are at hand.
+divided by the accuracy of the same CNN trained on as many real images per class. The second judge (a ResNet with
+another recipe, `cifar_synth.judges`) gives the same figures, so that data made with the help of a CNN like the
+bundled one cannot flatter itself unseen. Also: the real-trained CNN's accuracy on the synthetic images
+(recognizability), Fréchet distance and KID in its penultimate-layer features, the diversity of each class, optional
+real+synthetic training, and Inception FID when Inception weights are at hand.
 """
 
 import contextlib
 import datetime
 import hashlib
 import json
-import os
 import socket
 import sys
 import time
-import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cifar_synth import baseline_cache
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path, write_json_atomic
@@ -30,6 +31,7 @@ from cifar_synth.provenance import package_versions
 
 if TYPE_CHECKING:
     from cifar_synth.classifier import EvaluatorConfig
+    from cifar_synth.judges import JudgeConfig
 
 REPORT_JSON, REPORT_MD, CONFUSION_PNG = "report.json", "report.md", "confusion_synthetic.png"
 REPORT_VERSION = 1
@@ -38,7 +40,7 @@ NOT_INCEPTION_FID = (
     "CNN, not in Inception-v3 features: they are not Inception FID and not comparable with published FID or KID "
     "values, only with reports that used the same evaluator configuration, seed and real data."
 )
-_CACHE_VERSION = 1  # bump when a change to training invalidates cached baselines
+JUDGE_NAMES = ("cnn", "resnet")  # the bundled CNN first: CAS, recognizability and the feature figures are its
 _KID_SUBSETS, _KID_SUBSET_SIZE = 50, 1000
 _DIVERSITY_SAMPLE = 500  # images per class for the mean pairwise distance (O(n²))
 # Keras' published InceptionV3 ImageNet weights without the classifier head, as keras.applications downloads them.
@@ -47,10 +49,6 @@ _INCEPTION_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/
 _INCEPTION_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
 _INCEPTION_TIMEOUT_SECONDS = 10
 _INCEPTION_SIZE = 299
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cifar-synth" / "evaluator"
 
 
 def default_out_dir(synthetic_path: str | Path) -> Path:
@@ -82,23 +80,32 @@ def evaluate_synthetic(
     inception: bool = True,
     quiet: bool = False,
     warn: Callable[[str], None] | None = None,
+    judges: Sequence[str] = JUDGE_NAMES,
+    judge_config: "JudgeConfig | None" = None,
 ) -> dict:
     """Evaluate the synthetic dataset at `synthetic_path` against the real CIFAR-10 at `data_path`.
 
     Writes report.json, report.md and confusion_synthetic.png to `out_dir` (default `reports/<synthetic name>`) and
-    returns the report. `config` is an `EvaluatorConfig` (default: the `default` budget). The real-trained baseline is
-    cached in `cache_dir` (default `~/.cache/cifar-synth/evaluator`) unless `use_cache` is false. `inception=False`
+    returns the report. `config` is an `EvaluatorConfig` (default: the `default` budget). `judges` names the
+    classifiers trained: "cnn" (required) and optionally "resnet", the second judge, configured by `judge_config`
+    (default: the budget named like `config`'s, else `default`). The real-trained baselines are cached in
+    `cache_dir` (default `~/.cache/cifar-synth/evaluator`) unless `use_cache` is false. `inception=False`
     skips Inception FID; otherwise it uses `inception_weights` or tries to download Keras' weights. Warnings go
     into the report and, as they arise, to `warn`.
     """
     from cifar_synth.classifier import EvaluatorConfig
     from cifar_synth.data import open_real_data
+    from cifar_synth.judges import JUDGES, JudgeConfig
     from cifar_synth.synthetic import load_synthetic
 
     started = time.perf_counter()
     config = config or EvaluatorConfig.budget("default")
+    second_judges = check_judges(judges)[1:]
+    if judge_config is None:
+        judge_config = JudgeConfig.budget(config.budget_name if config.budget_name in JudgeConfig.BUDGETS
+                                          else "default")
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(synthetic_path)
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache_dir = Path(cache_dir) if cache_dir is not None else baseline_cache.default_cache_dir()
     if inception_weights is not None and not Path(inception_weights).is_file():
         raise UserError(f"Inception weights file {inception_weights} does not exist")
     timings, warnings = {}, []
@@ -126,18 +133,26 @@ def evaluate_synthetic(
 
     real_subset = subsample_per_class(real_train, per_class, seed)
     synthetic_subset = subsample_per_class(synthetic, per_class, seed)
-    baseline_model, baseline = _baseline(real, real_subset, real_test, config, seed, per_class,
+    cnn = JUDGES["cnn"]
+    baseline_model, baseline = _baseline(cnn, config, real, real_subset, real_test, seed, per_class,
                                          cache_dir, use_cache, quiet)
     timings["baseline_seconds"] = baseline["train_seconds"] if not baseline["cached"] else 0.0
     classifiers = {"real": baseline}
-    _, classifiers["synthetic"] = _train_and_test(synthetic_subset, real_test, config, seed, "synthetic-trained",
-                                                  quiet)
+    _, classifiers["synthetic"] = _train_and_test(cnn, synthetic_subset, real_test, config, seed,
+                                                  "synthetic-trained", quiet)
     timings["synthetic_seconds"] = classifiers["synthetic"]["train_seconds"]
     if mix:
         both = LabeledImages(np.concatenate([real_subset.images, synthetic_subset.images]),
                              np.concatenate([real_subset.labels, synthetic_subset.labels]))
-        _, classifiers["mix"] = _train_and_test(both, real_test, config, seed, "real+synthetic-trained", quiet)
+        _, classifiers["mix"] = _train_and_test(cnn, both, real_test, config, seed, "real+synthetic-trained",
+                                                quiet)
         timings["mix_seconds"] = classifiers["mix"]["train_seconds"]
+    other_judges = {}
+    for name in second_judges:
+        other_judges[name] = _second_judge(JUDGES[name], judge_config, real, real_subset, synthetic_subset,
+                                           real_test, seed, per_class, cache_dir, use_cache, quiet)
+        timings.update({f"{name}_{key}_seconds": 0.0 if classifier["cached"] else classifier["train_seconds"]
+                        for key, classifier in other_judges[name]["classifiers"].items()})
 
     metrics_started = time.perf_counter()
     figures = _feature_figures(baseline_model, real_test, synthetic, present, config.test_time_flip, seed)
@@ -157,9 +172,7 @@ def evaluate_synthetic(
         "report_version": REPORT_VERSION,
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "headline": {
-            "cas": cas,
-            "baseline_accuracy": baseline_accuracy,
-            "cas_ratio": cas / baseline_accuracy if baseline_accuracy else None,
+            **_cas_figures(cas, baseline_accuracy),
             "mix_accuracy": classifiers["mix"]["accuracy"] if mix else None,
         },
         "baseline_cached": baseline["cached"],
@@ -176,6 +189,7 @@ def evaluate_synthetic(
         "seed": seed,
         "config": config.to_dict(),
         "classifiers": classifiers,
+        "judges": other_judges,
         **figures,
         "warnings": warnings,
         "versions": {**package_versions(), "matplotlib": metadata.version("matplotlib")},
@@ -187,11 +201,43 @@ def evaluate_synthetic(
 
 # --- training and testing ---------------------------------------------------------------------------------------------
 
-def _train_and_test(train: LabeledImages, test: LabeledImages, config, seed: int, title: str, quiet: bool):
-    from cifar_synth.classifier import make_predictor, train_classifier
+def check_judges(judges: Sequence[str]) -> list[str]:
+    """The judges in report order, the bundled CNN first; an unknown, repeated or missing one is a user error."""
+    judges = list(judges)
+    unknown = [name for name in judges if name not in JUDGE_NAMES]
+    if unknown:
+        raise UserError(f"unknown judge {unknown[0]!r}; choose from {', '.join(JUDGE_NAMES)}")
+    if "cnn" not in judges:
+        raise UserError("the judges must include cnn: CAS, recognizability and the feature figures are the bundled "
+                        "CNN's; add a second judge beside it, e.g. --judges cnn,resnet")
+    if len(set(judges)) != len(judges):
+        raise UserError(f"a judge is named twice in {','.join(judges)}")
+    return [name for name in JUDGE_NAMES if name in judges]
+
+
+def _cas_figures(cas: float, baseline_accuracy: float) -> dict:
+    return {"cas": cas, "baseline_accuracy": baseline_accuracy,
+            "cas_ratio": cas / baseline_accuracy if baseline_accuracy else None}
+
+
+def _second_judge(judge, config, real, real_subset: LabeledImages, synthetic_subset: LabeledImages,
+                  real_test: LabeledImages, seed: int, per_class: int, cache_dir: Path, use_cache: bool,
+                  quiet: bool) -> dict:
+    """The same CAS figures from another classifier family: its cached or fresh real baseline, its synthetic run."""
+    _, baseline = _baseline(judge, config, real, real_subset, real_test, seed, per_class, cache_dir, use_cache,
+                            quiet)
+    _, synthetic = _train_and_test(judge, synthetic_subset, real_test, config, seed,
+                                   f"{judge.name} synthetic-trained", quiet)
+    return {"description": judge.description, "config": config.to_dict(), "baseline_cached": baseline["cached"],
+            **_cas_figures(synthetic["accuracy"], baseline["accuracy"]),
+            "classifiers": {"real": baseline, "synthetic": synthetic}}
+
+
+def _train_and_test(judge, train: LabeledImages, test: LabeledImages, config, seed: int, title: str, quiet: bool):
+    from cifar_synth.classifier import make_predictor
 
     started = time.perf_counter()
-    model = train_classifier(train, config, seed, title=title, quiet=quiet)
+    model = judge.train(train, config, seed, title=title, quiet=quiet)
     seconds = time.perf_counter() - started
     probabilities, _ = make_predictor(model, config.test_time_flip)(test.images)
     return model, {**_accuracy(probabilities.argmax(1), test.labels), "train_images": len(train),
@@ -211,30 +257,17 @@ def _accuracy(predicted: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def _baseline(real, train: LabeledImages, test: LabeledImages, config, seed: int, per_class: int,
+def _baseline(judge, config, real, train: LabeledImages, test: LabeledImages, seed: int, per_class: int,
               cache_dir: Path, use_cache: bool, quiet: bool):
     """The real-trained classifier and its test metrics, from the cache when it holds this exact baseline."""
-    import keras
-
-    key = {"cache_version": _CACHE_VERSION, "real_sha256": real.sha256, "seed": seed, "per_class": per_class,
-           "config": {name: value for name, value in config.to_dict().items() if name != "budget_name"}}
-    entry = cache_dir / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    model_path, metrics_path = entry / "classifier.keras", entry / "metrics.json"
-    if use_cache and metrics_path.is_file() and model_path.is_file():
-        try:
-            metrics = json.loads(metrics_path.read_text())["metrics"]
-            model = keras.models.load_model(model_path, compile=False)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-            raise UserError(f"cached baseline {entry} is unreadable ({error}); rerun with --no-cache") from None
+    key = baseline_cache.baseline_key(judge.name, real.sha256, seed, per_class, config.to_dict())
+    entry = baseline_cache.entry_dir(cache_dir, judge.name, key)
+    if use_cache and baseline_cache.is_complete(entry):
+        model, metrics = baseline_cache.load_entry(entry)
         return model, {**metrics, "cached": True, "cache_entry": str(entry)}
-    model, metrics = _train_and_test(train, test, config, seed, "real-trained baseline", quiet)
-    try:
-        with atomic_path(model_path) as temp:
-            model.save(temp)
-        # Written last: its presence marks a complete entry.
-        write_json_atomic(metrics_path, {"key": key, "metrics": metrics})
-    except OSError as error:
-        raise UserError(f"cannot write the baseline cache in {entry}: {error}") from None
+    title = "real-trained baseline" if judge.name == baseline_cache.CNN else f"{judge.name} real-trained baseline"
+    model, metrics = _train_and_test(judge, train, test, config, seed, title, quiet)
+    baseline_cache.store_entry(entry, key, model, metrics)
     return model, {**metrics, "cache_entry": str(entry)}
 
 
@@ -449,8 +482,11 @@ def render_markdown(report: dict) -> str:
     """The report as Markdown a person can read, with the confusion picture beside it."""
     head, classifiers = report["headline"], report["classifiers"]
     features, diversity = report["feature_metrics"], report["diversity"]["per_class"]
-    trained = [("real", "real-trained"), ("synthetic", "synthetic-trained"), ("mix", "real+synthetic-trained")]
-    trained = [(key, title) for key, title in trained if key in classifiers]
+    trained = [(key, title, classifiers) for key, title in (
+        ("real", "real-trained"), ("synthetic", "synthetic-trained"), ("mix", "real+synthetic-trained"))
+        if key in classifiers]
+    trained += [(key, f"{name} {key}-trained", judge["classifiers"])
+                for name, judge in report.get("judges", {}).items() for key in ("real", "synthetic")]
     lines = [
         f"# Synthetic data evaluation: {Path(report['synthetic']['path']).name}",
         "",
@@ -461,6 +497,9 @@ def render_markdown(report: dict) -> str:
         f"- Evaluator: budget `{report['config']['budget_name']}`, widths {report['config']['widths']}, "
         f"{report['config']['epochs']} epochs, seed {report['seed']}; baseline "
         f"{'from cache' if report['baseline_cached'] else 'trained now'}",
+        *(f"- Second judge `{name}`: {judge['description']}; widths {judge['config']['widths']}, "
+          f"{judge['config']['epochs']} epochs; baseline {'from cache' if judge['baseline_cached'] else 'trained now'}"
+          for name, judge in report.get("judges", {}).items()),
         "",
         "## Headline",
         "",
@@ -470,6 +509,12 @@ def render_markdown(report: dict) -> str:
         f"| baseline: real-trained accuracy on real test images | {percent(head['baseline_accuracy'])} |",
         f"| CAS / baseline | {_number(head['cas_ratio'], 3)} |",
     ]
+    for name, judge in report.get("judges", {}).items():
+        lines += [
+            f"| second judge ({name}): CAS | {percent(judge['cas'])} |",
+            f"| second judge ({name}): real-trained baseline | {percent(judge['baseline_accuracy'])} |",
+            f"| second judge ({name}): CAS / baseline | {_number(judge['cas_ratio'], 3)} |",
+        ]
     if head["mix_accuracy"] is not None:
         lines.append(f"| real+synthetic-trained accuracy on real test images | {percent(head['mix_accuracy'])} |")
     lines += [
@@ -484,16 +529,17 @@ def render_markdown(report: dict) -> str:
         "",
         "## Per class",
         "",
-        "Accuracy on real test images of each trained CNN; recognizability, Fréchet distance, KID and diversity "
+        "Accuracy on real test images of each trained CNN (and of the second judge's); recognizability, Fréchet "
+        "distance, KID and diversity "
         "of the synthetic images of each class (diversity ratio = synthetic / real mean pairwise feature distance; "
         "well below 1 means mode collapse).",
         "",
-        "| class | " + " | ".join(title for _, title in trained)
+        "| class | " + " | ".join(title for _, title, _ in trained)
         + " | recognizability | FD | KID | diversity ratio |",
         "|---" * (len(trained) + 5) + "|",
     ]
     for name in CLASS_NAMES:
-        accuracies = " | ".join(percent(classifiers[key]["per_class_accuracy"][name]) for key, _ in trained)
+        accuracies = " | ".join(percent(source[key]["per_class_accuracy"][name]) for key, _, source in trained)
         ratio = diversity[name]["ratio"] if diversity[name] else None
         lines.append(
             f"| {name} | {accuracies} | {percent(report['recognizability']['per_class_accuracy'][name])} | "

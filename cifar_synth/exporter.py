@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 import cifar_synth
+from cifar_synth.baseline_cache import CLASSIFIER_FILE as _CACHED_CLASSIFIER, METRICS_FILE as _CACHED_METRICS
 from cifar_synth.classes import CLASS_NAMES, parse_class_names
 from cifar_synth.errors import UserError
 from cifar_synth.images import IMAGE_SHAPE, to_uint8
@@ -54,9 +55,6 @@ FILTER_RULE = (
     "probability is at least min_confidence; probabilities are the softmax of the logits averaged over the image and "
     "its mirror image (cifar_synth.classifier.make_predictor with test_time_flip)"
 )
-# Where `cifar-synth evaluate` caches its real-trained baseline: <cache dir>/<key hash>/{classifier.keras,
-# metrics.json}, metrics.json written last (see cifar_synth.evaluator._baseline).
-_CACHED_CLASSIFIER, _CACHED_METRICS = "classifier.keras", "metrics.json"
 
 # CSV cells as bytes, right-aligned in 4 bytes with NUL padding: "7," -> b"\0\07,". NULs are dropped after joining.
 _CSV_CELLS = np.zeros((256, 4), np.uint8)
@@ -123,7 +121,7 @@ class ClassifierFilter:
 
 def find_cached_classifier(cache_dir: str | Path | None = None) -> Path:
     """The evaluator's cached real-trained classifier (default cache: the evaluator's), if exactly one is cached."""
-    from cifar_synth.evaluator import default_cache_dir
+    from cifar_synth.baseline_cache import default_cache_dir
 
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     found = sorted(path for path in cache_dir.glob(f"*/{_CACHED_CLASSIFIER}")

@@ -4,6 +4,7 @@ A tiny CNN learns these in a few epochs, so a "synthetic" set that copies the re
 baseline and one of pure noise near chance (10%): both checks are meaningful, and each run takes seconds.
 """
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -20,10 +21,12 @@ from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.classifier import EvaluatorConfig
 from cifar_synth.cli import app
 from cifar_synth.images import LabeledImages
+from cifar_synth.judges import JudgeConfig
 from cifar_synth.synthetic import CSV_COLUMNS, PARQUET_SCHEMA, encode_png
 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 40, 20
 TINY = EvaluatorConfig(widths=(8, 8, 16, 16), epochs=10, batch_size=32, learning_rate=0.2)
+TINY_JUDGE = JudgeConfig(widths=(8, 8, 16), epochs=10, batch_size=32)
 COLOURS = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
                     [145, 30, 180], [70, 240, 240], [240, 50, 230], [128, 128, 128], [0, 0, 0]])
 
@@ -73,7 +76,7 @@ def cache(tmp_path_factory) -> Path:
 
 def evaluate(synthetic: Path, real, cache: Path, out: Path, **options) -> dict:
     return evaluator.evaluate_synthetic(synthetic, real[0], out, TINY, cache_dir=cache, inception=False, quiet=True,
-                                        **options)
+                                        judge_config=TINY_JUDGE, **options)
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +108,13 @@ def test_report_files_and_keys(copy_report):
     assert set(report["feature_metrics"]["kid"]["per_class"]) == set(CLASS_NAMES)
     assert len(report["real_data"]["sha256"]) == 64 and report["config"]["widths"] == list(TINY.widths)
     assert "skipped" in report["inception_fid"] and not report["warnings"]
+    judge = report["judges"]["resnet"]
+    assert judge["config"]["widths"] == list(TINY_JUDGE.widths) and judge["baseline_cached"] is False
+    assert set(judge["classifiers"]) == {"real", "synthetic"}  # the judge is not trained on the --mix set
+    for classifier in judge["classifiers"].values():
+        assert set(classifier["per_class_accuracy"]) == set(CLASS_NAMES)
+        assert np.array(classifier["confusion"]).sum() == 10 * TEST_PER_CLASS
+    assert "second judge (resnet): CAS" in markdown and "resnet synthetic-trained" in markdown
 
 
 def assert_scores_like_the_baseline(report: dict) -> None:
@@ -115,6 +125,9 @@ def assert_scores_like_the_baseline(report: dict) -> None:
     assert report["recognizability"]["accuracy"] >= 0.9
     ratios = [report["diversity"]["per_class"][name]["ratio"] for name in CLASS_NAMES]
     assert all(0.7 < ratio < 1.4 for ratio in ratios)
+    judge = report["judges"]["resnet"]
+    assert judge["baseline_accuracy"] >= 0.9 and judge["cas"] == pytest.approx(judge["baseline_accuracy"], abs=0.05)
+    assert judge["cas_ratio"] == pytest.approx(judge["cas"] / judge["baseline_accuracy"])
 
 
 def test_a_copy_of_the_real_images_scores_like_the_baseline(copy_report):
@@ -130,10 +143,12 @@ def test_other_formats_score_alike_and_reuse_the_cached_baseline(fmt, real, cach
         synthetic = write_csv(tmp_path / "synthetic.csv", real[1])
     report = evaluate(synthetic, real, cache, tmp_path / "report")
     assert report["baseline_cached"] is True and report["timings"]["baseline_seconds"] == 0.0
+    assert report["judges"]["resnet"]["baseline_cached"] is True and report["timings"]["resnet_real_seconds"] == 0.0
     assert report["synthetic"]["content_sha256"] == copy_report[0]["synthetic"]["content_sha256"]
     assert_scores_like_the_baseline(report)
     # Same images, same subsample, same seed: the same network, exactly (training is deterministic).
     assert report["headline"]["cas"] == copy_report[0]["headline"]["cas"]
+    assert report["judges"]["resnet"]["cas"] == copy_report[0]["judges"]["resnet"]["cas"]
 
 
 def test_no_cache_retrains_the_same_baseline(real, cache, copy_report, tmp_path):
@@ -141,7 +156,18 @@ def test_no_cache_retrains_the_same_baseline(real, cache, copy_report, tmp_path)
                       use_cache=False)
     assert report["baseline_cached"] is False and report["timings"]["baseline_seconds"] > 0
     assert report["classifiers"]["real"]["accuracy"] == copy_report[0]["classifiers"]["real"]["accuracy"]
-    assert len(list(cache.glob("*/classifier.keras"))) == 1
+    assert len(list(cache.glob("*/classifier.keras"))) == 1  # the judge's entry does not confuse the export filter
+    assert len(list(cache.glob("resnet/*/classifier.keras"))) == 1
+
+
+def test_the_cnn_baseline_cache_entry_is_where_it_was_before_the_second_judge(real, cache, copy_report):
+    # Baselines cached before the second judge existed must stay valid: the same key, hash and files.
+    key = {"cache_version": 1, "real_sha256": copy_report[0]["real_data"]["sha256"], "seed": 0,
+           "per_class": TRAIN_PER_CLASS, "config": {k: v for k, v in TINY.to_dict().items() if k != "budget_name"}}
+    entry = cache / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    assert copy_report[0]["classifiers"]["real"]["cache_entry"] == str(entry)
+    assert json.loads((entry / "metrics.json").read_text())["key"] == key
+    assert (entry / "classifier.keras").is_file()
 
 
 def test_pure_noise_scores_near_chance_and_far_in_features(real, cache, copy_report, tmp_path):
@@ -152,6 +178,7 @@ def test_pure_noise_scores_near_chance_and_far_in_features(real, cache, copy_rep
 
     assert report["headline"]["cas"] <= 0.3
     assert report["headline"]["cas_ratio"] <= 0.35
+    assert report["judges"]["resnet"]["cas"] <= 0.3
     assert report["feature_metrics"]["frechet_distance"]["overall"] > 10 * copy["frechet_distance"]["overall"]
     assert report["feature_metrics"]["kid"]["overall"]["mean"] > copy["kid"]["overall"]["mean"] + 0.1
 
@@ -210,6 +237,18 @@ def test_cli_writes_the_report_and_prints_json(real, tmp_path):
     assert report == json.loads((out / "report.json").read_text())
     assert report["config"]["budget_name"] == "quick" and report["config"]["epochs"] == 1
     assert report["train_images_per_class"] == 20  # min(40 real, 20 synthetic)
+    assert report["judges"]["resnet"]["config"]["budget_name"] == "quick"
+    assert report["judges"]["resnet"]["config"]["epochs"] == 1
+
+
+def test_cli_judges_cnn_alone_trains_no_second_judge(real, tmp_path):
+    synthetic = write_csv(tmp_path / "synthetic.csv", colour_images(10, seed=9))
+    result = invoke("--synthetic", str(synthetic), "--data", str(real[0]), "--budget", "quick", "--epochs", "1",
+                    "--cache-dir", str(tmp_path / "cache"), "--no-inception-fid", "--out", str(tmp_path / "r"),
+                    "--judges", "cnn", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["judges"] == {}
+    assert not (tmp_path / "cache" / "resnet").exists()
 
 
 def test_cli_summary_table_compares_per_class_accuracy(copy_report):
@@ -221,6 +260,7 @@ def test_cli_summary_table_compares_per_class_accuracy(copy_report):
     print_summary(console, copy_report[0], copy_report[1])
     text = console.export_text()
     assert "real-trained" in text and "synthetic-trained" in text and "real+synthetic" in text
+    assert "resnet real" in text and "second judge resnet: CAS" in text
     assert all(name in text for name in CLASS_NAMES) and "ratio" in text and "CAS" in text
 
 
@@ -248,6 +288,9 @@ def test_cli_errors_exit_1_without_a_traceback(real, tmp_path):
 
     synthetic = str(write_parquet(tmp_path / "ok.parquet", colour_images(2, seed=11)))
     assert_user_error(invoke("--synthetic", synthetic, *data, "--budget", "huge"), "unknown budget 'huge'")
+    assert_user_error(invoke("--synthetic", synthetic, *data, "--judges", "cnn,vit"), "unknown judge 'vit'")
+    assert_user_error(invoke("--synthetic", synthetic, *data, "--judges", "resnet"), "must include cnn")
+    assert_user_error(invoke("--synthetic", synthetic, *data, "--judges", "cnn,cnn"), "named twice")
     assert_user_error(invoke("--synthetic", synthetic, *data, "--inception-weights", str(tmp_path / "none.h5")),
                       "does not exist")
 

@@ -1,4 +1,4 @@
-"""`cifar-synth evaluate`: train the bundled CNN on real and on synthetic images, test both on real ones, report."""
+"""`cifar-synth evaluate`: train the judges on real and on synthetic images, test them on real ones, report."""
 
 import json
 from pathlib import Path
@@ -24,7 +24,10 @@ def evaluate_command(
     budget: Annotated[str, typer.Option(
         "--budget", help="Evaluator preset: quick, default or thorough (see docs/evaluate.md).")] = "default",
     epochs: Annotated[int | None, typer.Option(
-        "--epochs", min=1, help="Training epochs of every CNN (overrides the budget's).")] = None,
+        "--epochs", min=1, help="Training epochs of every CNN and judge (overrides the budget's).")] = None,
+    judges: Annotated[str, typer.Option(
+        "--judges", help="Comma-separated classifiers to train: cnn (the bundled CNN, required) and resnet (a second "
+                         "judge of another family and recipe).")] = "cnn,resnet",
     seed: Annotated[int, typer.Option("--seed", help="Seed of subsampling, initialisation and augmentation.")] = 0,
     mix: Annotated[bool, typer.Option(
         "--mix", help="Also train on real + synthetic images together and test on real ones.")] = False,
@@ -43,6 +46,7 @@ def evaluate_command(
     """Measure a synthetic dataset: CAS vs the real baseline, recognizability, feature FD/KID and diversity."""
     from cifar_synth.classifier import EvaluatorConfig
     from cifar_synth.evaluator import default_out_dir, evaluate_synthetic
+    from cifar_synth.judges import JudgeConfig
 
     overrides = {"epochs": epochs} if epochs is not None else {}
     config = EvaluatorConfig.budget(budget, **overrides)
@@ -50,7 +54,8 @@ def evaluate_command(
     report = evaluate_synthetic(
         synthetic, data, out, config, seed=seed, mix=mix, use_cache=not no_cache, cache_dir=cache_dir,
         inception_weights=inception_weights, inception=not no_inception_fid, quiet=quiet or as_json,
-        warn=lambda message: err_console.print(f"[yellow]Warning:[/] {message}", highlight=False))
+        warn=lambda message: err_console.print(f"[yellow]Warning:[/] {message}", highlight=False),
+        judges=[name.strip() for name in judges.split(",")], judge_config=JudgeConfig.budget(budget, **overrides))
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -67,6 +72,11 @@ def print_summary(to: Console, report: dict, out: Path) -> None:
         f"CAS [bold]{head['cas']:.1%}[/]  baseline [bold]{head['baseline_accuracy']:.1%}[/]  ratio [bold]{ratio}[/]"
         + (f"  real+synthetic [bold]{head['mix_accuracy']:.1%}[/]" if head["mix_accuracy"] is not None else "")
         + ("  (baseline from cache)" if report["baseline_cached"] else ""))
+    for name, judge in report.get("judges", {}).items():
+        ratio = "–" if judge["cas_ratio"] is None else f"{judge['cas_ratio']:.3f}"
+        to.print(f"second judge {name}: CAS [bold]{judge['cas']:.1%}[/]  baseline "
+                 f"[bold]{judge['baseline_accuracy']:.1%}[/]  ratio [bold]{ratio}[/]"
+                 + ("  (baseline from cache)" if judge["baseline_cached"] else ""))
     to.print(f"Report: {out}/ (report.md, report.json, confusion_synthetic.png)")
 
 
@@ -75,17 +85,19 @@ def _summary_table(report: dict) -> Table:
     from cifar_synth.evaluator import percent as cell
 
     classifiers = report["classifiers"]
-    columns = [(key, title) for key, title in (("real", "real-trained"), ("synthetic", "synthetic-trained"),
-                                               ("mix", "real+synthetic")) if key in classifiers]
+    columns = [classifiers[key] | {"title": title} for key, title in (
+        ("real", "real-trained"), ("synthetic", "synthetic-trained"), ("mix", "real+synthetic")) if key in classifiers]
+    columns += [judge["classifiers"][key] | {"title": f"{name} {key}"}
+                for name, judge in report.get("judges", {}).items() for key in ("real", "synthetic")]
     table = Table(title="Accuracy on real test images, by training data")
     table.add_column("class")
-    for _, title in columns:
-        table.add_column(title, justify="right")
+    for column in columns:
+        table.add_column(column["title"], justify="right")
     table.add_column("recognizability", justify="right")
 
     for name in CLASS_NAMES:
-        table.add_row(name, *(cell(classifiers[key]["per_class_accuracy"][name]) for key, _ in columns),
+        table.add_row(name, *(cell(column["per_class_accuracy"][name]) for column in columns),
                       cell(report["recognizability"]["per_class_accuracy"][name]))
-    table.add_row("[bold]all", *(f"[bold]{cell(classifiers[key]['accuracy'])}" for key, _ in columns),
+    table.add_row("[bold]all", *(f"[bold]{cell(column['accuracy'])}" for column in columns),
                   f"[bold]{cell(report['recognizability']['accuracy'])}", end_section=True)
     return table

@@ -1,0 +1,74 @@
+"""The evaluator's baseline cache: real-trained judges kept between evaluations, and how to find them.
+
+Layout, under the cache directory (default `~/.cache/cifar-synth/evaluator`, `$XDG_CACHE_HOME` honoured):
+
+- the bundled CNN: `<entry>/classifier.keras` and `<entry>/metrics.json`;
+- any other judge: `<judge name>/<entry>/classifier.keras` and `.../metrics.json`, one level deeper, so that the
+  export's classifier filter, which looks for `*/classifier.keras`, finds CNN baselines only.
+
+`<entry>` is the first 24 hex digits of the sha256 of the key (sorted JSON): cache version, the real data's sha256,
+the seed, the training images per class and the judge's configuration without its budget name. metrics.json is
+written last, atomically: its presence marks a complete entry.
+"""
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+from cifar_synth.errors import UserError
+from cifar_synth.files import atomic_path, write_json_atomic
+
+CLASSIFIER_FILE, METRICS_FILE = "classifier.keras", "metrics.json"
+CNN = "cnn"  # the bundled CNN's judge name; its entries sit at the top of the cache directory
+_CACHE_VERSION = 1  # bump when a change to training invalidates cached baselines
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cifar-synth" / "evaluator"
+
+
+def baseline_key(judge: str, real_sha256: str, seed: int, per_class: int, config: dict) -> dict:
+    """What a cached baseline depends on. The CNN's key has no judge field, as before there were other judges."""
+    key = {"cache_version": _CACHE_VERSION, "real_sha256": real_sha256, "seed": seed, "per_class": per_class,
+           "config": {name: value for name, value in config.items() if name != "budget_name"}}
+    return key if judge == CNN else {**key, "judge": judge}
+
+
+def entry_dir(cache_dir: str | Path, judge: str, key: dict) -> Path:
+    root = Path(cache_dir) if judge == CNN else Path(cache_dir) / judge
+    return root / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def is_complete(entry: Path) -> bool:
+    return (entry / METRICS_FILE).is_file() and (entry / CLASSIFIER_FILE).is_file()
+
+
+def load_entry(entry: Path):
+    """(model, metrics) of a complete entry; an unreadable one is a user error naming it."""
+    import keras
+
+    from cifar_synth import judges  # noqa: F401 — registers the custom objects the judges' models are saved with
+
+    try:
+        metrics = json.loads((entry / METRICS_FILE).read_text())["metrics"]
+        model = keras.models.load_model(entry / CLASSIFIER_FILE, compile=False)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        raise UserError(f"cached baseline {entry} is unreadable ({error}); rerun with --no-cache") from None
+    return model, metrics
+
+
+def store_entry(entry: Path, key: dict, model, metrics: dict) -> None:
+    try:
+        with atomic_path(entry / CLASSIFIER_FILE) as temp:
+            model.save(temp)
+        write_json_atomic(entry / METRICS_FILE, {"key": key, "metrics": metrics})  # last: marks the entry complete
+    except OSError as error:
+        raise UserError(f"cannot write the baseline cache in {entry}: {error}") from None
+
+
+def cached_cnn_classifiers(cache_dir: str | Path | None = None) -> list[Path]:
+    """The classifier files of the complete CNN baselines in `cache_dir` (default: the default cache), sorted."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return sorted(path for path in cache_dir.glob(f"*/{CLASSIFIER_FILE}") if is_complete(path.parent))
