@@ -22,6 +22,7 @@ from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 from cifar_synth.progress import RichProgress
+from cifar_synth.reporter import Reporter
 
 FEATURE_LAYER = "features"
 NUM_CLASSES = len(CLASS_NAMES)
@@ -148,7 +149,7 @@ def fit_fresh(build: Callable, config, data: LabeledImages, seed: int, optimizer
     batch_size = min(config.batch_size, len(data))
     steps_per_epoch = len(data) // batch_size
     model.compile(optimizer=optimizer_for(config, steps_per_epoch * config.epochs), loss=loss, metrics=["accuracy"])
-    progress = RichProgress(config.epochs, steps_per_epoch, title=title, disable=quiet)
+    progress = RichProgress(config.epochs, steps_per_epoch, title=title, reporter=Reporter(quiet=quiet))
     model.fit(training_dataset(data, batch_size, seed, augment), epochs=config.epochs, verbose=0, shuffle=False,
               callbacks=[progress])
     return model

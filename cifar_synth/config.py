@@ -1,7 +1,13 @@
-"""The GAN's hyperparameters, importable without TensorFlow (the CLI reads its defaults from here)."""
+"""Every option of `train`, importable without TensorFlow: what to train (`GANConfig`) and how long and how to run
+it (`TrainOptions`). Each checks all of its fields in `validate()`, the one place the CLI and Python callers share;
+the CLI reads its defaults from here.
+"""
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+
+from cifar_synth.errors import UserError
 
 AUGMENTATIONS = ("color", "translation", "cutout")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -39,18 +45,22 @@ class GANConfig:
     ARCHITECTURE_FIELDS = ("latent_dim", "g_width", "d_width", "ema_decay")
 
     def validate(self) -> None:
-        """Raise ValueError naming an option that cannot work."""
+        """Raise `UserError` naming the first option that cannot work."""
+        for name in ("latent_dim", "g_width", "d_width", "batch_size"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("g_learning_rate", "d_learning_rate"):
+            _check(name, getattr(self, name), math.isfinite(getattr(self, name)) and getattr(self, name) > 0,
+                   "a positive number")
+        for name in ("beta_1", "beta_2", "ema_decay"):
+            _check(name, getattr(self, name), 0 <= getattr(self, name) < 1, "in [0, 1)")
         unknown = set(filter(None, self.augment.split(","))) - set(AUGMENTATIONS)
         if unknown:
-            raise ValueError(f"unknown augmentation {', '.join(sorted(unknown))}; valid: {', '.join(AUGMENTATIONS)}")
+            raise UserError(f"unknown augmentation {', '.join(sorted(unknown))}; valid: {', '.join(AUGMENTATIONS)}")
         if self.loss not in ("hinge", "bce"):
-            raise ValueError(f"unknown loss {self.loss!r}; valid: hinge, bce")
+            raise UserError(f"unknown loss {self.loss!r}; valid: hinge, bce")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
-        if self.guidance < 0:
-            raise ValueError(f"the guidance weight must not be negative, got {self.guidance}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"the moving-average decay must be in [0, 1), got {self.ema_decay}")
+            raise UserError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        _check("guidance", self.guidance, math.isfinite(self.guidance) and self.guidance >= 0, "a number ≥ 0")
 
     def with_resolved_precision(self, gpu: bool, cpu_flags: set[str] | None = None) -> "GANConfig":
         """This config with "auto" precision replaced by the one to compute in: bfloat16 on a CPU that has native
@@ -69,6 +79,68 @@ class GANConfig:
     def from_dict(cls, values: dict) -> "GANConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+DEFAULT_EPOCHS = 30
+BUDGET_CLOCKS = ("wall", "cpu")
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding, which keras.utils.set_random_seed uses, takes no more
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How long and how to run, as opposed to what to train (`GANConfig`). Validated on creation."""
+
+    epochs: int | None = None  # total epochs; default DEFAULT_EPOCHS, or unlimited when `minutes` is given
+    minutes: float | None = None  # time budget of this invocation's training loop
+    # What `minutes` counts: "wall" time, or "cpu" time of this process (all its threads), which a busy shared
+    # machine does not eat into: a fair budget for comparing recipes.
+    budget_clock: str = "wall"
+    seed: int = 0
+    sample_every: int = 1
+    include_test: bool = False
+    fresh: bool = False
+    tensorboard: bool = False
+    # The real-trained classifier of classifier guidance (GANConfig.guidance); None: the evaluator's cached one.
+    guide: str | None = None
+
+    def __post_init__(self):
+        self.validate()
+        if self.epochs is None and self.minutes is None:
+            object.__setattr__(self, "epochs", DEFAULT_EPOCHS)  # frozen: the one place the default is applied
+
+    def validate(self) -> None:
+        """Raise `UserError` naming the first option that cannot work."""
+        if self.epochs is not None:
+            _check_int("epochs", self.epochs, minimum=1)
+        if self.minutes is not None:
+            _check("minutes", self.minutes, math.isfinite(self.minutes) and self.minutes > 0, "a positive number")
+        _check("budget_clock", self.budget_clock, self.budget_clock in BUDGET_CLOCKS,
+               f"one of {', '.join(BUDGET_CLOCKS)}")
+        _check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
+        _check_int("sample_every", self.sample_every, minimum=1)
+
+
+# Options whose command-line name is not the field's name with dashes; messages use the command-line names.
+_FLAGS = {"g_learning_rate": "--g-lr", "d_learning_rate": "--d-lr", "beta_1": "--beta1", "beta_2": "--beta2",
+          "ema_decay": "--ema"}
+
+
+def _flag(name: str) -> str:
+    """The command-line option of a config field."""
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def _check(name: str, value, valid: bool, expected: str) -> None:
+    if not valid:
+        raise UserError(f"{_flag(name)} must be {expected}, got {value!r}")
+
+
+def _check_int(name: str, value, minimum: int, maximum: int | None = None) -> None:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    _check(name, value, is_int, "a whole number")
+    _check(name, value, value >= minimum, f"at least {minimum}")
+    if maximum is not None:
+        _check(name, value, value <= maximum, f"at most {maximum}")
 
 
 def _cpu_flags() -> set[str]:

@@ -1,35 +1,37 @@
-"""A Rich progress display for Keras `fit`, which has no Rich callback of its own (call `fit(verbose=0)`)."""
+"""A Rich progress display for Keras `fit`, which has no Rich callback of its own (call `fit(verbose=0)`), shown
+through the user's `Reporter`.
+"""
 
 import time
 
 import keras
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from cifar_synth.reporter import Reporter
 
 
 class RichProgress(keras.callbacks.Callback):
     """Epoch and step bars with live metrics and seconds per epoch.
 
-    `initial_epoch` lets a resumed run show its true position; `disable` makes it silent (`--quiet`).
+    `initial_epoch` lets a resumed run show its true position; `epochs` None shows an open-ended run.
     """
 
-    def __init__(self, epochs: int, steps_per_epoch: int, title: str = "training",
-                 initial_epoch: int = 0, disable: bool = False):
+    def __init__(self, epochs: int | None, steps_per_epoch: int, title: str = "training", initial_epoch: int = 0,
+                 reporter: Reporter | None = None):
         super().__init__()
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.title = title
         self.initial_epoch = initial_epoch
-        self.progress = Progress(
+        self.progress = (reporter or Reporter()).progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             TextColumn("{task.fields[metrics]}"),
-            disable=disable,
         )
         self._epoch_started = 0.0
-        self._last_epoch_seconds: float | None = None
 
     def on_train_begin(self, logs=None):
         self.progress.start()
@@ -45,8 +47,8 @@ class RichProgress(keras.callbacks.Callback):
         self.progress.update(self.step_task, completed=batch + 1, metrics=_format(logs))
 
     def on_epoch_end(self, epoch, logs=None):
-        self._last_epoch_seconds = time.perf_counter() - self._epoch_started
-        summary = f"{_format(logs)}  {self._last_epoch_seconds:.1f} s/epoch"
+        seconds = time.perf_counter() - self._epoch_started
+        summary = f"{_format(logs)}  {seconds:.1f} s/epoch"
         self.progress.update(self.epoch_task, completed=epoch + 1, metrics=summary)
 
     def on_train_end(self, logs=None):

@@ -1,12 +1,21 @@
 """`cifar-synth train`: one DCGAN per class, each in its own resumable run directory.
 
 runs/<class>/
-    config.json             every hyperparameter, the data source and checksum, package versions, seed
+    checkpoint/state.json   the resume record, written last after every epoch: the one truth about the run (below)
+    checkpoint/gan_epoch_NNNN.weights.h5   both networks, the moving average and both optimizers after that epoch
+    config.json             every hyperparameter, the data source and checksum, package versions, and `sessions`:
+                            every invocation that trained the run (when, from which epoch, what it changed)
     generator.keras         the sampling generator alone (loadable by keras.models.load_model)
-    checkpoint/             both networks, both optimizers and the epoch, for resuming
     samples/epoch_NNN.png   10×10 grids from a fixed latent batch; samples/latest.png
     history.csv, losses.png per-epoch losses, D's outputs, seconds and sample diversity
     tb/                     TensorBoard logs (with --tensorboard)
+runs/.<class>.lock(.json)   held while a process trains the class (cifar_synth.locks)
+
+The resume record names the epoch, the images seen, the weights file, the generator it wrote and the state of the
+latents' and augmentations' random stream. A run resumes from it and first trims everything else to it: history
+rows, sample grids and weights files of a later, unrecorded epoch are dropped, and a generator.keras that is not
+the recorded one is rewritten from the checkpoint. So a process killed at any instant loses at most the epoch in
+progress (docs/train.md).
 """
 
 import csv
@@ -14,54 +23,41 @@ import io
 import json
 import math
 import shutil
+import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image
-from rich.console import Console
 
 from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.config import GANConfig, TrainOptions
 from cifar_synth.errors import UserError
-from cifar_synth.files import atomic_path, write_json_atomic
-from cifar_synth.config import GANConfig
+from cifar_synth.files import atomic_path, sha256_file, write_json_atomic
 from cifar_synth.gan import DCGAN, build_gan, make_dataset
 from cifar_synth.images import to_uint8, to_unit_range
+from cifar_synth.locks import hold
+from cifar_synth.metrics import mean_pairwise_distance
 from cifar_synth.progress import RichProgress
+from cifar_synth.reporter import Reporter
 from cifar_synth.provenance import package_versions
+
+if TYPE_CHECKING:
+    from cifar_synth.data import RealData
 
 HISTORY_COLUMNS = ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_seen",
                    "diversity", "diversity_ratio")
 GRID_SIDE = 10
 # Generated samples whose mean pairwise distance falls below this fraction of real images' are likely collapsed.
 COLLAPSE_RATIO = 0.5
-# A new generator's outputs are nearly identical by construction; its diversity ratio starts near 0.1 and passed 0.5
-# within 3-8 epochs in all ten classes of the quality protocol. So a low ratio warns once the run had reached a
-# healthy ratio (a fall: collapse), or when it never reached one within this many epochs.
+# A new generator's outputs are nearly identical by construction, so a low ratio warns only after a fall from a
+# healthy ratio, or when a run never reached one within this many epochs (measurements: docs/train.md).
 COLLAPSE_WARMUP_EPOCHS = 12
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """How long and how to run, as opposed to what to train (`GANConfig`)."""
-
-    epochs: int | None = 30  # total epochs; None with `minutes` trains until the time budget is spent
-    minutes: float | None = None  # time budget of this invocation's training loop
-    # What `minutes` counts: "wall" time, or "cpu" time of this process (all its threads), which a busy shared
-    # machine does not eat into: a fair budget for comparing recipes.
-    budget_clock: str = "wall"
-    seed: int = 0
-    sample_every: int = 1
-    include_test: bool = False
-    fresh: bool = False
-    quiet: bool = False
-    tensorboard: bool = False
-    # The real-trained classifier of classifier guidance (GANConfig.guidance); None: the evaluator's cached one.
-    guide: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,65 +69,113 @@ class RunResult:
     diversity_ratio: float | None
 
 
+@dataclass(frozen=True)
+class ResumeRecord:
+    """What a run has finished: written last after every epoch, it is the truth everything else is trimmed to."""
+
+    epoch: int
+    images_seen: int
+    weights: str  # file in checkpoint/ with both networks and both optimizers after `epoch`
+    generator_sha256: str | None  # of the generator.keras written for `epoch`
+    seed_generator_state: list[int] | None  # where the latents' and augmentations' random stream stands
+    session: int  # index in config.json's "sessions" of the invocation that trained `epoch`
+
+
 class RunPaths:
     def __init__(self, run_dir: Path):
         self.root = run_dir
         self.config = run_dir / "config.json"
         self.generator = run_dir / "generator.keras"
-        self.checkpoint_weights = run_dir / "checkpoint" / "gan.weights.h5"
-        self.checkpoint_state = run_dir / "checkpoint" / "state.json"
+        self.checkpoint = run_dir / "checkpoint"
+        self.record = self.checkpoint / "state.json"
         self.samples = run_dir / "samples"
+        self.latest_samples = self.samples / "latest.png"
         self.history = run_dir / "history.csv"
         self.losses = run_dir / "losses.png"
         self.tensorboard = run_dir / "tb"
 
+    def weights(self, epoch: int) -> Path:
+        return self.checkpoint / f"gan_epoch_{epoch:04d}.weights.h5"
+
+    def epoch_samples(self, epoch: int) -> Path:
+        return self.samples / f"epoch_{epoch:03d}.png"
+
+
+def read_record(run_dir: str | Path) -> ResumeRecord | None:
+    """The resume record of a run directory; None before its first epoch has finished."""
+    path = RunPaths(Path(run_dir)).record
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read the resume record {path}: {error}; pass --fresh to start over") from None
+    # Records of cifar-synth before the resume record: one weights file, no random-stream state, no sessions.
+    defaults = {"weights": "gan.weights.h5", "generator_sha256": None, "seed_generator_state": None, "session": 0}
+    return ResumeRecord(**{**defaults, **values})
+
 
 def train_classes(class_names: list[str], gan_config: GANConfig, options: TrainOptions,
-                  data_path: str | Path | None, runs_dir: str | Path, console: Console) -> list[RunResult]:
+                  data_path: str | Path | None, runs_dir: str | Path,
+                  reporter: Reporter | None = None) -> list[RunResult]:
     """Train each class in turn; every class is an independent job with its own run directory."""
+    reporter = reporter or Reporter()
+    gan_config.validate()
+    data = open_training_data(data_path, options, reporter)
+    return [train_class_from(data, class_name, gan_config, options, runs_dir, reporter) for class_name in class_names]
+
+
+def open_training_data(data_path: str | Path | None, options: TrainOptions, reporter: Reporter) -> "RealData":
+    """The real CIFAR-10 to train on (downloaded if need be), with a warning when the test split is included."""
     from cifar_synth.data import open_real_data
 
     data = open_real_data(data_path)
     if options.include_test:
-        console.print("[yellow]Warning:[/] --include-test trains on the test split too; evaluating on that split "
-                      "is then no longer honest.")
-    results = []
-    for class_name in class_names:
-        label = CLASS_NAMES.index(class_name)
-        splits = ("train", "test") if options.include_test else ("train",)
-        images = np.concatenate([data.load(split, classes=[label]).images for split in splits])
-        if len(images) < gan_config.batch_size:
-            raise UserError(f"only {len(images)} images of class {class_name!r} in {data.source}; "
-                            f"need at least one batch ({gan_config.batch_size})")
-        data_info = {"source": data.source, "kind": data.kind, "sha256": data.sha256, "splits": list(splits)}
-        results.append(train_class(class_name, images, data_info, gan_config, options,
-                                   Path(runs_dir) / class_name, console))
-    return results
+        reporter.warn("--include-test trains on the test split too; evaluating on that split is then no longer "
+                      "honest.")
+    return data
+
+
+def train_class_from(data: "RealData", class_name: str, gan_config: GANConfig, options: TrainOptions,
+                     runs_dir: str | Path, reporter: Reporter | None = None) -> RunResult:
+    """Load one class's images from `data` and train it into `runs_dir/<class>` (one job of `train_classes`)."""
+    label = CLASS_NAMES.index(class_name)
+    splits = ("train", "test") if options.include_test else ("train",)
+    images = np.concatenate([data.load(split, classes=[label]).images for split in splits])
+    if len(images) < gan_config.batch_size:
+        raise UserError(f"only {len(images)} images of class {class_name!r} in {data.source}; "
+                        f"need at least one batch ({gan_config.batch_size})")
+    data_info = {"source": data.source, "kind": data.kind, "sha256": data.sha256, "splits": list(splits)}
+    return train_class(class_name, images, data_info, gan_config, options, Path(runs_dir) / class_name, reporter)
 
 
 def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config: GANConfig,
-                options: TrainOptions, run_dir: Path, console: Console) -> RunResult:
-    """Train (or resume) one class's GAN on `images` (uint8), writing every artifact under `run_dir`."""
-    paths = RunPaths(run_dir)
-    if options.fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    start_epoch = _resumable_epoch(paths, gan_config)
-    if options.epochs is not None and start_epoch >= options.epochs:
-        console.print(f"{class_name}: already trained for {start_epoch} epochs (--epochs {options.epochs}); "
-                      "raise --epochs to continue or pass --fresh to start over.")
-        return RunResult(class_name, run_dir, start_epoch, 0.0, _last_diversity_ratio(paths))
+                options: TrainOptions, run_dir: Path, reporter: Reporter | None = None) -> RunResult:
+    """Train (or resume) one class's GAN on `images` (uint8), writing every artifact under `run_dir`.
 
-    keras.utils.set_random_seed(options.seed + start_epoch)
-    guide = _load_guide(options.guide) if gan_config.guidance > 0 else None
-    gan = build_gan(gan_config, seed=options.seed, guide=guide, class_index=CLASS_NAMES.index(class_name))
-    if start_epoch:
-        gan.load_weights(paths.checkpoint_weights)
-        # The checkpoint also restores the learning rates; the ones asked for now win.
-        gan.d_optimizer.learning_rate.assign(gan_config.d_learning_rate)
-        gan.g_optimizer.learning_rate.assign(gan_config.g_learning_rate)
-        console.print(f"{class_name}: resuming after epoch {start_epoch} from {run_dir}")
-    else:
-        write_json_atomic(paths.config, {
+    The run directory is held (`cifar_synth.locks`) for the whole call: a second process is refused.
+    """
+    reporter = reporter or Reporter()
+    gan_config.validate()
+    paths = RunPaths(run_dir)
+    with hold(run_dir, "run directory"):
+        if options.fresh and run_dir.exists():
+            shutil.rmtree(run_dir)
+        record = _resume_point(paths, gan_config)
+        start_epoch = record.epoch if record else 0
+        if options.epochs is not None and start_epoch >= options.epochs:
+            if not _generator_is_recorded(paths, record):  # the guide is not part of the checkpoint: not needed
+                _restore(paths, build_gan(replace(gan_config, guidance=0.0), seed=options.seed), record)
+            reporter.info(f"{class_name}: already trained for {start_epoch} epochs (--epochs {options.epochs}); "
+                          "raise --epochs to continue or pass --fresh to start over.")
+            return RunResult(class_name, run_dir, start_epoch, 0.0, _last_diversity_ratio(paths))
+        keras.utils.set_random_seed(options.seed + start_epoch)
+        guide = _load_guide(options.guide) if gan_config.guidance > 0 else None
+        gan = build_gan(gan_config, seed=options.seed, guide=guide, class_index=CLASS_NAMES.index(class_name))
+        gan = _restore(paths, gan, record)
+        if record:
+            reporter.info(f"{class_name}: resuming after epoch {start_epoch} from {run_dir}")
+        session = _start_session(paths, {
             "class_name": class_name,
             "class_index": CLASS_NAMES.index(class_name),
             "gan": gan.config.to_dict(),  # precision "auto" resolved to what this machine computes in
@@ -139,35 +183,41 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
             "data": data_info,
             "train_images": len(images),
             "versions": package_versions(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
+        }, start_epoch)
+        return _fit(gan, class_name, images, options, paths, record, session, reporter)
 
-    steps_per_epoch = len(images) // gan_config.batch_size
-    final_epoch = options.epochs if options.epochs is not None else 10**9
-    artifacts = RunArtifacts(gan, paths, images, options, steps_per_epoch * gan_config.batch_size, console)
-    budget = [TimeBudget(options.minutes * 60, BUDGET_CLOCKS[options.budget_clock])] if options.minutes else []
-    progress = RichProgress(options.epochs, steps_per_epoch, title=class_name, initial_epoch=start_epoch,
-                            disable=options.quiet)
+
+def _fit(gan: DCGAN, class_name: str, images: np.ndarray, options: TrainOptions, paths: RunPaths,
+         record: ResumeRecord | None, session: int, reporter: Reporter) -> RunResult:
+    start_epoch = record.epoch if record else 0
+    batch_size = gan.config.batch_size
+    steps_per_epoch = len(images) // batch_size
+    artifacts = RunArtifacts(gan, paths, images, options, record, session, reporter)
+    budget = [TimeBudget(options.minutes * 60, _CLOCKS[options.budget_clock])] if options.minutes is not None else []
+    progress = RichProgress(options.epochs, steps_per_epoch, class_name, start_epoch, reporter)
     started = time.perf_counter()
     try:
-        gan.fit(make_dataset(images, gan_config.batch_size, seed=options.seed + start_epoch),
-                epochs=final_epoch, initial_epoch=start_epoch, steps_per_epoch=steps_per_epoch,
+        gan.fit(make_dataset(images, batch_size, seed=options.seed + start_epoch),
+                epochs=options.epochs or 10**9, initial_epoch=start_epoch, steps_per_epoch=steps_per_epoch,
                 callbacks=[artifacts, *budget, progress], verbose=0,
                 shuffle=False)  # the dataset reshuffles itself every pass
     except KeyboardInterrupt:
         progress.progress.stop()
-        console.print(f"[yellow]{class_name}: interrupted.[/] The checkpoint after epoch {artifacts.last_saved_epoch} "
-                      "is kept; run the same command again to resume.")
+        reporter.info(f"{class_name}: interrupted. The checkpoint after epoch {artifacts.last_saved_epoch} is kept; "
+                      "run the same command again to resume.")
         raise
+    except UserError as error:  # a write failed (disk full, no permission): say what is still safe
+        progress.progress.stop()
+        raise UserError(f"{class_name}: {error}; stopped. The checkpoint after epoch {artifacts.last_saved_epoch} "
+                        f"is kept in {paths.root}.") from None
     if artifacts.bad_loss is not None:
         raise UserError(f"{class_name}: {artifacts.bad_loss}; stopped. The last good checkpoint (epoch "
-                        f"{artifacts.last_saved_epoch}) is kept in {run_dir}; try lower learning rates or --fresh.")
+                        f"{artifacts.last_saved_epoch}) is kept in {paths.root}; try lower learning rates or --fresh.")
     seconds = time.perf_counter() - started
     images_per_second = artifacts.images_trained / seconds if seconds else 0.0
-    if not options.quiet:
-        console.print(f"{class_name}: {artifacts.last_saved_epoch} epochs, {images_per_second:.0f} real images/s; "
-                      f"samples in {paths.samples / 'latest.png'}")
-    return RunResult(class_name, run_dir, artifacts.last_saved_epoch, images_per_second, artifacts.diversity_ratio)
+    reporter.info(f"{class_name}: {artifacts.last_saved_epoch} epochs, {images_per_second:.0f} real images/s; "
+                  f"samples in {paths.latest_samples}")
+    return RunResult(class_name, paths.root, artifacts.last_saved_epoch, images_per_second, artifacts.diversity_ratio)
 
 
 def _load_guide(path: str | None) -> keras.Model:
@@ -177,17 +227,93 @@ def _load_guide(path: str | None) -> keras.Model:
     return load_classifier(path if path is not None else find_cached_classifier())
 
 
-def _resumable_epoch(paths: RunPaths, gan_config: GANConfig) -> int:
-    """The last finished epoch to resume after (0 for a new run); refuse a resume that changes the networks."""
-    if not paths.checkpoint_state.exists():
-        return 0
-    saved = GANConfig.from_dict(json.loads(paths.config.read_text())["gan"])
-    changed = [f"{name} {getattr(saved, name)} → {getattr(gan_config, name)}"
-               for name in GANConfig.ARCHITECTURE_FIELDS if getattr(saved, name) != getattr(gan_config, name)]
-    if changed:
-        raise UserError(f"{paths.root} was trained with a different architecture ({'; '.join(changed)}); "
-                        "use the same options to resume, --fresh to start over, or another --runs directory.")
-    return json.loads(paths.checkpoint_state.read_text())["epoch"]
+def _resume_point(paths: RunPaths, gan_config: GANConfig) -> ResumeRecord | None:
+    """The record to resume from (None: start at epoch 0), after trimming the run directory to it.
+
+    Refuses a resume that changes the networks' shapes.
+    """
+    record = read_record(paths.root)
+    if record is not None:
+        saved = GANConfig.from_dict(json.loads(paths.config.read_text())["gan"])
+        changed = [f"{name} {getattr(saved, name)} → {getattr(gan_config, name)}"
+                   for name in GANConfig.ARCHITECTURE_FIELDS if getattr(saved, name) != getattr(gan_config, name)]
+        if changed:
+            raise UserError(f"{paths.root} was trained with a different architecture ({'; '.join(changed)}); "
+                            "use the same options to resume, --fresh to start over, or another --runs directory.")
+    _trim(paths, record)
+    return record
+
+
+def _trim(paths: RunPaths, record: ResumeRecord | None) -> None:
+    """Remove what an epoch after `record` (killed before its record was written) left behind."""
+    epoch = record.epoch if record else 0
+    history = _read_history(paths.history)
+    kept = [row for row in history if int(row["epoch"]) <= epoch]
+    if record is None:
+        for path in (paths.generator, paths.history, paths.losses, paths.latest_samples):
+            path.unlink(missing_ok=True)
+    elif len(kept) < len(history):
+        _write_history(paths.history, kept)
+        _plot_losses(kept, paths.losses)
+        if paths.epoch_samples(epoch).exists():
+            shutil.copyfile(paths.epoch_samples(epoch), paths.latest_samples)
+    for grid in paths.samples.glob("epoch_*.png"):
+        if int(grid.stem.removeprefix("epoch_")) > epoch:
+            grid.unlink()
+    for weights in paths.checkpoint.glob("*.weights.h5"):
+        if record is None or weights.name != record.weights:
+            weights.unlink()
+
+
+def _restore(paths: RunPaths, gan: DCGAN, record: ResumeRecord | None) -> DCGAN:
+    """`gan` as the record left it: weights, optimizers, random stream; and generator.keras the recorded one."""
+    if record is None:
+        return gan
+    gan.load_weights(paths.checkpoint / record.weights)
+    # The checkpoint also restores the learning rates; the ones asked for now win.
+    gan.d_optimizer.learning_rate.assign(gan.config.d_learning_rate)
+    gan.g_optimizer.learning_rate.assign(gan.config.g_learning_rate)
+    if record.seed_generator_state is not None:
+        gan.seed_generator.state.assign(np.asarray(record.seed_generator_state, dtype="int64"))
+    if not _generator_is_recorded(paths, record):
+        with atomic_path(paths.generator) as temp:
+            gan.sampler.save(temp)
+    return gan
+
+
+def _generator_is_recorded(paths: RunPaths, record: ResumeRecord) -> bool:
+    """Whether generator.keras is the one written for the record's epoch (not one of an unrecorded later epoch)."""
+    if record.generator_sha256 is None:  # a record of cifar-synth before this check: nothing to compare with
+        return True
+    return paths.generator.exists() and sha256_file(paths.generator) == record.generator_sha256
+
+
+def _start_session(paths: RunPaths, config: dict, start_epoch: int) -> int:
+    """Write config.json for this invocation: its settings on top, and one more entry in `sessions` saying when it
+    started, from which epoch, on which host and which settings it changed. Returns the entry's index."""
+    previous = json.loads(paths.config.read_text()) if start_epoch and paths.config.exists() else {}
+    sessions = previous.get("sessions", [])
+    old, new = _flatten({k: previous.get(k) for k in config}), _flatten(config)
+    session = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "from_epoch": start_epoch,
+        "host": socket.gethostname(),
+        "changed": {key: [old.get(key), value] for key, value in new.items() if previous and old.get(key) != value},
+    }
+    write_json_atomic(paths.config, {**config, "created": previous.get("created", session["started"]),
+                                     "sessions": [*sessions, session]})
+    return len(sessions)
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    """{"gan": {"loss": "bce"}} → {"gan.loss": "bce"}."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 def collapse_suspected(diversity_ratios: list[float]) -> bool:
@@ -209,13 +335,11 @@ def _read_history(path: Path) -> list[dict]:
         return list(csv.DictReader(file))
 
 
-def mean_pairwise_distance(images: np.ndarray) -> float:
-    """Mean Euclidean distance between all pairs of images (as flat vectors): near zero when they collapse."""
-    flat = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
-    squared = np.sum(flat**2, axis=1)
-    distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * flat @ flat.T, 0.0))
-    n = len(images)
-    return float(distances.sum() / (n * (n - 1)))
+def _write_history(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path) as temp, temp.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def image_grid(images: np.ndarray, side: int = GRID_SIDE) -> Image.Image:
@@ -224,7 +348,7 @@ def image_grid(images: np.ndarray, side: int = GRID_SIDE) -> Image.Image:
     return Image.fromarray(np.concatenate(np.concatenate(tiles, axis=1), axis=1))
 
 
-BUDGET_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}  # config.BUDGET_CLOCKS
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -244,23 +368,23 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 class RunArtifacts(keras.callbacks.Callback):
-    """Per epoch: sample grid, history row, loss plot, diversity watch, generator and resumable checkpoint.
+    """Per epoch: sample grid, history row, loss plot, diversity watch, generator, checkpoint and resume record.
 
     A non-finite loss stops training before anything of that epoch is saved, so the last checkpoint stays good.
     """
 
     def __init__(self, gan: DCGAN, paths: RunPaths, images: np.ndarray, options: TrainOptions,
-                 images_per_epoch: int, console: Console):
+                 record: ResumeRecord | None, session: int, reporter: Reporter):
         super().__init__()
         self.gan = gan
         self.paths = paths
         self.options = options
-        self.images_per_epoch = images_per_epoch
-        self.console = console
-        self.history = _read_history(paths.history)
-        self.last_saved_epoch = int(self.history[-1]["epoch"]) if self.history else 0
-        self.history = self.history[: self.last_saved_epoch]
-        self.images_seen = int(self.history[-1]["images_seen"]) if self.history else 0
+        self.session = session
+        self.reporter = reporter
+        self.history = _read_history(paths.history)  # already trimmed to the record
+        self.last_saved_epoch = record.epoch if record else 0
+        self.images_seen = record.images_seen if record else 0
+        self.recorded_weights = record.weights if record else None
         self.images_trained = 0
         self.bad_loss: str | None = None
         self.diversity_ratio: float | None = None
@@ -287,46 +411,55 @@ class RunArtifacts(keras.callbacks.Callback):
         if self.bad_loss is not None:
             return
         images_this_epoch = self.steps_this_epoch * self.gan.config.batch_size
-        self.images_trained += images_this_epoch
-        self.images_seen += images_this_epoch
         samples = self.gan.sample(self.grid_latents)
         diversity = mean_pairwise_distance(samples)
-        self.diversity_ratio = diversity / self.real_diversity
+        diversity_ratio = diversity / self.real_diversity
         row = {
             "epoch": epoch + 1,
             **{name: float(logs[name]) for name in ("d_loss", "g_loss", "d_real", "d_fake")},
             "seconds": round(time.perf_counter() - self.epoch_started, 3),
-            "images_seen": self.images_seen,
+            "images_seen": self.images_seen + images_this_epoch,
             "diversity": diversity,
-            "diversity_ratio": self.diversity_ratio,
+            "diversity_ratio": diversity_ratio,
         }
-        self.history.append(row)
         grid = image_grid(to_uint8(samples))
-        self._save(epoch + 1, grid)
+        self._save(row, grid)
+        # Counted only once the epoch is recorded, so a failed save leaves the run's figures at the last record.
+        self.images_trained += images_this_epoch
+        self.images_seen += images_this_epoch
+        self.diversity_ratio = diversity_ratio
         self._log_tensorboard(row, grid)
         if not self.warned_collapse and collapse_suspected([float(past["diversity_ratio"]) for past in self.history]):
             self.warned_collapse = True
-            self.console.print(f"[yellow]Warning:[/] epoch {epoch + 1}: sample diversity is {self.diversity_ratio:.2f}× "
-                               "that of real images of this class; the generator may be collapsing "
-                               f"(see {self.paths.samples / 'latest.png'}).")
+            self.reporter.warn(f"epoch {epoch + 1}: sample diversity is {diversity_ratio:.2f}× that of real images "
+                               "of this class; the generator may be collapsing "
+                               f"(see {self.paths.latest_samples}).")
 
-    def _save(self, epoch: int, grid: Image.Image):
-        self.paths.samples.mkdir(parents=True, exist_ok=True)
+    def _save(self, row: dict, grid: Image.Image):
+        """Write the epoch's files, then its resume record; what is written before the record is trimmed away on
+        resume if the record never follows, what comes after it is rewritten from it (docs/train.md)."""
+        epoch = row["epoch"]
         if epoch % self.options.sample_every == 0:
-            _save_png(grid, self.paths.samples / f"epoch_{epoch:03d}.png")
-        _save_png(grid, self.paths.samples / "latest.png")
-        with atomic_path(self.paths.history) as temp, temp.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=HISTORY_COLUMNS)
-            writer.writeheader()
-            writer.writerows(self.history)
-        _plot_losses(self.history, self.paths.losses)
+            _save_png(grid, self.paths.epoch_samples(epoch))
+        _write_history(self.paths.history, [*self.history, row])
         with atomic_path(self.paths.generator) as temp:
             self.gan.sampler.save(temp)
-        # Weights first, then the state naming their epoch: a crash between the two resumes one epoch early.
-        with atomic_path(self.paths.checkpoint_weights) as temp:
+        weights = self.paths.weights(epoch)
+        with atomic_path(weights) as temp:
             self.gan.save_weights(temp)
-        write_json_atomic(self.paths.checkpoint_state, {"epoch": epoch, "images_seen": self.images_seen})
+        record = ResumeRecord(
+            epoch=epoch, images_seen=row["images_seen"], weights=weights.name,
+            generator_sha256=sha256_file(self.paths.generator),
+            seed_generator_state=keras.ops.convert_to_numpy(self.gan.seed_generator.state).tolist(),
+            session=self.session)
+        write_json_atomic(self.paths.record, asdict(record))
+        self.history.append(row)
         self.last_saved_epoch = epoch
+        if self.recorded_weights not in (None, weights.name):
+            (self.paths.checkpoint / self.recorded_weights).unlink(missing_ok=True)
+        self.recorded_weights = weights.name
+        _save_png(grid, self.paths.latest_samples)
+        _plot_losses(self.history, self.paths.losses)
 
     def _log_tensorboard(self, row: dict, grid: Image.Image):
         if self.writer is None:
@@ -336,7 +469,6 @@ class RunArtifacts(keras.callbacks.Callback):
                 tf.summary.scalar(name, row[name])
             tf.summary.image("samples", np.asarray(grid)[None], max_outputs=1)
         self.writer.flush()
-
 
 def _save_png(image: Image.Image, path: Path):
     with atomic_path(path) as temp:

@@ -4,12 +4,12 @@ import csv
 
 import numpy as np
 import pytest
-from rich.console import Console
 
 from cifar_synth.classifier import EvaluatorConfig, build_classifier
 from cifar_synth.config import GANConfig
 from cifar_synth.errors import UserError
 from cifar_synth.gan import build_gan
+from cifar_synth.reporter import Reporter
 from cifar_synth.training import TrainOptions, train_class
 
 TINY = GANConfig(latent_dim=8, g_width=4, d_width=4, batch_size=8)
@@ -29,8 +29,8 @@ def guide_path(tmp_path):
 
 
 def train(images, run_dir, config, **options):
-    options = TrainOptions(**{"epochs": 1, "quiet": True, **options})
-    return train_class("dog", images, DATA_INFO, config, options, run_dir, Console(quiet=True))
+    options = TrainOptions(**{"epochs": 1, **options})
+    return train_class("dog", images, DATA_INFO, config, options, run_dir, Reporter(quiet=True))
 
 
 def test_guided_flipped_run_trains_logs_and_resumes_without_guidance(images, guide_path, tmp_path):

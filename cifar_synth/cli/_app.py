@@ -1,4 +1,5 @@
-"""The Typer app every command registers on, and the wrapper that turns user errors into clean exits."""
+"""The Typer app every command registers on, the user's `Reporter`, and the wrapper that turns user errors into
+clean exits."""
 
 import functools
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cifar_synth.errors import UserError
+from cifar_synth.reporter import Reporter
 
 app = typer.Typer(
     name="cifar-synth",
@@ -21,6 +23,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def reporter(quiet: bool = False) -> Reporter:
+    """The channel a command hands to library code: messages and progress on stdout, warnings on stderr."""
+    return Reporter(quiet, console, err_console)
+
+
 def user_errors_exit(command: Callable[..., Any]) -> Callable[..., Any]:
     """Show a `UserError` as one red line and exit 1; Ctrl-C exits 130 without a traceback."""
 
@@ -29,7 +36,7 @@ def user_errors_exit(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except UserError as error:
-            err_console.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False)
+            err_console.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]Interrupted.[/]")

@@ -5,11 +5,11 @@ from typing import Annotated
 
 import typer
 
-from cifar_synth.cli._app import app, console, user_errors_exit
-from cifar_synth.config import GANConfig
-from cifar_synth.errors import UserError
+from cifar_synth.cli._app import app, reporter, user_errors_exit
+from cifar_synth.config import DEFAULT_EPOCHS, GANConfig, TrainOptions
 
 DEFAULTS = GANConfig()
+TRAIN_DEFAULTS = TrainOptions()
 
 
 @app.command("train")
@@ -18,12 +18,13 @@ def train_command(
     class_names: Annotated[list[str], typer.Option(
         "--class", help="CIFAR-10 class to train (case-insensitive); repeat it, or 'all' for all ten.")],
     epochs: Annotated[int | None, typer.Option(
-        help="Total epochs (a rerun resumes up to this). Default 30, or unlimited with --minutes.")] = None,
+        help=f"Total epochs (a rerun resumes up to this). Default {DEFAULT_EPOCHS}, or unlimited with --minutes.")
+    ] = None,
     minutes: Annotated[float | None, typer.Option(
         help="Time budget per class for this run's training loop, in minutes (see --budget-clock).")] = None,
     budget_clock: Annotated[str, typer.Option(
         help="What --minutes counts: wall (elapsed time) or cpu (this process's CPU time, which other jobs on a "
-             "shared machine do not eat into).")] = "wall",
+             "shared machine do not eat into).")] = TRAIN_DEFAULTS.budget_clock,
     batch_size: Annotated[int, typer.Option(help="Real images per training step.")] = DEFAULTS.batch_size,
     latent_dim: Annotated[int, typer.Option(help="Size of the generator's latent vector.")] = DEFAULTS.latent_dim,
     g_width: Annotated[int, typer.Option(help="Generator width (channels of its last hidden layer).")] = DEFAULTS.g_width,
@@ -50,12 +51,12 @@ def train_command(
         help="float32, mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX and recent GPUs), or auto: "
              "mixed_bfloat16 where the CPU computes bfloat16 natively, else float32.")
     ] = DEFAULTS.precision,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = TRAIN_DEFAULTS.seed,
     data: Annotated[Path | None, typer.Option(
         help="Real CIFAR-10: archive, batches folder or class-folder tree. Default: $CIFAR_SYNTH_DATA, "
              "else datasets/cifar10/ (downloaded if absent).")] = None,
     runs: Annotated[Path, typer.Option(help="Directory holding one run directory per class.")] = Path("runs"),
-    sample_every: Annotated[int, typer.Option(help="Save a sample grid every N epochs.")] = 1,
+    sample_every: Annotated[int, typer.Option(help="Save a sample grid every N epochs.")] = TRAIN_DEFAULTS.sample_every,
     include_test: Annotated[bool, typer.Option(
         help="Also train on the test split (evaluation on it is then no longer honest).")] = False,
     fresh: Annotated[bool, typer.Option(help="Start over instead of resuming an existing run.")] = False,
@@ -64,29 +65,15 @@ def train_command(
 ):
     """Train one DCGAN per CIFAR-10 class; rerunning the same command resumes."""
     from cifar_synth.classes import parse_class_names
-    from cifar_synth.training import BUDGET_CLOCKS, TrainOptions, train_classes
+    from cifar_synth.training import train_classes
 
-    for name, value in (("--batch-size", batch_size), ("--latent-dim", latent_dim), ("--g-width", g_width),
-                        ("--d-width", d_width), ("--sample-every", sample_every), ("--epochs", epochs or 1)):
-        if value < 1:
-            raise UserError(f"{name} must be at least 1, got {value}")
-    if minutes is not None and minutes <= 0:
-        raise UserError(f"--minutes must be positive, got {minutes}")
-    if budget_clock not in BUDGET_CLOCKS:
-        raise UserError(f"--budget-clock must be one of {', '.join(BUDGET_CLOCKS)}, got {budget_clock!r}")
     gan_config = GANConfig(
         latent_dim=latent_dim, g_width=g_width, d_width=d_width, batch_size=batch_size,
         g_learning_rate=g_lr, d_learning_rate=d_lr, beta_1=beta_1, beta_2=beta_2,
         loss=loss, augment="" if augment.lower() == "none" else augment, ema_decay=ema, precision=precision,
         flip=flip, guidance=guidance,
     )
-    try:
-        gan_config.validate()
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    options = TrainOptions(
-        epochs=epochs if epochs is not None or minutes is not None else 30, minutes=minutes, budget_clock=budget_clock, seed=seed,
-        sample_every=sample_every, include_test=include_test, fresh=fresh, quiet=quiet, tensorboard=tensorboard,
-        guide=str(guide) if guide is not None else None,
-    )
-    train_classes(parse_class_names(class_names), gan_config, options, data, runs, console)
+    options = TrainOptions(epochs=epochs, minutes=minutes, budget_clock=budget_clock, seed=seed,
+                           sample_every=sample_every, include_test=include_test, fresh=fresh, tensorboard=tensorboard,
+                           guide=str(guide) if guide is not None else None)
+    train_classes(parse_class_names(class_names), gan_config, options, data, runs, reporter(quiet))
