@@ -36,9 +36,9 @@ import tensorflow as tf
 from PIL import Image
 
 from cifar_synth.classes import CLASS_NAMES
-from cifar_synth.config import GANConfig, TrainOptions
+from cifar_synth.config import MAX_SEED, GANConfig, TrainOptions
 from cifar_synth.errors import UserError
-from cifar_synth.files import atomic_path, sha256_file, write_json_atomic
+from cifar_synth.files import atomic_path, cannot_write, sha256_file, write_json_atomic
 from cifar_synth.gan import DCGAN, build_gan, make_dataset
 from cifar_synth.images import to_uint8, to_unit_range
 from cifar_synth.locks import hold
@@ -169,7 +169,7 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
             reporter.info(f"{class_name}: already trained for {start_epoch} epochs (--epochs {options.epochs}); "
                           "raise --epochs to continue or pass --fresh to start over.")
             return RunResult(class_name, run_dir, start_epoch, 0.0, _last_diversity_ratio(paths))
-        keras.utils.set_random_seed(options.seed + start_epoch)
+        keras.utils.set_random_seed((options.seed + start_epoch) % (MAX_SEED + 1))
         guide = _load_guide(options.guide) if gan_config.guidance > 0 else None
         gan = build_gan(gan_config, seed=options.seed, guide=guide, class_index=CLASS_NAMES.index(class_name))
         gan = _restore(paths, gan, record)
@@ -234,13 +234,20 @@ def _resume_point(paths: RunPaths, gan_config: GANConfig) -> ResumeRecord | None
     """
     record = read_record(paths.root)
     if record is not None:
-        saved = GANConfig.from_dict(json.loads(paths.config.read_text())["gan"])
+        try:
+            saved = GANConfig.from_dict(json.loads(paths.config.read_text())["gan"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise UserError(f"cannot read the settings {paths.config} of the recorded run: {error}; pass --fresh "
+                            "to start over") from None
         changed = [f"{name} {getattr(saved, name)} → {getattr(gan_config, name)}"
                    for name in GANConfig.ARCHITECTURE_FIELDS if getattr(saved, name) != getattr(gan_config, name)]
         if changed:
             raise UserError(f"{paths.root} was trained with a different architecture ({'; '.join(changed)}); "
                             "use the same options to resume, --fresh to start over, or another --runs directory.")
-    _trim(paths, record)
+    try:
+        _trim(paths, record)
+    except OSError as error:
+        raise cannot_write(error.filename or paths.root, error) from None
     return record
 
 
@@ -291,7 +298,7 @@ def _generator_is_recorded(paths: RunPaths, record: ResumeRecord) -> bool:
 def _start_session(paths: RunPaths, config: dict, start_epoch: int) -> int:
     """Write config.json for this invocation: its settings on top, and one more entry in `sessions` saying when it
     started, from which epoch, on which host and which settings it changed. Returns the entry's index."""
-    previous = json.loads(paths.config.read_text()) if start_epoch and paths.config.exists() else {}
+    previous = json.loads(paths.config.read_text()) if paths.config.exists() else {}
     sessions = previous.get("sessions", [])
     old, new = _flatten({k: previous.get(k) for k in config}), _flatten(config)
     session = {
