@@ -108,7 +108,7 @@ def check_second_process_is_refused(command, env, run_dir: Path, work: Path) -> 
     return message
 
 
-def wait_for_session(run_dir: Path, count: int, process: subprocess.Popen, timeout: float = 300) -> None:
+def wait_for_session(run_dir: Path, count: int, process: subprocess.Popen, timeout: float = 1800) -> None:
     """Until config.json lists `count` sessions: the process holds the lock and is about to train."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -120,7 +120,7 @@ def wait_for_session(run_dir: Path, count: int, process: subprocess.Popen, timeo
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.05)
-    sys.exit("train did not start its session in time")
+    sys.exit(f"train did not start session {count} within {timeout:g} s (a starved machine?)")
 
 
 def in_progress(run_dir: Path) -> str | None:
