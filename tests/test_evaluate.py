@@ -215,6 +215,44 @@ def test_feature_distances_are_zero_for_identical_sets_and_grow_with_a_shift():
         0.1 * evaluator.mean_pairwise_distance(features, rng), rel=0.05)
 
 
+def with_moments(mean, covariance, count: int, seed: int) -> np.ndarray:
+    """`count` samples whose sample mean and sample covariance (np.cov) are exactly `mean` and `covariance`."""
+    z = np.random.default_rng(seed).normal(size=(count, len(mean)))
+    z -= z.mean(0)
+    white = z @ np.linalg.inv(np.linalg.cholesky(np.cov(z, rowvar=False))).T
+    return white @ np.linalg.cholesky(np.asarray(covariance)).T + mean
+
+
+def test_frechet_distance_with_unequal_covariances_matches_the_closed_form():
+    # Non-commuting 2×2 covariances: for a 2×2 matrix M with non-negative eigenvalues, Tr √M = √(tr M + 2 √det M),
+    # so FD = ‖μa − μb‖² + tr Σa + tr Σb − 2 √(tr(Σa Σb) + 2 √(det Σa det Σb)), with no matrix square root.
+    mean_a, mean_b = np.array([0.0, 1.0]), np.array([2.0, -1.0])
+    cov_a, cov_b = np.array([[2.0, 0.5], [0.5, 1.0]]), np.array([[1.0, -0.3], [-0.3, 3.0]])
+    a, b = with_moments(mean_a, cov_a, 500, seed=1), with_moments(mean_b, cov_b, 700, seed=2)
+    cross = np.sqrt(np.trace(cov_a @ cov_b) + 2 * np.sqrt(np.linalg.det(cov_a) * np.linalg.det(cov_b)))
+    expected = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross
+    assert expected == pytest.approx(8.9293, abs=1e-4)  # the formula itself, evaluated once by hand
+    assert evaluator.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    # Diagonal covariances: FD = ‖μa − μb‖² + Σ (σa − σb)².
+    a = with_moments([0, 0, 0], np.diag([1.0, 4.0, 9.0]), 400, seed=3)
+    b = with_moments([1, 0, 0], np.diag([4.0, 4.0, 4.0]), 400, seed=4)
+    assert evaluator.frechet_distance(a, b) == pytest.approx(1 + (1 - 2) ** 2 + 0 + (3 - 2) ** 2, rel=1e-9)
+
+
+def test_kid_on_fixed_vectors_matches_the_unbiased_mmd_by_hand():
+    # d = 1, kernel (x·y + 1)³. Within x = {0, 1}: k(0,1) = 1; within y = {2, 3}: k(2,3) = 343; across:
+    # k(0,2) = k(0,3) = 1, k(1,2) = 27, k(1,3) = 64, mean 23.25. Unbiased MMD² = 1 + 343 − 2·23.25 = 297.5.
+    # Each subset is the whole set (2 < 1,000), so every subset gives the same value.
+    x, y = np.array([[0.0], [1.0]]), np.array([[2.0], [3.0]])
+    kid = evaluator.kernel_inception_distance(x, y, np.random.default_rng(0))
+    assert kid["mean"] == pytest.approx(297.5) and kid["std"] == pytest.approx(0, abs=1e-9)
+    assert kid["subset_size"] == 2
+    # d = 2 scales the dot product by 1/2: within x = {(0,0), (2,2)}: k = 1; within y = {(1,0), (0,1)}: k = 1;
+    # across: k((0,0), ·) = 1, k((2,2),(1,0)) = k((2,2),(0,1)) = 2³ = 8, mean 4.5. MMD² = 1 + 1 − 9 = −7.
+    x, y = np.array([[0.0, 0.0], [2.0, 2.0]]), np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert evaluator.kernel_inception_distance(x, y, np.random.default_rng(0))["mean"] == pytest.approx(-7.0)
+
+
 # --- the command line ---------------------------------------------------------------------------------------------
 
 def invoke(*args: str):
