@@ -270,6 +270,9 @@ def _trim(paths: RunPaths, record: ResumeRecord | None) -> None:
     for weights in paths.checkpoint.glob("*.weights.h5"):
         if record is None or weights.name != record.weights:
             weights.unlink()
+    for folder in (paths.root, paths.samples, paths.checkpoint):  # temporary files of writes a SIGKILL cut short
+        for temp in folder.glob(".*.tmp*"):
+            temp.unlink()
 
 
 def _restore(paths: RunPaths, gan: DCGAN, record: ResumeRecord | None) -> DCGAN:

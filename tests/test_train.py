@@ -231,6 +231,7 @@ def test_a_kill_before_the_record_loses_only_that_epoch(images, tmp_path, monkey
             run(images, run_dir, epochs=killed_epoch + 1)
     assert len(history(run_dir)) == killed_epoch, "history.csv is written before the record"
     written_generator = (run_dir / "generator.keras").read_bytes()
+    (run_dir / ".generator.tmpx1y2.keras").write_text("what a SIGKILL during a write leaves")
 
     run(images, run_dir, epochs=killed_epoch + 1)
 
@@ -240,6 +241,7 @@ def test_a_kill_before_the_record_loses_only_that_epoch(images, tmp_path, monkey
     assert record(run_dir)["epoch"] == killed_epoch + 1
     assert (run_dir / "generator.keras").read_bytes() != written_generator
     assert int(restored(run_dir).d_optimizer.iterations) == (killed_epoch + 1) * STEPS
+    assert not list(run_dir.rglob(".*.tmp*"))
 
 
 def test_a_generator_of_an_unrecorded_epoch_is_replaced_by_the_recorded_one(images, tmp_path, monkeypatch):
