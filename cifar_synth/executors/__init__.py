@@ -1,0 +1,152 @@
+"""Where each class trains: in this process, in local processes, as Ray tasks, or as a Slurm job array.
+
+The executor only decides where `training.train_class_from` runs; a class's run directory, resume and artifacts
+are the same whichever executor ran it. Beyond the in-process default, one driver serves every engine: each class
+becomes a `ClassJob`, an engine (`local`, `ray_tasks`, `slurm_array`) runs it, the worker reports through files
+under `--runs` (see `job`), and `board` shows one live row per class, then a summary.
+"""
+
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from cifar_synth.config import GANConfig
+from cifar_synth.errors import UserError
+
+EXECUTORS = ("local", "ray", "slurm")
+SLURM_CLUSTERS = ("slurm", "local")
+# Slurm's own time formats (sbatch --time): M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
+_SLURM_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where the classes train and with which resources each."""
+
+    executor: str = "local"
+    parallel: int | None = None  # classes at once; None: 1 locally, as many as the resources allow on Ray/Slurm
+    # TensorFlow's intra/inter-op threads and the CPUs asked of Ray/Slurm per class; None: locally the machine's
+    # cores shared among the --parallel classes (TensorFlow's own default when one class runs here), else 1.
+    cpus_per_class: int | None = None
+    gpus_per_class: int = 0
+    address: str | None = None  # Ray cluster; None: $RAY_ADDRESS, else a local Ray started for the run
+    slurm_partition: str | None = None
+    slurm_time: str = "4:00:00"  # per job; a class that needs longer is requeued and resumes
+    slurm_options: tuple[str, ...] = ()  # extra sbatch options as KEY=VALUE, e.g. account=abc, qos=high
+    # "local" runs the same submitit job array as subprocesses of this machine (tests, a try without a cluster).
+    slurm_cluster: str = "slurm"
+
+    def validate(self) -> None:
+        """Raise UserError naming the first option that cannot work."""
+        if self.executor not in EXECUTORS:
+            raise UserError(f"unknown executor {self.executor!r}; valid: {', '.join(EXECUTORS)}")
+        for name, value, least in (("--parallel", self.parallel, 1), ("--cpus-per-class", self.cpus_per_class, 1),
+                                   ("--gpus-per-class", self.gpus_per_class, 0)):
+            if value is not None and value < least:
+                raise UserError(f"{name} must be at least {least}, got {value}")
+        if self.gpus_per_class > 1:
+            raise UserError("--gpus-per-class above 1 is not supported: the GAN's training step is not yet correct "
+                            "under tf.distribute.MirroredStrategy (docs/scale.md); train more classes at once instead")
+        if self.gpus_per_class and self.executor == "local":
+            raise UserError("--gpus-per-class needs --executor ray or slurm, which give each class its own GPU "
+                            "(a local Ray does so on one machine)")
+        if self.address is not None and self.executor != "ray":
+            raise UserError("--address is for --executor ray")
+        slurm_set = self.slurm_partition is not None or self.slurm_options or self.slurm_time != "4:00:00"
+        if slurm_set and self.executor != "slurm":
+            raise UserError("--slurm-partition, --slurm-time and --slurm-option are for --executor slurm")
+        if self.slurm_cluster not in SLURM_CLUSTERS:
+            raise UserError(f"unknown submitit cluster {self.slurm_cluster!r}; valid: {', '.join(SLURM_CLUSTERS)}")
+        self.slurm_minutes()
+        self.sbatch_options()
+
+    def slurm_minutes(self) -> int:
+        """--slurm-time in whole minutes (rounded up), read as sbatch reads --time."""
+        match = _SLURM_TIME.match(self.slurm_time.strip())
+        if not match:
+            raise UserError(f"--slurm-time {self.slurm_time!r} is not a Slurm time (MM, HH:MM:SS, D-HH:MM)")
+        days, first, second, third = (int(part) if part else None for part in match.groups())
+        if days is not None:  # D-H[:M[:S]]
+            seconds = days * 86400 + first * 3600 + (second or 0) * 60 + (third or 0)
+        elif third is not None:  # H:M:S
+            seconds = first * 3600 + second * 60 + third
+        else:  # M[:S]
+            seconds = first * 60 + (second or 0)
+        if seconds <= 0:
+            raise UserError(f"--slurm-time must be positive, got {self.slurm_time!r}")
+        return -(-seconds // 60)
+
+    def sbatch_options(self) -> dict[str, str]:
+        """--slurm-option KEY=VALUE pairs as submitit's `slurm_additional_parameters`."""
+        pairs = {}
+        for option in self.slurm_options:
+            key, sep, value = option.partition("=")
+            key = key.strip().lstrip("-").replace("-", "_")
+            if not sep or not key:
+                raise UserError(f"--slurm-option {option!r} must be KEY=VALUE, e.g. account=myproject")
+            pairs[key] = value
+        return pairs
+
+    def cpus(self) -> int | None:
+        """CPUs (and TensorFlow threads) per class; None leaves TensorFlow's default."""
+        if self.cpus_per_class is not None:
+            return self.cpus_per_class
+        if self.executor == "local":
+            return None if self.in_process() else max(1, len(os.sched_getaffinity(0)) // self.parallel)
+        return 1
+
+    def in_process(self) -> bool:
+        """One class after another in this process, as without an executor: each with its own progress bars."""
+        return self.executor == "local" and (self.parallel or 1) == 1
+
+
+def train_with_executor(class_names: list[str], gan_config: GANConfig, options, data_path: str | Path | None,
+                        runs_dir: str | Path, executor: ExecutorOptions, console: Console) -> None:
+    """Train `class_names` where `executor` says; raise UserError after the summary if any class failed."""
+    from cifar_synth.executors.job import ClassJob, limit_threads, start_session
+    from cifar_synth.training import open_training_data, train_classes
+
+    executor.validate()
+    if executor.in_process():
+        limit_threads(executor.cpus())
+        train_classes(class_names, gan_config, options, data_path, runs_dir, console)
+        return
+    engine = _engine(executor)  # before any work: a missing extra or an unreachable cluster fails first
+    data = open_training_data(data_path, options, console)
+    data.sha256  # hashed now, once, and sent along: not again by every worker
+    runs_dir = Path(runs_dir).absolute()
+    session = start_session(runs_dir, uuid.uuid4().hex[:12])
+    jobs = [ClassJob(name, data, gan_config, options, runs_dir, session, executor.cpus(), os.getcwd())
+            for name in class_names]
+    from cifar_synth.executors.board import drive
+
+    drive(engine, jobs, console)
+
+
+def _engine(executor: ExecutorOptions):
+    if executor.executor == "local":
+        from cifar_synth.executors.local import LocalProcesses
+
+        return LocalProcesses(executor)
+    if executor.executor == "ray":
+        from cifar_synth.executors.ray_tasks import RayTasks
+
+        return RayTasks(executor)
+    from cifar_synth.executors.slurm_array import SlurmArray
+
+    return SlurmArray(executor)
+
+
+def require_extra(module: str, extra: str):
+    """Import `module`, or fail with one line naming the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"--executor {extra} needs {module}, which is not installed: "
+                        f"pip install 'cifar-synth[{extra}]'") from None

@@ -1,0 +1,70 @@
+"""`--executor slurm`: one Slurm job array through submitit, a task per class, requeued (and resumed) when Slurm
+stops it at its time limit or preempts it."""
+
+from cifar_synth.executors import require_extra
+from cifar_synth.executors.job import STATE_DIR, ClassJob, run_job
+
+# Requeues after a time limit per class (preemptions do not count); submitit's default of 3 would abandon a class
+# that needs more than four --slurm-time slots.
+TIMEOUT_REQUEUES = 50
+
+
+class SlurmArray:
+    """Submit all classes as one array; submitit keeps its scripts, pickles and Slurm logs in
+    runs/.cifar-synth/slurm/."""
+
+    def __init__(self, executor):
+        self.submitit = require_extra("submitit", "slurm")
+        self.executor = executor
+        self.jobs: dict = {}  # class name → submitit Job
+
+    def submit(self, jobs: list[ClassJob]) -> None:
+        folder = jobs[0].runs_dir / STATE_DIR / "slurm"
+        submitter = self.submitit.AutoExecutor(folder=folder, cluster=self.executor.slurm_cluster,
+                                                slurm_max_num_timeout=TIMEOUT_REQUEUES)
+        parameters = {"name": "cifar-synth", "timeout_min": self.executor.slurm_minutes(),
+                      "cpus_per_task": self.executor.cpus(), "nodes": 1, "tasks_per_node": 1}
+        if self.executor.gpus_per_class:
+            parameters["gpus_per_node"] = self.executor.gpus_per_class
+        if self.executor.parallel:
+            parameters["slurm_array_parallelism"] = self.executor.parallel
+        if self.executor.slurm_partition:
+            parameters["slurm_partition"] = self.executor.slurm_partition
+        if self.executor.sbatch_options():
+            parameters["slurm_additional_parameters"] = self.executor.sbatch_options()
+        submitter.update_parameters(**parameters)
+        submitted = submitter.map_array(_Requeueable(), jobs)
+        self.jobs = {job.class_name: handle for job, handle in zip(jobs, submitted)}
+
+    def poll(self) -> dict[str, str | None]:
+        finished = {}
+        for name, handle in list(self.jobs.items()):
+            if handle.done():
+                del self.jobs[name]
+                finished[name] = _error(handle)
+        return finished
+
+    def close(self) -> None:
+        """Leave unfinished jobs to Slurm: they keep training (a rerun of the command resumes and shows them)."""
+
+
+def _error(handle) -> str | None:
+    try:
+        handle.result()
+    except Exception as error:  # submitit's FailedJobError carries the worker's traceback; its last line says why
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        return lines[-1] if lines else type(error).__name__
+    return None
+
+
+class _Requeueable:
+    """The job submitit runs; on a timeout or preemption signal submitit calls `checkpoint` and requeues the same
+    call, which resumes from the run directory."""
+
+    def __call__(self, job: ClassJob) -> None:
+        run_job(job)
+
+    def checkpoint(self, job: ClassJob):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, job)

@@ -1,0 +1,295 @@
+"""`train --executor local|ray|slurm`: real engines on this machine (local processes, a local Ray cluster,
+submitit's local job arrays), tiny networks, the run directories they leave, and what a user sees."""
+
+import contextlib
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from conftest import TINY_GAN, TINY_GAN_CLI, assert_user_error
+from cifar_synth.cli import app
+from cifar_synth.data import open_real_data
+from cifar_synth.errors import UserError
+from cifar_synth.executors import ExecutorOptions, train_with_executor
+from cifar_synth.executors.job import ClassJob, run_job
+from cifar_synth.training import TrainOptions
+
+QUIET = Console(quiet=True)
+
+
+def epochs_in_history(run_dir: Path) -> list[int]:
+    with (run_dir / "history.csv").open() as file:
+        return [int(row["epoch"]) for row in csv.DictReader(file)]
+
+
+def status(runs: Path, class_name: str) -> dict:
+    return json.loads((runs / ".cifar-synth" / "status" / f"{class_name}.json").read_text())
+
+
+def log(runs: Path, class_name: str) -> str:
+    return (runs / ".cifar-synth" / "logs" / f"{class_name}.log").read_text()
+
+
+def resumed_at(runs: Path, class_name: str) -> list[int]:
+    """The epochs the class's attempts resumed after, as their logs say."""
+    return [int(epoch) for epoch in re.findall(r"resuming after epoch (\d+)", log(runs, class_name))]
+
+
+def train(real_tree, runs, class_names, epochs, **executor):
+    options = TrainOptions(epochs=epochs, quiet=True)
+    train_with_executor(class_names, TINY_GAN, options, real_tree, runs, ExecutorOptions(**executor), QUIET)
+
+
+def checkpoint_epoch(run_dir: Path) -> int:
+    try:
+        return json.loads((run_dir / "checkpoint" / "state.json").read_text())["epoch"]
+    except (OSError, ValueError):
+        return 0
+
+
+def kill_when(runs: Path, class_name: str, epochs_done: int, sig: int) -> dict:
+    """Watch, in a thread, until `class_name` has checkpointed `epochs_done` epochs, then send its worker `sig`.
+
+    The returned dict gets `pid` (the worker signalled) and `epoch` (its last checkpoint once the signal had been
+    handled); call its `join` after training."""
+    record: dict = {}
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            if checkpoint_epoch(runs / class_name) >= epochs_done:
+                record["pid"] = status(runs, class_name)["pid"]
+                os.kill(record["pid"], sig)
+                time.sleep(2)  # the worker has stopped (or handled the signal); its checkpoint no longer moves
+                record["epoch"] = checkpoint_epoch(runs / class_name)
+                return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+
+    def join():
+        stop.set()
+        thread.join()
+        assert "epoch" in record, f"{class_name} finished before it could be signalled"
+
+    record["join"] = join
+    return record
+
+
+def assert_complete(run_dir: Path, epochs: int) -> None:
+    assert epochs_in_history(run_dir) == list(range(1, epochs + 1))
+    assert checkpoint_epoch(run_dir) == epochs
+    assert (run_dir / "generator.keras").is_file() and (run_dir / "config.json").is_file()
+
+
+# Local processes
+
+def test_parallel_two_trains_both_classes_each_in_its_own_process_and_threads(real_tree, tmp_path):
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["train", "--class", "dog", "--class", "cat", "--epochs", "2", "--data",
+                                      str(real_tree), "--runs", str(runs), *TINY_GAN_CLI,
+                                      "--parallel", "2", "--cpus-per-class", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert "Training summary" in result.output
+    for name in ("dog", "cat"):
+        assert_complete(runs / name, 2)
+        assert status(runs, name)["state"] == "done"
+        assert "TensorFlow threads: 1 intra-op, 1 inter-op" in log(runs, name)
+    assert len({status(runs, name)["pid"] for name in ("dog", "cat")} | {os.getpid()}) == 3
+
+
+def test_a_failed_class_is_named_with_its_error_and_log_and_the_others_go_on(real_tree, tmp_path):
+    runs = tmp_path / "runs"
+    # cat's run directory holds a run of other networks: resuming it is refused, dog must still train.
+    train(real_tree, runs, ["cat"], 1)
+    config = json.loads((runs / "cat" / "config.json").read_text())
+    config["gan"]["g_width"] = 8
+    (runs / "cat" / "config.json").write_text(json.dumps(config))
+
+    result = CliRunner().invoke(app, ["train", "--class", "dog", "--class", "cat", "--epochs", "2", "--data",
+                                      str(real_tree), "--runs", str(runs), *TINY_GAN_CLI, "--parallel", "2"])
+
+    assert_user_error(result, "1 of 2 classes failed (cat)")
+    summary = "".join(result.output.split())
+    assert "differentarchitecture" in summary and "cat.log" in summary
+    assert_complete(runs / "dog", 2)
+    assert status(runs, "cat")["state"] == "failed"
+
+
+def test_a_worker_that_cannot_see_the_run_directory_says_so(real_tree, tmp_path):
+    job = ClassJob("dog", open_real_data(real_tree), TINY_GAN, TrainOptions(epochs=1), tmp_path / "runs",
+                   session="elsewhere", cpus=1, cwd=str(tmp_path))
+    with pytest.raises(UserError, match="must be on storage every node shares"):
+        run_job(job)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"parallel": 0}, "--parallel must be at least 1"),
+    ({"executor": "dask"}, "unknown executor 'dask'"),
+    ({"gpus_per_class": 2, "executor": "ray"}, "MirroredStrategy"),
+    ({"slurm_time": "soon", "executor": "slurm"}, "is not a Slurm time"),
+    ({"slurm_options": ("account",), "executor": "slurm"}, "must be KEY=VALUE"),
+    ({"slurm_partition": "gpu"}, "are for --executor slurm"),
+    ({"address": "auto"}, "--address is for --executor ray"),
+])
+def test_executor_options_are_checked_before_any_work(options, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        ExecutorOptions(**options).validate()
+
+
+def test_slurm_time_reads_sbatch_formats():
+    minutes = {text: ExecutorOptions(executor="slurm", slurm_time=text).slurm_minutes()
+               for text in ("90", "1:30", "2:00:00", "1-0", "1-02:03", "0:0:30")}
+    assert minutes == {"90": 90, "1:30": 2, "2:00:00": 120, "1-0": 1440, "1-02:03": 1563, "0:0:30": 1}
+
+
+def test_a_missing_extra_is_named(monkeypatch, real_tree, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
+    result = CliRunner().invoke(app, ["train", "--class", "dog", "--data", str(real_tree), "--runs",
+                                      str(tmp_path / "runs"), *TINY_GAN_CLI, "--executor", "ray"])
+    assert_user_error(result, "pip install 'cifar-synth[ray]'")
+
+
+# Ray: one local cluster for the session (its start-up costs seconds), loopback only, no dashboard, no usage stats.
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # Read when Ray is imported: the node is then 127.0.0.1 and every Ray server listens on loopback only
+    # (otherwise on all interfaces, even with _node_ip_address="127.0.0.1").
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray = pytest.importorskip("ray", reason="the Ray tests need the ray extra")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    assert [node["NodeManagerAddress"] for node in ray.nodes()] == ["127.0.0.1"]
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_trains_two_classes_into_one_runs_directory_resumably(ray_cluster, real_tree, tmp_path):
+    runs = tmp_path / "runs"
+    train(real_tree, runs, ["dog", "cat"], 2, executor="ray", cpus_per_class=1)
+    for name in ("dog", "cat"):
+        assert_complete(runs / name, 2)
+        assert status(runs, name)["attempt"] == 1
+
+    train(real_tree, runs, ["dog", "cat"], 3, executor="ray", cpus_per_class=1)
+    for name in ("dog", "cat"):
+        assert_complete(runs / name, 3)
+        assert resumed_at(runs, name) == [2]
+    assert ray_cluster.is_initialized(), "a cluster the caller started is left running"
+
+
+def test_ray_retries_a_killed_worker_which_resumes_from_its_checkpoint(ray_cluster, real_tree, tmp_path):
+    runs = tmp_path / "runs"
+    killed = kill_when(runs, "dog", epochs_done=2, sig=signal.SIGKILL)
+    train(real_tree, runs, ["dog"], 6, executor="ray", cpus_per_class=1)
+    killed["join"]()
+
+    assert killed["epoch"] >= 2
+    assert resumed_at(runs, "dog") == [killed["epoch"]]
+    assert status(runs, "dog")["attempt"] == 2 and status(runs, "dog")["pid"] != killed["pid"]
+    assert_complete(runs / "dog", 6)
+
+
+# Slurm through submitit: its local executor runs the same job array as real subprocesses.
+
+def test_slurm_array_trains_classes_and_requeues_a_preempted_one_which_resumes(real_tree, tmp_path):
+    pytest.importorskip("submitit", reason="the Slurm tests need the slurm extra")
+    runs = tmp_path / "runs"
+    # SIGUSR2 is what Slurm sends a job before its time limit or on preemption (submitit asks for it).
+    preempted = kill_when(runs, "dog", epochs_done=2, sig=signal.SIGUSR2)
+    train(real_tree, runs, ["dog", "cat"], 5, executor="slurm", slurm_cluster="local", slurm_time="10")
+    preempted["join"]()
+
+    for name in ("dog", "cat"):
+        assert_complete(runs / name, 5)
+    assert resumed_at(runs, "dog") == [preempted["epoch"]]
+    assert status(runs, "dog")["attempt"] == 2 and status(runs, "cat")["attempt"] == 1
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real one-node Slurm of this machine (munged, slurmctld, slurmd), every file of it in a temporary folder,
+    on free loopback ports, without accounting (no slurmdbd); `SLURM_CONF` points the Slurm commands at it."""
+    missing = [name for name in ("munged", "slurmctld", "slurmd", "sbatch", "sinfo") if shutil.which(name) is None]
+    if missing:
+        pytest.skip(f"no Slurm on this machine ({', '.join(missing)} not found; apt-get install slurm-wlm munge)")
+    if os.geteuid() != 0:
+        pytest.skip("a test Slurm needs root: slurmd starts jobs as their users")
+    root = tmp_path_factory.mktemp("slurm")
+    for name in ("state", "spool", "munge"):
+        (root / name).mkdir(mode=0o700)
+    key = root / "munge" / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o400)
+    socket_path = root / "munge" / "munge.socket"
+    ports = [free_port(), free_port()]
+    conf = root / "slurm.conf"
+    conf.write_text("\n".join([
+        "ClusterName=cifarsynthtest", "SlurmctldHost=localhost", "SlurmUser=root",
+        f"SlurmctldPort={ports[0]}", f"SlurmdPort={ports[1]}",
+        "AuthType=auth/munge", f"AuthInfo=socket={socket_path}",
+        f"StateSaveLocation={root / 'state'}", f"SlurmdSpoolDir={root / 'spool'}",
+        f"SlurmctldPidFile={root / 'slurmctld.pid'}", f"SlurmdPidFile={root / 'slurmd.pid'}",
+        f"SlurmctldLogFile={root / 'slurmctld.log'}", f"SlurmdLogFile={root / 'slurmd.log'}",
+        "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "MpiDefault=none",
+        "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "ReturnToService=2",
+        "JobAcctGatherType=jobacct_gather/none", "AccountingStorageType=accounting_storage/none",
+        f"NodeName=localhost CPUs={os.cpu_count()} State=UNKNOWN",
+        "PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP", "",
+    ]))
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    subprocess.run(["munged", "--force", f"--key-file={key}", f"--socket={socket_path}",
+                    f"--pid-file={root / 'munge' / 'munged.pid'}", f"--log-file={root / 'munge' / 'munged.log'}",
+                    f"--seed-file={root / 'munge' / 'munged.seed'}"], check=True)
+    subprocess.run(["slurmctld"], env=env, check=True)
+    subprocess.run(["slurmd"], env=env, check=True)
+    os.environ["SLURM_CONF"] = str(conf)
+    try:
+        deadline = time.monotonic() + 60
+        while "idle" not in subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True).stdout:
+            if time.monotonic() > deadline:
+                pytest.skip(f"the test Slurm did not come up in 60 s (logs in {root})")
+            time.sleep(1)
+        yield root
+    finally:
+        del os.environ["SLURM_CONF"]
+        for pid_file in ("slurmd.pid", "slurmctld.pid", "munge/munged.pid"):
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int((root / pid_file).read_text()), signal.SIGTERM)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_real_slurm_array_trains_and_requeues_a_preempted_class(slurm_cluster, real_tree, tmp_path):
+    pytest.importorskip("submitit", reason="the Slurm tests need the slurm extra")
+    runs = tmp_path / "runs"
+    preempted = kill_when(runs, "dog", epochs_done=2, sig=signal.SIGUSR2)
+    train(real_tree, runs, ["dog", "cat"], 4, executor="slurm", slurm_time="10", cpus_per_class=1)
+    preempted["join"]()
+
+    for name in ("dog", "cat"):
+        assert_complete(runs / name, 4)
+    assert resumed_at(runs, "dog") == [preempted["epoch"]]
+    assert status(runs, "dog")["attempt"] == 2
+    assert list((runs / ".cifar-synth" / "slurm").glob("*_submission.sh")), "submitted through sbatch"
