@@ -98,6 +98,7 @@ def assert_complete(run_dir: Path, epochs: int) -> None:
 
 # Local processes
 
+@pytest.mark.slow
 def test_parallel_two_trains_both_classes_each_in_its_own_process_and_threads(real_tree, tmp_path):
     runs = tmp_path / "runs"
     result = CliRunner().invoke(app, ["train", "--class", "dog", "--class", "cat", "--epochs", "2", "--data",
@@ -113,6 +114,7 @@ def test_parallel_two_trains_both_classes_each_in_its_own_process_and_threads(re
     assert len({status(runs, name)["pid"] for name in ("dog", "cat")} | {os.getpid()}) == 3
 
 
+@pytest.mark.slow
 def test_a_failed_class_is_named_with_its_error_and_log_and_the_others_go_on(real_tree, tmp_path):
     runs = tmp_path / "runs"
     # cat's run directory holds a run of other networks: resuming it is refused, dog must still train.
@@ -181,6 +183,7 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_trains_two_classes_into_one_runs_directory_resumably(ray_cluster, real_tree, tmp_path):
     runs = tmp_path / "runs"
     train(real_tree, runs, ["dog", "cat"], 2, executor="ray", cpus_per_class=1)
@@ -195,6 +198,7 @@ def test_ray_trains_two_classes_into_one_runs_directory_resumably(ray_cluster, r
     assert ray_cluster.is_initialized(), "a cluster the caller started is left running"
 
 
+@pytest.mark.slow
 def test_ray_retries_a_killed_worker_which_resumes_from_its_checkpoint(ray_cluster, real_tree, tmp_path):
     runs = tmp_path / "runs"
     killed = kill_when(runs, "dog", epochs_done=2, sig=signal.SIGKILL)
@@ -209,6 +213,7 @@ def test_ray_retries_a_killed_worker_which_resumes_from_its_checkpoint(ray_clust
 
 # Slurm through submitit: its local executor runs the same job array as real subprocesses.
 
+@pytest.mark.slow
 def test_slurm_array_trains_classes_and_requeues_a_preempted_one_which_resumes(real_tree, tmp_path):
     pytest.importorskip("submitit", reason="the Slurm tests need the slurm extra")
     runs = tmp_path / "runs"
@@ -269,6 +274,13 @@ def slurm_cluster(tmp_path_factory):
             time.sleep(1)
         yield root
     finally:
+        # Jobs whose result is in may still be closing their step: cancel, then wait until none is left.
+        subprocess.run(["scancel", "--user", str(os.getuid())], env=env)
+        deadline = time.monotonic() + 60
+        while subprocess.run(["squeue", "-h"], capture_output=True, text=True, env=env).stdout.strip():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(1)
         del os.environ["SLURM_CONF"]
         for pid_file in ("slurmd.pid", "slurmctld.pid", "munge/munged.pid"):
             with contextlib.suppress(OSError, ValueError):
@@ -281,6 +293,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_real_slurm_array_trains_and_requeues_a_preempted_class(slurm_cluster, real_tree, tmp_path):
     pytest.importorskip("submitit", reason="the Slurm tests need the slurm extra")
     runs = tmp_path / "runs"

@@ -96,12 +96,17 @@ class ExecutorOptions:
         if self.cpus_per_class is not None:
             return self.cpus_per_class
         if self.executor == "local":
-            return None if self.in_process() else max(1, len(os.sched_getaffinity(0)) // self.parallel)
+            return None if self.in_process() else max(1, _usable_cores() // self.parallel)
         return 1
 
     def in_process(self) -> bool:
         """One class after another in this process, as without an executor: each with its own progress bars."""
         return self.executor == "local" and (self.parallel or 1) == 1
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def train_with_executor(class_names: list[str], gan_config: GANConfig, options, data_path: str | Path | None,
