@@ -1,6 +1,7 @@
 """Executors: the same classes and epochs trained one after another, with `--parallel 2`, and as two Ray tasks.
 
     python benchmarks/executors_bench.py --data /tmp/cifar/cifar10-jpeg [--classes cat dog deer horse] [--epochs 2]
+        [-- MORE TRAIN OPTIONS]
 
 Each mode is one `cifar-synth train` process into a fresh runs directory, timed from start to exit (so process and
 Ray start-up count, as a user waits for them): sequential (one process, TensorFlow's default threads), local
@@ -30,7 +31,7 @@ MODES = {
 def run_mode(extra: list[str], args, runs: Path) -> tuple[float, int]:
     """Wall seconds of one `cifar-synth train` and the real images its classes trained."""
     command = [sys.executable, "-m", "cifar_synth", "train", *(f"--class={name}" for name in args.classes),
-               "--epochs", str(args.epochs), "--data", args.data, "--runs", str(runs), "--quiet", *extra]
+               "--epochs", str(args.epochs), "--data", args.data, "--runs", str(runs), "--quiet", *args.train_options, *extra]
     print("$", " ".join(command), flush=True)
     started = time.perf_counter()
     subprocess.run(command, check=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
@@ -46,7 +47,9 @@ def main() -> None:
     parser.add_argument("--classes", nargs="+", default=["cat", "dog", "deer", "horse"])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--no-append", dest="append", action="store_false", help="print only, do not append")
+    parser.add_argument("train_options", nargs=argparse.REMAINDER, help="after --: more `cifar-synth train` options")
     args = parser.parse_args()
+    args.train_options = [option for option in args.train_options if option != "--"]
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="executors-bench-") as work:
@@ -55,8 +58,8 @@ def main() -> None:
     base_seconds, base_images = results["sequential"]
     rows = [[mode, f"{seconds:.0f}", f"{images / seconds:.0f}", f"{base_seconds / seconds:.2f}×"]
             for mode, (seconds, images) in results.items()]
-    body = (f"{len(args.classes)} classes ({', '.join(args.classes)}), {args.epochs} epochs each, default "
-            f"networks; wall time includes process and Ray start-up.\n\n"
+    body = (f"{len(args.classes)} classes ({', '.join(args.classes)}), {args.epochs} epochs each, "
+            f"{' '.join(args.train_options) or 'default networks'}; wall time includes process and Ray start-up.\n\n"
             + markdown_table(["mode", "wall s", "real images/s", "speed-up vs sequential"], rows))
     publish_results("Executors: sequential vs --parallel 2 vs Ray", body, append=args.append)
 
