@@ -11,11 +11,13 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-
-from cifar_synth.config import GANConfig
+from cifar_synth.config import GANConfig, TrainOptions
 from cifar_synth.errors import UserError
+
+if TYPE_CHECKING:
+    from cifar_synth.reporter import Reporter
 
 EXECUTORS = ("local", "ray", "slurm")
 SLURM_CLUSTERS = ("slurm", "local")
@@ -109,19 +111,23 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def train_with_executor(class_names: list[str], gan_config: GANConfig, options, data_path: str | Path | None,
-                        runs_dir: str | Path, executor: ExecutorOptions, console: Console) -> None:
+def train_with_executor(class_names: list[str], gan_config: GANConfig, options: TrainOptions,
+                        data_path: str | Path | None, runs_dir: str | Path, executor: ExecutorOptions,
+                        reporter: "Reporter | None" = None) -> None:
     """Train `class_names` where `executor` says; raise UserError after the summary if any class failed."""
     from cifar_synth.executors.job import ClassJob, limit_threads, start_session
     from cifar_synth.training import open_training_data, train_classes
 
+    from cifar_synth.reporter import Reporter
+
+    reporter = reporter or Reporter()
     executor.validate()
     if executor.in_process():
         limit_threads(executor.cpus())
-        train_classes(class_names, gan_config, options, data_path, runs_dir, console)
+        train_classes(class_names, gan_config, options, data_path, runs_dir, reporter)
         return
     engine = _engine(executor)  # before any work: a missing extra or an unreachable cluster fails first
-    data = open_training_data(data_path, options, console)
+    data = open_training_data(data_path, options, reporter)
     data.sha256  # hashed now, once, and sent along: not again by every worker
     runs_dir = Path(runs_dir).absolute()
     session = start_session(runs_dir, uuid.uuid4().hex[:12])
@@ -129,7 +135,7 @@ def train_with_executor(class_names: list[str], gan_config: GANConfig, options, 
             for name in class_names]
     from cifar_synth.executors.board import drive
 
-    drive(engine, jobs, console)
+    drive(engine, jobs, reporter)
 
 
 def _engine(executor: ExecutorOptions):

@@ -4,40 +4,42 @@ A row's state is queued until the class's worker reports, then running (retried 
 then done or failed as the engine says; its epoch, losses and images/s come from the run's history.csv.
 """
 
+import contextlib
 import csv
 import time
 from pathlib import Path
 
-from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 
 from cifar_synth.errors import UserError
 from cifar_synth.executors.job import ClassJob, read_status
+from cifar_synth.reporter import Reporter
 
 POLL_SECONDS = 1.0
 
 
-def drive(engine, jobs: list[ClassJob], console: Console) -> None:
+def drive(engine, jobs: list[ClassJob], reporter: Reporter) -> None:
     """Run `jobs` on `engine` until each is done or failed; raise UserError after the summary if any failed."""
     outcomes: dict[str, str | None] = {}  # class → None when done, else its error
     try:
         engine.submit(jobs)
-        with Live(_table(jobs, outcomes), console=console, refresh_per_second=2, transient=True) as live:
+        display = Live(console=reporter.console, refresh_per_second=2, transient=True)
+        with contextlib.nullcontext() if reporter.quiet else display:
             while len(outcomes) < len(jobs):
                 outcomes.update(engine.poll())
-                live.update(_table(jobs, outcomes))
+                display.update(_table(jobs, outcomes))
                 if len(outcomes) < len(jobs):
                     time.sleep(POLL_SECONDS)
     finally:
         engine.close()
     jobs[0].session_file.unlink(missing_ok=True)  # every worker is done with it (an interrupted session keeps it)
-    console.print(_table(jobs, outcomes, summary=True))
+    if not reporter.quiet:
+        reporter.console.print(_table(jobs, outcomes, summary=True))
     failed = [job for job in jobs if outcomes[job.class_name] is not None]
     for job in failed:  # below the table, whole: a table cell would cut a long error or path
-        console.print(f"[red]{job.class_name} failed:[/] {escape(_error_of(job, outcomes[job.class_name]))}\n"
-                      f"  log: {read_status(job).get('log', job.log_file)}", highlight=False, soft_wrap=True)
+        reporter.warn(f"{job.class_name} failed: {_error_of(job, outcomes[job.class_name])}\n"
+                      f"  log: {read_status(job).get('log', job.log_file)}")
     if failed:
         raise UserError(f"{len(failed)} of {len(jobs)} classes failed ({', '.join(job.class_name for job in failed)});"
                         " run the same command again to resume them once their errors are fixed")

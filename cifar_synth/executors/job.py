@@ -104,10 +104,12 @@ def _train(job: ClassJob):
     print(f"TensorFlow threads: {tf.config.threading.get_intra_op_parallelism_threads() or 'default'} intra-op, "
           f"{tf.config.threading.get_inter_op_parallelism_threads() or 'default'} inter-op", flush=True)
 
+    from cifar_synth.reporter import Reporter
     from cifar_synth.training import train_class_from
 
-    return train_class_from(job.data, job.class_name, job.gan_config, job.options, job.runs_dir,
-                            Console(file=sys.stdout, width=120))
+    # Everything to the class's log (stdout and stderr are that file here), quiet or not: the log is the record.
+    reporter = Reporter(console=Console(file=sys.stdout, width=120), err_console=Console(file=sys.stderr, width=120))
+    return train_class_from(job.data, job.class_name, job.gan_config, job.options, job.runs_dir, reporter)
 
 
 def limit_threads(cpus: int | None) -> None:
