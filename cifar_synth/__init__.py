@@ -1,9 +1,44 @@
-"""cifar-synth: labeled synthetic CIFAR-10 datasets from per-class DCGANs."""
+"""cifar-synth: labeled synthetic CIFAR-10 datasets from per-class DCGANs.
+
+The functions behind the commands, for scripts (see the README's "Python API"); each is imported on first use,
+so `import cifar_synth` stays light (no TensorFlow):
+
+    train_classes, GANConfig, TrainOptions          cifar-synth train
+    export_dataset, ExportOptions                   cifar-synth export
+    evaluate_synthetic, EvaluatorConfig             cifar-synth evaluate
+    publish_export                                  cifar-synth publish
+    sample_rows, save_sample_sheet                  cifar-synth show
+    load_synthetic, load_tf_dataset                 an export as arrays or as a tf.data.Dataset
+    update_card                                     an evaluation's figures into an export's dataset card
+"""
+
+import importlib
+import os as _os
 
 __version__ = "0.1.0"
-
-import os as _os
 
 # TensorFlow's C++ log is noise for a CLI user: start-up chatter, and with bfloat16 a harmless "remapper failed"
 # graph-optimizer error on every compile. Real failures still surface as Python exceptions.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+_API = {
+    "train_classes": "cifar_synth.training", "TrainOptions": "cifar_synth.training", "GANConfig": "cifar_synth.config",
+    "export_dataset": "cifar_synth.exporter", "ExportOptions": "cifar_synth.exporter",
+    "evaluate_synthetic": "cifar_synth.evaluator", "EvaluatorConfig": "cifar_synth.classifier",
+    "publish_export": "cifar_synth.hub", "sample_rows": "cifar_synth.sheet", "save_sample_sheet": "cifar_synth.sheet",
+    "load_synthetic": "cifar_synth.synthetic", "load_tf_dataset": "cifar_synth.synthetic",
+    "update_card": "cifar_synth.card",
+}
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'cifar_synth' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

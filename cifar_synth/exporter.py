@@ -1,42 +1,54 @@
-"""`cifar-synth export`: sample each class's trained generator into a labeled dataset, atomically and in bounded memory.
+"""`cifar-synth export`: sample each class's trained generator into a labeled dataset, safely and at full speed.
 
-Images are generated, encoded and written one batch at a time, so memory does not grow with `--count`. Everything is
-written into a hidden staging directory beside the target and renamed into place only when complete. With
-`filter_by="classifier"` each batch is a batch of candidates, of which only those a real-trained CNN recognises as their
-class are kept.
+The export root is a Hugging Face dataset repository: a dataset card (README.md, `cifar_synth.card`), a sample sheet,
+`manifest.json` and the data files of each format (`cifar_synth.formats`). Images are generated in batches on the
+main thread while worker processes PNG-encode the previous batch, so both cores work and memory does not grow with
+`--count`. With `filter_by="classifier"` each batch is a batch of candidates, of which only those a real-trained CNN
+recognises as their class are kept.
+
+Everything is written into a hidden staging folder beside the target, under the target's lock, and swapped into
+place only when whole (see `_swap_into_place`); staging folders that a killed export left behind are removed by the
+next export to the same target.
 """
 
 import base64
-import hashlib
+import contextlib
+import ctypes
+import errno
+import functools
+import glob
 import json
-import math
+import multiprocessing
 import os
-import platform
 import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
-from dataclasses import dataclass
+import signal
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-import cifar_synth
 from cifar_synth.baseline_cache import CLASSIFIER_FILE as _CACHED_CLASSIFIER, METRICS_FILE as _CACHED_METRICS
 from cifar_synth.classes import CLASS_NAMES, parse_class_names
 from cifar_synth.errors import UserError
+from cifar_synth.files import make_temp_dir, sha256_file
+from cifar_synth.formats import FORMATS, Batch, Writer
+from cifar_synth.formats.csv import CsvWriter
+from cifar_synth.formats.images import ImagesWriter, encode_pngs
+from cifar_synth.formats.parquet import ParquetWriter
 from cifar_synth.images import IMAGE_SHAPE, to_uint8
-from cifar_synth.synthetic import (
-    CSV_COLUMNS, CSV_FILE, FORMAT_VERSION, FORMATS, IMAGES_DIR, MANIFEST, PARQUET_DIR, PARQUET_SCHEMA, encode_png,
-)
+from cifar_synth.locks import hold
+from cifar_synth.provenance import package_versions
+from cifar_synth.synthetic import FORMAT_VERSION, MANIFEST
 
 GENERATOR_FILE = "generator.keras"
 RUN_CONFIG_FILE = "config.json"
-ROWS_PER_SHARD = 25_000  # tens of MB per Parquet shard at 1.5–3 KB per PNG
-ROW_GROUP_ROWS = 1_000  # fixed rather than per batch, so the Parquet bytes do not depend on --batch-size
+DEFAULT_BATCH_SIZE = 2048  # large batches run the generator near its FLOP bound (docs/benchmarks.md)
+SAMPLES_PER_CLASS = 10  # images of each class in the sample sheet
 LATENT_RECIPE = (
     "latents of class `label` = numpy.random.default_rng([seed, label]).standard_normal((count, latent_dim), "
     "dtype=numpy.float32); row i gives image i (drawn in batches, which yields the same rows for any batch size)"
@@ -55,12 +67,75 @@ FILTER_RULE = (
     "probability is at least min_confidence; probabilities are the softmax of the logits averaged over the image and "
     "its mirror image (cifar_synth.classifier.make_predictor with test_time_flip)"
 )
+_WRITERS: dict[str, type[Writer]] = {"parquet": ParquetWriter, "images": ImagesWriter, "csv": CsvWriter}
+# PNG encoding runs in this many processes, each batch split between them; the generator uses the cores meanwhile.
+_ENCODERS = 2
+_BATCHES_IN_FLIGHT = 2  # generated batches waiting for their PNGs: bounds memory, keeps the encoders fed
 
-# CSV cells as bytes, right-aligned in 4 bytes with NUL padding: "7," -> b"\0\07,". NULs are dropped after joining.
-_CSV_CELLS = np.zeros((256, 4), np.uint8)
-for _value in range(256):
-    _cell = f"{_value},".encode()
-    _CSV_CELLS[_value, 4 - len(_cell):] = np.frombuffer(_cell, np.uint8)
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Everything `export_dataset` needs; `validated()` checks it (the one place) and fills in the defaults.
+
+    `out` defaults to `datasets/synthetic/<name>`, and `name` to `<runs dir name>-seed<seed>`, plus
+    `-filter<min_confidence>` when filtering. With `filter_by="classifier"`, only candidates that the Keras
+    classifier at `classifier` (default: the evaluator's cached real-trained one) recognises as their class with
+    probability at least `min_confidence` (default 0.5) are kept; see `FILTER_RULE`.
+    """
+
+    runs_dir: Path = Path("runs")
+    classes: tuple[str, ...] | None = None  # None: every class with a trained generator
+    count: int = 5000  # images per class
+    formats: tuple[str, ...] = ("parquet",)
+    out: Path | None = None
+    name: str | None = None
+    seed: int = 0
+    batch_size: int = DEFAULT_BATCH_SIZE
+    overwrite: bool = False
+    filter_by: str = "none"
+    classifier: Path | None = None
+    min_confidence: float | None = None
+    quiet: bool = False  # no progress bar
+
+    def validated(self) -> "ExportOptions":
+        """These options checked, with `formats` normalised and `min_confidence` and `out` filled in."""
+        if self.count < 1:
+            raise UserError(f"--count must be at least 1, got {self.count}")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.seed < 0:
+            raise UserError(f"--seed must be 0 or more, got {self.seed}")
+        formats = tuple(dict.fromkeys(fmt.strip().lower() for fmt in self.formats or ("parquet",)))
+        unknown = [fmt for fmt in formats if fmt not in FORMATS]
+        if unknown:
+            raise UserError(f"unknown format {', '.join(map(repr, unknown))}; valid formats: {', '.join(FORMATS)}")
+        min_confidence = self._checked_min_confidence()
+        runs_dir = Path(self.runs_dir)
+        out = self.out
+        if out is None:
+            suffix = f"-filter{min_confidence:g}" if self.filter_by == "classifier" else ""
+            out = Path("datasets/synthetic") / (self.name or f"{runs_dir.resolve().name}-seed{self.seed}{suffix}")
+        return replace(self, runs_dir=runs_dir, formats=formats, min_confidence=min_confidence, out=Path(out),
+                       classifier=None if self.classifier is None else Path(self.classifier))
+
+    def _checked_min_confidence(self) -> float | None:
+        """The minimum confidence to use (None without a filter)."""
+        if self.filter_by not in FILTERS:
+            raise UserError(f"unknown filter {self.filter_by!r}; valid filters: {', '.join(FILTERS)}")
+        if self.filter_by == "none":
+            # Refused rather than ignored: an export the user believes filtered must not silently be unfiltered.
+            given = [option for option, value in (("--classifier", self.classifier),
+                                                  ("--min-confidence", self.min_confidence)) if value is not None]
+            if given:
+                raise UserError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --filter classifier")
+            return None
+        if self.classifier is not None and not Path(self.classifier).is_file():
+            raise UserError(f"classifier {self.classifier} does not exist")
+        if self.min_confidence is None:
+            return DEFAULT_MIN_CONFIDENCE
+        if not 0 <= self.min_confidence <= 1:
+            raise UserError(f"--min-confidence must be between 0 and 1, got {self.min_confidence}")
+        return self.min_confidence
 
 
 @dataclass(frozen=True)
@@ -69,21 +144,6 @@ class ExportResult:
 
     path: Path
     manifest: dict
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """Consecutive images `start…` of one class; `pngs` is set when a format needs them."""
-
-    label: int
-    start: int
-    images: np.ndarray
-    names: list[str]
-    pngs: list[bytes] | None
-
-    @property
-    def class_name(self) -> str:
-        return CLASS_NAMES[self.label]
 
 
 class ClassifierFilter:
@@ -100,7 +160,7 @@ class ClassifierFilter:
         self.min_confidence = min_confidence
         self.from_evaluator_cache = from_evaluator_cache
         self.model = load_classifier(path)
-        self.sha256 = _sha256_file(path)
+        self.sha256 = sha256_file(path)
         self.predict = make_predictor(self.model, test_time_flip=True)
 
     def accepts(self, images: np.ndarray, label: int) -> np.ndarray:
@@ -148,93 +208,51 @@ def trained_classes(runs_dir: Path) -> list[str]:
     return [name for name in CLASS_NAMES if (Path(runs_dir) / name / GENERATOR_FILE).is_file()]
 
 
-def export_dataset(
-    runs_dir: str | Path = "runs",
-    classes: Sequence[str] | None = None,
-    count: int = 5000,
-    formats: Sequence[str] | None = None,
-    out: str | Path | None = None,
-    name: str | None = None,
-    seed: int = 0,
-    batch_size: int = 256,
-    overwrite: bool = False,
-    show_progress: bool = True,
-    filter_by: str = "none",
-    classifier: str | Path | None = None,
-    min_confidence: float | None = None,
-) -> ExportResult:
-    """Write `count` images of each class (default: every trained one) to `out` in each format.
+def first_images(runs_dir: Path, class_name: str, count: int, seed: int = 0) -> np.ndarray:
+    """The first `count` images an unfiltered export with `seed` holds for the class (uint8)."""
+    path = Path(runs_dir) / class_name / GENERATOR_FILE
+    generator, latent_dim = _load_generator(path)
+    latents = next(_latent_batches(seed, CLASS_NAMES.index(class_name), count, latent_dim, count))
+    return _generate(generator, latents, path)
 
-    `out` defaults to `datasets/synthetic/<name>`, and `name` to `<runs dir name>-seed<seed>`, plus
-    `-filter<min_confidence>` when filtering. With `filter_by="classifier"`, only candidates that the Keras
-    classifier at `classifier` (default: the evaluator's cached real-trained one) recognises as their class with
-    probability at least `min_confidence` (default 0.5) are kept; see `FILTER_RULE`.
+
+def export_dataset(options: ExportOptions = ExportOptions(), console: Console | None = None) -> ExportResult:
+    """Write `options.count` images of each class to `options.out` in each format, with its card and manifest.
+
+    Progress and notices (stale staging folders removed, an interrupted swap undone) go to `console` (default:
+    standard error).
     """
-    runs_dir = Path(runs_dir)
-    formats = _check_options(count, batch_size, seed, formats)
-    min_confidence = _check_filter_options(filter_by, classifier, min_confidence)
-    classes = _resolve_classes(runs_dir, classes)
-    if out is None:
-        suffix = f"-filter{min_confidence:g}" if filter_by == "classifier" else ""
-        out = Path("datasets/synthetic") / (name or f"{runs_dir.resolve().name}-seed{seed}{suffix}")
-    out = Path(out)
-    _check_target(out, overwrite)
-    image_filter = None
-    if filter_by == "classifier":
-        cached = classifier is None
-        image_filter = ClassifierFilter(find_cached_classifier() if cached else Path(classifier), min_confidence,
-                                        from_evaluator_cache=cached)
-    staging = _make_staging(out)
-    try:
+    from cifar_synth.card import write_card
+
+    options = options.validated()
+    console = console or Console(stderr=True)
+    classes = _resolve_classes(options.runs_dir, options.classes)
+    out = options.out
+    with hold(out, "export target"):
+        _clear_leftovers(out, console)
+        _check_target(out, options.overwrite)
+        image_filter = _make_filter(options)
+        staging = make_temp_dir(out.parent, _staging_prefix(out))
         try:
-            manifest = _write(staging, out.name, runs_dir, classes, count, formats, seed, batch_size, image_filter,
-                              show_progress)
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            _move_into_place(staging, out)
-        except OSError as error:  # disk full, permissions: the user's to fix
-            raise UserError(f"writing {out} failed: {error}") from None
-    except BaseException:  # including Ctrl-C: leave neither a partial target nor the staging directory
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            try:
+                manifest, samples = _write(staging, out.name, classes, options, image_filter, console)
+                write_card(staging, manifest, samples)
+                (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # last: marks it whole
+                _swap_into_place(staging, out)
+            except OSError as error:  # disk full, read-only file system: the user's to fix
+                raise UserError(f"writing {out} failed: {error.strerror or error} "
+                                f"({error.filename or staging}); {_kept(out, options.overwrite)}") from None
+        except BaseException:  # including Ctrl-C: leave neither a partial target nor the staging folder
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return ExportResult(out, manifest)
 
 
-def _check_options(count: int, batch_size: int, seed: int, formats: Sequence[str] | None) -> list[str]:
-    if count < 1:
-        raise UserError(f"--count must be at least 1, got {count}")
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    if seed < 0:
-        raise UserError(f"--seed must be 0 or more, got {seed}")
-    wanted = list(dict.fromkeys(fmt.strip().lower() for fmt in formats or ["parquet"]))
-    unknown = [fmt for fmt in wanted if fmt not in FORMATS]
-    if unknown:
-        raise UserError(f"unknown format {', '.join(map(repr, unknown))}; valid formats: {', '.join(FORMATS)}")
-    return wanted
+def _kept(out: Path, overwrite: bool) -> str:
+    return f"the existing export at {out} is unchanged" if overwrite and out.exists() else "nothing was written"
 
 
-def _check_filter_options(filter_by: str, classifier: str | Path | None,
-                          min_confidence: float | None) -> float | None:
-    """The minimum confidence to use (None without a filter)."""
-    if filter_by not in FILTERS:
-        raise UserError(f"unknown filter {filter_by!r}; valid filters: {', '.join(FILTERS)}")
-    if filter_by == "none":
-        # Refused rather than ignored: an export the user believes filtered must not silently be unfiltered.
-        given = [option for option, value in (("--classifier", classifier), ("--min-confidence", min_confidence))
-                 if value is not None]
-        if given:
-            raise UserError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --filter classifier")
-        return None
-    if classifier is not None and not Path(classifier).is_file():
-        raise UserError(f"classifier {classifier} does not exist")
-    if min_confidence is None:
-        return DEFAULT_MIN_CONFIDENCE
-    if not 0 <= min_confidence <= 1:
-        raise UserError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
-    return min_confidence
-
-
-def _resolve_classes(runs_dir: Path, requested: Sequence[str] | None) -> list[str]:
+def _resolve_classes(runs_dir: Path, requested) -> list[str]:
     if not requested:
         classes = trained_classes(runs_dir)
         if not classes:
@@ -251,6 +269,14 @@ def _resolve_classes(runs_dir: Path, requested: Sequence[str] | None) -> list[st
     return classes
 
 
+def _make_filter(options: ExportOptions) -> ClassifierFilter | None:
+    if options.filter_by != "classifier":
+        return None
+    cached = options.classifier is None
+    return ClassifierFilter(find_cached_classifier() if cached else options.classifier, options.min_confidence,
+                            from_evaluator_cache=cached)
+
+
 def _check_target(out: Path, overwrite: bool) -> None:
     if not out.exists():
         return
@@ -263,93 +289,195 @@ def _check_target(out: Path, overwrite: bool) -> None:
         raise UserError(f"refusing to replace {out}: it is not a cifar-synth export (no {MANIFEST})")
 
 
-def _make_staging(out: Path) -> Path:
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    except OSError as error:
-        raise UserError(f"cannot write to {out.parent}: {error.strerror or error}") from None
+# --- the swap, and what a killed export leaves behind --------------------------------------------------------------
+
+def _staging_prefix(out: Path) -> str:
+    return f".{out.name}.partial-"
 
 
-def _move_into_place(staging: Path, out: Path) -> None:
+def _aside_prefix(out: Path) -> str:
+    return f".{out.name}.old-"
+
+
+def _beside(out: Path, prefix: str) -> list[Path]:
+    return list(out.parent.glob(glob.escape(prefix) + "*"))
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    """Make the whole export in `staging` the one at `out`; at no instant is `out` partial or both exports lost.
+
+    Where the system can exchange two directories atomically (Linux renameat2), `out` always holds one whole
+    export, and after the exchange `staging` holds the old one until it is deleted. Elsewhere the old export is
+    renamed aside first: a kill between the two renames leaves `out` missing and the old export whole beside it,
+    which the next export puts back (`_clear_leftovers`).
+    """
     if not out.exists():
-        os.replace(staging, out)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.replace(out, aside / out.name)
-    try:
-        os.replace(staging, out)
-    except OSError:
-        os.replace(aside / out.name, out)
-        raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(staging, out)
+    elif _exchange(staging, out):
+        shutil.rmtree(staging)
+    else:
+        aside = out.parent / (_aside_prefix(out) + staging.name[len(_staging_prefix(out)):])
+        os.rename(out, aside)
+        try:
+            os.rename(staging, out)
+        except BaseException:
+            os.rename(aside, out)
+            raise
+        shutil.rmtree(aside)
 
 
-def _write(staging: Path, name: str, runs_dir: Path, classes: list[str], count: int, formats: list[str], seed: int,
-           batch_size: int, image_filter: ClassifierFilter | None, show_progress: bool) -> dict:
-    total = count * len(classes)
-    # Candidates are drawn in order until `count` pass; without a filter every candidate passes.
-    limit = count if image_filter is None else count * MAX_CANDIDATES_PER_IMAGE
-    needs_png = "parquet" in formats or "images" in formats
-    width = max(5, len(str(count - 1)))
-    class_entries = []
-    with ExitStack() as stack:
-        sinks = [stack.enter_context(_SINKS[fmt](staging, total)) for fmt in formats]
-        progress = stack.enter_context(_progress(show_progress))
+def _exchange(first: Path, second: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # not glibc ≥ 2.28: macOS, musl
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a kernel or file system without the exchange
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def _clear_leftovers(out: Path, console: Console) -> None:
+    """Undo what killed exports to `out` left beside it. Called under `out`'s lock, so their writers are gone.
+
+    An export set aside by an interrupted swap comes back when `out` is missing; staging folders (partial exports,
+    or an old one swapped out but not yet deleted) are removed, saying how much space that frees.
+    """
+    asides = sorted(_beside(out, _aside_prefix(out)), key=lambda path: path.stat().st_mtime)
+    if asides and not out.exists() and (asides[-1] / MANIFEST).is_file():
+        os.rename(asides.pop(), out)
+        console.print(f"Restored the previous export at {out}: an earlier --overwrite was killed while swapping it",
+                      highlight=False)
+    for leftover in [*asides, *_beside(out, _staging_prefix(out))]:
+        size = sum(file.stat().st_size for file in leftover.rglob("*") if file.is_file())
+        shutil.rmtree(leftover, ignore_errors=True)
+        if leftover.exists():
+            console.print(f"[yellow]Warning:[/] could not remove {leftover}, left by a killed export; delete it",
+                          highlight=False)
+        else:
+            console.print(f"Removed {leftover} ({size / 1e6:.1f} MB), left by a killed export", highlight=False)
+
+
+# --- generating, encoding and writing -------------------------------------------------------------------------------
+
+def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
+           image_filter: ClassifierFilter | None, console: Console) -> tuple[dict, list[np.ndarray]]:
+    """Write every format into `staging`; the manifest and the first images of each class (for the sample sheet)."""
+    total = options.count * len(classes)
+    class_entries, samples = [], []
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(_WRITERS[fmt](staging, total)) for fmt in options.formats]
+        encoders = stack.enter_context(_encoders()) if any(writer.needs_png for writer in writers) else None
+        progress = stack.enter_context(_progress(console, options.quiet))
         task = progress.add_task("exporting", total=total)
-        if image_filter is not None and show_progress:
-            progress.console.print(f"Filtering with {image_filter}", highlight=False)
+        if image_filter is not None:
+            console.print(f"Filtering with {image_filter}", highlight=False)
         for class_name in classes:
             label = CLASS_NAMES.index(class_name)
-            generator_path = runs_dir / class_name / GENERATOR_FILE
+            generator_path = options.runs_dir / class_name / GENERATOR_FILE
             progress.update(task, description=f"loading {class_name}")
             generator, latent_dim = _load_generator(generator_path)
             progress.update(task, description=class_name)
-            written, decisions = 0, []
-            for _, latents in _latent_batches(seed, label, limit, latent_dim, batch_size):
-                images = _generate(generator, latents, generator_path)
-                keep = np.ones(len(images), bool) if image_filter is None else image_filter.accepts(images, label)
-                kept = np.flatnonzero(keep)
-                if len(kept) >= count - written:  # the class is complete: later candidates are not examined
-                    keep = keep[:kept[count - written - 1] + 1]
-                decisions.append(keep)
-                images = images[:len(keep)][keep]
-                if len(images):
-                    batch = _Batch(
-                        label, written, images,
-                        names=[f"{index:0{width}d}.png" for index in range(written, written + len(images))],
-                        pngs=[encode_png(image) for image in images] if needs_png else None,
-                    )
-                    for sink in sinks:
-                        sink.write(batch)
-                    written += len(images)
-                    progress.advance(task, len(images))
-                if written == count:
-                    break
+            decisions, class_samples = [], []
+            batches = _class_batches(label, generator, generator_path, latent_dim, options, image_filter, decisions)
+            for batch in _encoded(batches, encoders):
+                for writer in writers:
+                    writer.write(batch)
+                class_samples.append(batch.images[:SAMPLES_PER_CLASS])
+                progress.advance(task, len(batch.names))
             del generator  # one generator in memory at a time
-            entry = {
-                "name": class_name, "label": label, "count": count, "latent_dim": latent_dim,
-                "generator": {"path": str(generator_path), "sha256": _sha256_file(generator_path)},
-                "run_config": _read_run_config(runs_dir / class_name / RUN_CONFIG_FILE),
-            }
-            if image_filter is not None:
-                entry["filter"] = _filter_entry(class_name, np.concatenate(decisions), count, image_filter)
-            class_entries.append(entry)
-        files = [entry for sink in sinks for entry in sink.finish()]
-    return {
+            class_entries.append(_class_entry(class_name, generator_path, latent_dim, options, image_filter,
+                                              decisions))  # first: it fails on a class the filter left short
+            samples.append(np.concatenate(class_samples)[:SAMPLES_PER_CLASS])
+        files = [entry for writer in writers for entry in writer.finish()]
+    manifest = {
         "format_version": FORMAT_VERSION,
         "name": name,
-        "count_per_class": count,
-        "seed": seed,
-        "batch_size": batch_size,
+        "count_per_class": options.count,
+        "seed": options.seed,
+        "batch_size": options.batch_size,
         "latents": LATENT_RECIPE if image_filter is None else FILTERED_LATENT_RECIPE,
         "filter": {"method": "none"} if image_filter is None else image_filter.describe(),
         "classes": class_entries,
-        "formats": formats,
+        "formats": list(options.formats),
         "files": files,
-        "versions": _versions(),
+        "splits": {"train": {"num_examples": total,
+                             **{"num_bytes": writer.num_bytes for writer in writers
+                                if isinstance(writer, ParquetWriter)}}},
+        "versions": package_versions(),
     }
+    return manifest, samples
+
+
+def _class_batches(label: int, generator, generator_path: Path, latent_dim: int, options: ExportOptions,
+                   image_filter: ClassifierFilter | None, decisions: list[np.ndarray]) -> Iterator[Batch]:
+    """The class's images in order, one generator batch at a time (kept ones only); appends each accept mask to
+    `decisions`."""
+    count = options.count
+    # Candidates are drawn in order until `count` pass; without a filter every candidate passes.
+    limit = count if image_filter is None else count * MAX_CANDIDATES_PER_IMAGE
+    width = max(5, len(str(count - 1)))
+    written = 0
+    for latents in _latent_batches(options.seed, label, limit, latent_dim, options.batch_size):
+        images = _generate(generator, latents, generator_path)
+        keep = np.ones(len(images), bool) if image_filter is None else image_filter.accepts(images, label)
+        kept = np.flatnonzero(keep)
+        if len(kept) >= count - written:  # the class is complete: later candidates are not examined
+            keep = keep[:kept[count - written - 1] + 1]
+        decisions.append(keep)
+        images = images[:len(keep)][keep]
+        if len(images):
+            names = [f"{index:0{width}d}.png" for index in range(written, written + len(images))]
+            yield Batch(label, images, names, pngs=None)
+            written += len(images)
+        if written == count:
+            return
+
+
+def _encoded(batches: Iterator[Batch], encoders: ProcessPoolExecutor | None) -> Iterator[Batch]:
+    """`batches` with their PNGs, in order. The next batch is generated while the encoders work on earlier ones."""
+    if encoders is None:
+        yield from batches
+        return
+    pending: deque[tuple[Batch, list[Future]]] = deque()
+    for batch in batches:
+        chunks = np.array_split(batch.images, min(_ENCODERS, len(batch.images)))
+        pending.append((batch, [encoders.submit(encode_pngs, chunk) for chunk in chunks]))
+        if len(pending) >= _BATCHES_IN_FLIGHT:
+            yield _with_pngs(*pending.popleft())
+    while pending:
+        yield _with_pngs(*pending.popleft())
+
+
+def _with_pngs(batch: Batch, futures: list[Future]) -> Batch:
+    return replace(batch, pngs=[png for future in futures for png in future.result()])
+
+
+@contextlib.contextmanager
+def _encoders() -> Iterator[ProcessPoolExecutor]:
+    """Processes that PNG-encode; spawned, not forked, since the parent runs TensorFlow's threads. They ignore
+    Ctrl-C, which the terminal sends to them too: the parent handles it and shuts them down."""
+    pool = ProcessPoolExecutor(_ENCODERS, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=functools.partial(signal.signal, signal.SIGINT, signal.SIG_IGN))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _class_entry(class_name: str, generator_path: Path, latent_dim: int, options: ExportOptions,
+                 image_filter: ClassifierFilter | None, decisions: list[np.ndarray]) -> dict:
+    entry = {
+        "name": class_name, "label": CLASS_NAMES.index(class_name), "count": options.count, "latent_dim": latent_dim,
+        "generator": {"path": str(generator_path), "sha256": sha256_file(generator_path)},
+        "run_config": _read_run_config(options.runs_dir / class_name / RUN_CONFIG_FILE),
+    }
+    if image_filter is not None:
+        entry["filter"] = _filter_entry(class_name, np.concatenate(decisions), options.count, image_filter)
+    return entry
 
 
 def _filter_entry(class_name: str, decisions: np.ndarray, count: int, image_filter: ClassifierFilter) -> dict:
@@ -366,10 +494,10 @@ def _filter_entry(class_name: str, decisions: np.ndarray, count: int, image_filt
             "accepted_mask": base64.b64encode(np.packbits(decisions).tobytes()).decode()}
 
 
-def _progress(show: bool) -> Progress:
+def _progress(console: Console, quiet: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
-        TimeElapsedColumn(), TimeRemainingColumn(), disable=not show,
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet,
     )
 
 
@@ -391,12 +519,11 @@ def _load_generator(path: Path):
     return generator, shape[1]
 
 
-def _latent_batches(seed: int, label: int, count: int, latent_dim: int,
-                    batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, latents) in order; numpy's Generator draws sequentially, so the rows do not depend on batch_size."""
+def _latent_batches(seed: int, label: int, count: int, latent_dim: int, batch_size: int) -> Iterator[np.ndarray]:
+    """The latents in batches; numpy's Generator draws sequentially, so the rows do not depend on batch_size."""
     rng = np.random.default_rng([seed, label])
     for start in range(0, count, batch_size):
-        yield start, rng.standard_normal((min(batch_size, count - start), latent_dim), dtype=np.float32)
+        yield rng.standard_normal((min(batch_size, count - start), latent_dim), dtype=np.float32)
 
 
 def _generate(generator, latents: np.ndarray, path: Path) -> np.ndarray:
@@ -413,168 +540,3 @@ def _read_run_config(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise UserError(f"{path} is not valid JSON: {error}") from None
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _file_entry(staging: Path, path: Path, fmt: str, rows: int) -> dict:
-    return {"path": path.relative_to(staging).as_posix(), "format": fmt, "rows": rows, "files": 1,
-            "bytes": path.stat().st_size, "sha256": _sha256_file(path)}
-
-
-def _versions() -> dict:
-    import keras
-    import PIL
-    import tensorflow as tf
-
-    return {"cifar_synth": cifar_synth.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__, "pyarrow": pa.__version__, "pillow": PIL.__version__,
-            "python": platform.python_version()}
-
-
-class _Sink:
-    """One output format: `write` each batch in order, then `finish` for the manifest's file entries."""
-
-    def __init__(self, staging: Path, total_rows: int):
-        self.staging = staging
-        self.total_rows = total_rows
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def write(self, batch: _Batch) -> None:
-        raise NotImplementedError
-
-    def finish(self) -> list[dict]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release open files (also on failure, when the staging directory is about to be deleted)."""
-
-
-class _ParquetSink(_Sink):
-    """Shards `train-XXXXX-of-YYYYY.parquet` of at most ROWS_PER_SHARD rows, streamed in fixed-size row groups."""
-
-    def __init__(self, staging: Path, total_rows: int):
-        super().__init__(staging, total_rows)
-        self.directory = staging / PARQUET_DIR
-        self.directory.mkdir()
-        self.shards = math.ceil(total_rows / ROWS_PER_SHARD)
-        self.shard_rows = math.ceil(total_rows / self.shards)  # balanced shards
-        self.written: list[tuple[Path, int]] = []
-        self.writer: pq.ParquetWriter | None = None
-        self.pngs: list[bytes] = []
-        self.paths: list[str] = []
-        self.labels: list[int] = []
-
-    def write(self, batch: _Batch) -> None:
-        self.pngs += batch.pngs
-        self.paths += [f"{batch.class_name}/{name}" for name in batch.names]
-        self.labels += [batch.label] * len(batch.names)
-        while len(self.pngs) >= self._room():
-            self._flush(self._room())
-
-    def finish(self) -> list[dict]:
-        while self.pngs:
-            self._flush(min(self._room(), len(self.pngs)))
-        self.close()
-        return [_file_entry(self.staging, path, "parquet", rows) for path, rows in self.written]
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-    def _room(self) -> int:
-        """Rows for the next row group: a full group, or what the current shard still takes."""
-        in_shard = self.written[-1][1] if self.writer is not None else 0
-        return min(ROW_GROUP_ROWS, self.shard_rows - in_shard)
-
-    def _flush(self, rows: int) -> None:
-        if self.writer is None:
-            path = self.directory / f"train-{len(self.written):05d}-of-{self.shards:05d}.parquet"
-            self.writer = pq.ParquetWriter(path, PARQUET_SCHEMA)
-            self.written.append((path, 0))
-        img_type = PARQUET_SCHEMA.field("img").type
-        img = pa.StructArray.from_arrays(
-            [pa.array(self.pngs[:rows], pa.binary()), pa.array(self.paths[:rows], pa.string())],
-            fields=[img_type.field(0), img_type.field(1)],
-        )
-        self.writer.write_table(pa.Table.from_arrays([img, pa.array(self.labels[:rows], pa.int64())],
-                                                     schema=PARQUET_SCHEMA))
-        del self.pngs[:rows], self.paths[:rows], self.labels[:rows]
-        path, done = self.written[-1]
-        self.written[-1] = (path, done + rows)
-        if done + rows == self.shard_rows:
-            self.close()
-
-
-class _CsvSink(_Sink):
-    """One `csv/train.csv`: header once, then each batch formatted by a vectorised lookup table."""
-
-    def __init__(self, staging: Path, total_rows: int):
-        super().__init__(staging, total_rows)
-        self.path = staging / CSV_FILE
-        self.path.parent.mkdir()
-        self.file = open(self.path, "wb")
-        self.file.write((",".join(CSV_COLUMNS) + "\n").encode())
-
-    def write(self, batch: _Batch) -> None:
-        self.file.write(csv_rows(batch.images, f"{batch.label},{batch.class_name},".encode()))
-
-    def finish(self) -> list[dict]:
-        self.close()
-        return [_file_entry(self.staging, self.path, "csv", self.total_rows)]
-
-    def close(self) -> None:
-        self.file.close()
-
-
-def csv_rows(images: np.ndarray, prefix: bytes) -> bytes:
-    """CSV lines `prefix` + the 3072 pixel values of each uint8 image, in `images.reshape(N, 3072)` order."""
-    cells = _CSV_CELLS[images.reshape(len(images), -1)].reshape(len(images), -1)
-    lines = np.concatenate([np.broadcast_to(np.frombuffer(prefix, np.uint8), (len(images), len(prefix))), cells],
-                           axis=1)
-    lines[:, -1] = ord("\n")  # the last cell's comma; cells are right-aligned, so it is always the last byte
-    return lines[lines != 0].tobytes()
-
-
-class _ImagesSink(_Sink):
-    """`images/<class>/<index>.png`; each class folder is one manifest entry whose sha256 covers names and bytes."""
-
-    def __init__(self, staging: Path, total_rows: int):
-        super().__init__(staging, total_rows)
-        self.directory = staging / IMAGES_DIR
-        self.directory.mkdir()
-        self.folders: dict[str, dict] = {}
-
-    def write(self, batch: _Batch) -> None:
-        folder = self.directory / batch.class_name
-        if batch.class_name not in self.folders:
-            folder.mkdir()
-            self.folders[batch.class_name] = {"digest": hashlib.sha256(), "rows": 0, "bytes": 0}
-        entry = self.folders[batch.class_name]
-        for name, png in zip(batch.names, batch.pngs):
-            (folder / name).write_bytes(png)
-            entry["digest"].update(name.encode() + b"\0" + png)
-            entry["rows"] += 1
-            entry["bytes"] += len(png)
-
-    def finish(self) -> list[dict]:
-        return [
-            {"path": f"{IMAGES_DIR}/{name}", "format": "images", "rows": entry["rows"], "files": entry["rows"],
-             "bytes": entry["bytes"], "sha256": entry["digest"].hexdigest()}
-            for name, entry in self.folders.items()
-        ]
-
-
-_SINKS = {"parquet": _ParquetSink, "csv": _CsvSink, "images": _ImagesSink}

@@ -3,6 +3,7 @@
 Plain helpers are imported with `from conftest import …` (pytest puts tests/ on sys.path); fixtures need no import.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -70,3 +71,55 @@ def tiny_images() -> np.ndarray:
 def real_tree(tmp_path_factory) -> Path:
     """A real-data class-folder tree with 16 random images per class and split (read-only: tests share it)."""
     return write_real_tree(tmp_path_factory.mktemp("real") / "cifar10")
+
+
+# --- trained runs for export, show and publish (tiny Dense generators) -------------------------------------------
+
+LATENT_DIM = 8
+
+
+def save_generator(runs: Path, class_name: str, shape=(32, 32, 3), brightness: bool = False) -> None:
+    """A tiny Dense generator (LATENT_DIM → `shape`, tanh) and its config.json, as `train` leaves them."""
+    import keras
+
+    keras.utils.set_random_seed(CLASS_NAMES.index(class_name))
+    generator = keras.Sequential([
+        keras.Input((LATENT_DIM,)),
+        keras.layers.Dense(int(np.prod(shape)), activation="tanh"),
+        keras.layers.Reshape(shape),
+    ])
+    if brightness:  # every pixel tanh(2·z0 + a little of the rest): the mean brightness rises with z0
+        kernel = np.random.default_rng(0).normal(0, 0.3, (LATENT_DIM, int(np.prod(shape))))
+        kernel[0] = 2.0
+        generator.layers[0].set_weights([kernel, np.zeros(kernel.shape[1])])
+    (runs / class_name).mkdir(parents=True)
+    generator.save(runs / class_name / "generator.keras")
+    (runs / class_name / "config.json").write_text(json.dumps({"class_name": class_name, "latent_dim": LATENT_DIM}))
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory) -> Path:
+    """Tiny Dense generators of airplane, dog and truck as runs/<class>/generator.keras (read-only: shared)."""
+    runs = tmp_path_factory.mktemp("runs")
+    for class_name in ("airplane", "dog", "truck"):
+        save_generator(runs, class_name)
+    return runs
+
+
+def run_export(runs: Path, out: Path, *args: str, count: int = 20):
+    """`cifar-synth export --runs RUNS --out OUT --count COUNT ARGS` through the CLI runner; its result."""
+    from typer.testing import CliRunner
+
+    from cifar_synth.cli import app
+
+    return CliRunner().invoke(app, ["export", "--runs", str(runs), "--out", str(out), "--count", str(count), *args])
+
+
+def visible(folder: Path) -> list[str]:
+    """The names in `folder` that are not hidden."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Hidden staging or set-aside folders beside exports (the lock files `.<name>.lock` may stay)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock"))

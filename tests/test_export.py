@@ -17,51 +17,24 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from conftest import LATENT_DIM, assert_user_error, leftovers, save_generator, visible
+from conftest import run_export as export
+
 from cifar_synth import exporter
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.classifier import make_predictor
 from cifar_synth.cli import app
 from cifar_synth.errors import UserError
+from cifar_synth.files import sha256_file
+from cifar_synth.formats import csv as csv_format
+from cifar_synth.formats import parquet as parquet_format
+from cifar_synth.formats.csv import COLUMNS as CSV_COLUMNS
+from cifar_synth.formats.csv import PIXEL_COLUMNS
+from cifar_synth.formats.images import encode_png
 from cifar_synth.images import to_uint8
-from cifar_synth.synthetic import CSV_COLUMNS, PIXEL_COLUMNS, encode_png, load_synthetic
+from cifar_synth.synthetic import load_synthetic
 
-LATENT_DIM = 8
 COUNT = 20
-
-
-def save_generator(runs: Path, class_name: str, shape=(32, 32, 3), brightness: bool = False) -> None:
-    keras.utils.set_random_seed(CLASS_NAMES.index(class_name))
-    generator = keras.Sequential([
-        keras.Input((LATENT_DIM,)),
-        keras.layers.Dense(int(np.prod(shape)), activation="tanh"),
-        keras.layers.Reshape(shape),
-    ])
-    if brightness:  # every pixel tanh(2·z0 + a little of the rest): the mean brightness rises with z0
-        kernel = np.random.default_rng(0).normal(0, 0.3, (LATENT_DIM, int(np.prod(shape))))
-        kernel[0] = 2.0
-        generator.layers[0].set_weights([kernel, np.zeros(kernel.shape[1])])
-    (runs / class_name).mkdir(parents=True)
-    generator.save(runs / class_name / "generator.keras")
-    (runs / class_name / "config.json").write_text(json.dumps({"class_name": class_name, "latent_dim": LATENT_DIM}))
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
-    runs = tmp_path_factory.mktemp("runs")
-    for class_name in ("airplane", "dog", "truck"):
-        save_generator(runs, class_name)
-    return runs
-
-
-def export(runs: Path, out: Path, *args: str):
-    result = CliRunner().invoke(app, ["export", "--runs", str(runs), "--out", str(out), "--count", str(COUNT), *args])
-    return result
-
-
-def assert_user_error(result, message: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert "".join(message.split()) in "".join(result.output.split())  # Rich wraps long lines anywhere
-    assert "Traceback" not in result.output
 
 
 def test_every_format_round_trips_to_the_generators_images(runs, tmp_path):
@@ -81,7 +54,7 @@ def test_every_format_round_trips_to_the_generators_images(runs, tmp_path):
     expected = np.concatenate(expected)
     labels = np.repeat(np.array([0, 5], np.int64), COUNT)
 
-    for source in (out, out / "parquet", out / "parquet/train-00000-of-00001.parquet", out / "csv/train.csv",
+    for source in (out, out / "data", out / "data/train-00000-of-00001.parquet", out / "csv/train.csv",
                    out / "images"):
         data = load_synthetic(source)
         assert data.labels.dtype == np.int64
@@ -93,18 +66,18 @@ def test_every_format_round_trips_to_the_generators_images(runs, tmp_path):
     assert manifest["formats"] == ["parquet", "csv", "images"]
     assert [c["name"] for c in manifest["classes"]] == ["airplane", "dog"]
     assert manifest["classes"][1]["run_config"]["class_name"] == "dog"
-    assert manifest["versions"]["cifar_synth"]
+    assert manifest["format_version"] == 2 and manifest["versions"]["cifar-synth"]
     csv_entry = next(entry for entry in manifest["files"] if entry["format"] == "csv")
     assert csv_entry["bytes"] == (out / "csv/train.csv").stat().st_size
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers(tmp_path) == []
 
 
 def test_parquet_is_sharded_and_readable_by_pandas_pyarrow_and_datasets(runs, tmp_path, monkeypatch):
-    monkeypatch.setattr(exporter, "ROWS_PER_SHARD", 25)
-    monkeypatch.setattr(exporter, "ROW_GROUP_ROWS", 8)
+    monkeypatch.setattr(parquet_format, "ROWS_PER_SHARD", 25)
+    monkeypatch.setattr(parquet_format, "ROW_GROUP_ROWS", 8)
     out = tmp_path / "export"
     assert export(runs, out, "--class", "dog", "--class", "truck").exit_code == 0
-    shards = sorted((out / "parquet").iterdir())
+    shards = sorted((out / "data").iterdir())
     assert [p.name for p in shards] == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
 
     schema = pq.read_schema(shards[0])
@@ -114,7 +87,7 @@ def test_parquet_is_sharded_and_readable_by_pandas_pyarrow_and_datasets(runs, tm
     assert features == {"img": {"_type": "Image"}, "label": {"_type": "ClassLabel", "names": list(CLASS_NAMES)}}
     assert pq.ParquetFile(shards[0]).metadata.num_row_groups == 3  # 8 + 8 + 4 rows
 
-    frame = pd.read_parquet(out / "parquet")
+    frame = pd.read_parquet(out / "data")
     assert frame["label"].tolist() == [5] * COUNT + [9] * COUNT
     assert frame["img"][0]["path"] == "dog/00000.png"
     assert Image.open(io.BytesIO(frame["img"][0]["bytes"])).size == (32, 32)
@@ -126,8 +99,7 @@ def test_hugging_face_datasets_reads_the_parquet_as_image_and_class_label(runs, 
         pytest.skip("Hugging Face datasets is not installed")
     out = tmp_path / "export"
     assert export(runs, out, "--class", "dog").exit_code == 0
-    dataset = datasets.load_dataset("parquet", data_dir=str(out / "parquet"), split="train",
-                                    cache_dir=str(tmp_path / "cache"))
+    dataset = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "cache"))
     assert dataset.features["label"].int2str(5) == "dog"
     assert dataset[0]["label"] == 5
     assert dataset[0]["img"].size == (32, 32)
@@ -141,8 +113,9 @@ def test_same_seed_gives_byte_identical_files_and_latents_ignore_batch_size(runs
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
     for file in files:
-        if file.name != "manifest.json":
+        if file.name not in ("manifest.json", "README.md"):  # these two name the folder
             assert (first / file).read_bytes() == (second / file).read_bytes(), file
+    assert (first / "README.md").read_text().replace(": first", ": second") == (second / "README.md").read_text()
     manifests = [json.loads((out / "manifest.json").read_text()) for out in (first, second)]
     assert [manifest.pop("name") for manifest in manifests] == ["first", "second"]
     assert manifests[0] == manifests[1]
@@ -150,8 +123,8 @@ def test_same_seed_gives_byte_identical_files_and_latents_ignore_batch_size(runs
     expected = np.random.default_rng([3, 9]).standard_normal((COUNT, LATENT_DIM), dtype=np.float32)
     for batch_size in (1, 7, COUNT, 64):
         batches = list(exporter._latent_batches(3, 9, COUNT, LATENT_DIM, batch_size))
-        assert [start for start, _ in batches] == list(range(0, COUNT, batch_size))
-        np.testing.assert_array_equal(np.concatenate([latents for _, latents in batches]), expected)
+        assert [len(latents) for latents in batches[:1]] == [min(batch_size, COUNT)]
+        np.testing.assert_array_equal(np.concatenate(batches), expected)
 
 
 def test_default_classes_output_and_overwrite(runs, tmp_path, monkeypatch):
@@ -165,7 +138,7 @@ def test_default_classes_output_and_overwrite(runs, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, [*args, "--seed", "1", "--name", f"{runs.name}-seed0", "--overwrite"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "manifest.json").read_text())["seed"] == 1
-    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no staging or set-aside directories
+    assert visible(out.parent) == [out.name] and leftovers(out.parent) == []  # no staging or set-aside folders
 
     foreign = tmp_path / "notes"
     foreign.mkdir()
@@ -182,7 +155,7 @@ def test_interrupted_export_leaves_no_trace(runs, tmp_path, monkeypatch, existin
         assert export(runs, out, "--class", "dog").exit_code == 0
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     calls = []
-    original = exporter._CsvSink.write
+    original = csv_format.CsvWriter.write
 
     def interrupt_on_second_batch(self, batch):
         calls.append(batch)
@@ -190,11 +163,11 @@ def test_interrupted_export_leaves_no_trace(runs, tmp_path, monkeypatch, existin
             raise KeyboardInterrupt
         original(self, batch)
 
-    monkeypatch.setattr(exporter._CsvSink, "write", interrupt_on_second_batch)
+    monkeypatch.setattr(csv_format.CsvWriter, "write", interrupt_on_second_batch)
     result = export(runs, out, "--format", "parquet", "--format", "csv", "--batch-size", "5", "--overwrite")
     assert result.exit_code == 130
     assert "Traceback" not in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == (["export"] if existing else [])
+    assert visible(tmp_path) == (["export"] if existing else []) and leftovers(tmp_path) == []
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
@@ -223,7 +196,7 @@ def test_errors_exit_1_without_traceback(runs, tmp_path, case):
         "no generators": ((own_runs, out), f"no trained generators in {own_runs}"),
         "corrupt generator": ((own_runs, out), None),
         "wrong shape": ((own_runs, out), None),
-        "unwritable output": ((runs, tmp_path / "a-file/export"), f"cannot write to {tmp_path / 'a-file'}"),
+        "unwritable output": ((runs, tmp_path / "a-file/export"), f"cannot write {tmp_path / 'a-file'}"),
         "unknown format": ((runs, out, "--format", "tfrecord"),
                            "unknown format 'tfrecord'; valid formats: parquet, images, csv"),
         "zero count": ((runs, out, "--count", "0"), "--count must be at least 1"),
@@ -242,7 +215,7 @@ def test_errors_exit_1_without_traceback(runs, tmp_path, case):
     elif case == "wrong shape":
         message = wrong_shape_runs(own_runs)
     assert_user_error(export(*args), message)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "runs"]  # no output, no staging directory
+    assert visible(tmp_path) == ["a-file", "runs"] and leftovers(tmp_path) == []  # no output, no staging folder
 
 
 def test_load_synthetic_reads_other_tools_files(tmp_path):
@@ -278,7 +251,7 @@ def test_load_synthetic_reads_other_tools_files(tmp_path):
     ("label name mismatch", "label 1 has label_name 'cat', expected 'automobile'"),
     ("too few columns", "expected a 'label' column and 3072 pixel columns"),
     ("header only", "holds no images"),
-    ("wrong image size", "big.png: image is 40×30, expected 32×32"),
+    ("wrong image size", "big.png is a 40×30 RGB image; CIFAR-10 images are 32×32 RGB"),
     ("unknown folder", "folders misc are not CIFAR-10 classes"),
     ("empty directory", "holds no dataset"),
 ])
@@ -316,7 +289,7 @@ def test_pixel_columns_follow_reshape_order():
     assert PIXEL_COLUMNS[3 * 32] == "r1c0_r" and PIXEL_COLUMNS[-1] == "r31c31_b"
     image = np.zeros((1, 32, 32, 3), np.uint8)
     image[0, 1, 0, 2] = 200
-    line = exporter.csv_rows(image, b"5,dog,").decode()
+    line = csv_format.csv_rows(image, b"5,dog,").decode()
     values = line.rstrip("\n").split(",")
     assert values[:2] == ["5", "dog"] and line.endswith("\n")
     assert values[2 + PIXEL_COLUMNS.index("r1c0_b")] == "200"
@@ -386,7 +359,7 @@ def test_filter_writes_only_accepted_images_and_records_rates(bright_runs, tmp_p
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["filter"]["method"] == "classifier" and manifest["filter"]["min_confidence"] == 0.5
-    assert manifest["filter"]["classifier"]["sha256"] == exporter._sha256_file(classifier)
+    assert manifest["filter"]["classifier"]["sha256"] == sha256_file(classifier)
     assert manifest["latents"] == exporter.FILTERED_LATENT_RECIPE
     data = load_synthetic(out)
     for entry in manifest["classes"]:
@@ -428,7 +401,7 @@ def test_filter_gives_up_on_a_class_it_never_accepts(bright_runs, tmp_path):
                     "--filter", "classifier", "--classifier", str(classifier))
     assert_user_error(result, "truck: the classifier accepted only 0 of 100 candidates (0.0%) at "
                               "--min-confidence 0.5")
-    assert list(tmp_path.iterdir()) == []
+    assert visible(tmp_path) == [] and leftovers(tmp_path) == []
 
 
 def test_filter_uses_the_evaluators_only_cached_classifier(bright_runs, tmp_path, monkeypatch):

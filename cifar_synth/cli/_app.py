@@ -28,6 +28,22 @@ def reporter(quiet: bool = False) -> Reporter:
     return Reporter(quiet, console, err_console)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from cifar_synth import __version__
+
+        typer.echo(f"cifar-synth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print the version and exit."),
+) -> None:
+    """Labeled synthetic CIFAR-10 datasets from per-class DCGANs, and an honest measure of their worth."""
+
+
 def user_errors_exit(command: Callable[..., Any]) -> Callable[..., Any]:
     """Show a `UserError` as one red line and exit 1; Ctrl-C exits 130 without a traceback."""
 

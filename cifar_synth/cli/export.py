@@ -1,4 +1,4 @@
-"""`cifar-synth export`: a labeled synthetic dataset from the trained generators."""
+"""`cifar-synth export`: a labeled synthetic dataset, ready for the Hugging Face Hub, from the trained generators."""
 
 from pathlib import Path
 from typing import Annotated
@@ -7,7 +7,8 @@ import typer
 from rich.filesize import decimal
 from rich.table import Table
 
-from cifar_synth.cli._app import app, console, user_errors_exit
+from cifar_synth.cli._app import app, console, err_console, user_errors_exit
+from cifar_synth.exporter import DEFAULT_BATCH_SIZE
 
 
 @app.command("export")
@@ -26,7 +27,8 @@ def export_command(
     name: Annotated[str | None, typer.Option(
         "--name", help="Name of the default output directory; default: <runs dir name>-seed<seed>.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the latent vectors: same seed, same images.")] = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images generated and written per step.")] = 256,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", help="Images per generator call; bounds memory.")] = DEFAULT_BATCH_SIZE,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export at the output.")] = False,
     filter_by: Annotated[str, typer.Option(
         "--filter", metavar="none|classifier",
@@ -38,15 +40,20 @@ def export_command(
         "--min-confidence", metavar="P",
         help="Keep an image when the classifier's top class is its class with probability >= P "
              "(0: top class only). Default: 0.5.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar and no summary table.")] = False,
 ):
-    """Sample each class's generator and write a labeled dataset (Parquet for pandas and Hugging Face datasets,
-    CSV of pixel columns, or a class-folder PNG tree) with a manifest.json that makes every image reproducible."""
-    from cifar_synth.exporter import export_dataset
+    """Sample each class's generator into a labeled dataset that is also a Hugging Face dataset repository: a card
+    (README.md), Parquet shards in data/ (or a CSV of pixel columns, or a class-folder PNG tree) and a
+    manifest.json that makes every image reproducible."""
+    from cifar_synth.exporter import ExportOptions, export_dataset
 
-    result = export_dataset(runs_dir=runs, classes=class_names, count=count, formats=formats, out=out, name=name,
-                            seed=seed, batch_size=batch_size, overwrite=overwrite, filter_by=filter_by,
-                            classifier=classifier, min_confidence=min_confidence)
-    console.print(_summary(result.manifest, result.path))
+    options = ExportOptions(
+        runs_dir=runs, classes=tuple(class_names) if class_names else None, count=count,
+        formats=tuple(formats) if formats else ("parquet",), out=out, name=name, seed=seed, batch_size=batch_size,
+        overwrite=overwrite, filter_by=filter_by, classifier=classifier, min_confidence=min_confidence, quiet=quiet)
+    result = export_dataset(options, err_console)
+    if not quiet:
+        console.print(_summary(result.manifest, result.path))
 
 
 def _summary(manifest: dict, path: Path) -> Table:

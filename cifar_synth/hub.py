@@ -1,0 +1,55 @@
+"""`cifar-synth publish`: upload an export, which is already a dataset repository, to the Hugging Face Hub."""
+
+import re
+from pathlib import Path
+
+from cifar_synth.card import CARD_FILE
+from cifar_synth.errors import UserError
+from cifar_synth.locks import hold
+from cifar_synth.synthetic import MANIFEST, read_manifest
+
+_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def publish_export(export_dir: str | Path, repo: str, private: bool = False) -> str:
+    """Create the dataset repository `repo` ("user/name") if needed and upload the export to it; returns its URL.
+
+    The token is the usual Hugging Face one: `HF_TOKEN`, or the one `hf auth login` saved. The upload is
+    huggingface_hub's `upload_folder`, which commits large folders in several parts and, run again after an
+    interruption, skips what already arrived.
+    """
+    export_dir = Path(export_dir)
+    _check_export(export_dir)
+    if not _REPO_ID.fullmatch(repo):
+        raise UserError(f"--repo must look like USER/NAME, got {repo!r}")
+    try:
+        from huggingface_hub import HfApi, get_token
+    except ImportError:
+        raise UserError("publish needs huggingface_hub: pip install 'cifar-synth[hub]'") from None
+    token = get_token()
+    if token is None:
+        raise UserError("no Hugging Face token: set HF_TOKEN or run `hf auth login`, then publish again")
+    api = HfApi(token=token)
+    manifest = read_manifest(export_dir)
+    with hold(export_dir, "export"):  # an export --overwrite must not swap the folder during the upload
+        try:
+            url = api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+            api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=export_dir,
+                              commit_message=f"Upload {manifest['name']} with cifar-synth")
+        except Exception as error:  # huggingface_hub and httpx raise many types: offline, refused, rate-limited
+            raise UserError(f"publishing {export_dir} to {repo} failed: {_one_line(error)}; nothing is published "
+                            "until an upload finishes (publish again to resume)") from None
+    return str(url)
+
+
+def _check_export(export_dir: Path) -> None:
+    if not (export_dir / MANIFEST).is_file():
+        raise UserError(f"{export_dir} is not a cifar-synth export (no {MANIFEST})")
+    if not (export_dir / CARD_FILE).is_file():
+        raise UserError(f"{export_dir} has no dataset card ({CARD_FILE}): it was exported by an older cifar-synth; "
+                        "export it again to publish it")
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,170 @@
+"""What makes an export shareable: its dataset card and sample sheet, `show`, `publish` (at the HfApi boundary:
+tests never reach the Hub), the Python API and `--version`."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import assert_user_error, python_env, run_export
+from PIL import Image
+from typer.testing import CliRunner
+
+import cifar_synth
+from cifar_synth.card import render_card, update_card
+from cifar_synth.cli import app
+from cifar_synth.exporter import first_images
+from cifar_synth.synthetic import load_synthetic
+
+
+@pytest.fixture(scope="module")
+def export_dir(runs, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("share") / "export"
+    assert run_export(runs, out, "--class", "dog", "--class", "truck").exit_code == 0
+    return out
+
+
+def front_matter(card: str) -> dict:
+    yaml = pytest.importorskip("yaml")
+    head, _, _ = card.removeprefix("---\n").partition("\n---\n")
+    return yaml.safe_load(head)
+
+
+def test_the_card_describes_the_data_for_the_hub(export_dir):
+    card = (export_dir / "README.md").read_text()
+    meta = front_matter(card)
+    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train",
+                                                                          "path": "data/train-*"}]}]
+    features = meta["dataset_info"]["features"]
+    assert features[0] == {"name": "img", "dtype": "image"}
+    assert features[1]["dtype"]["class_label"]["names"][5] == "dog"
+    split = meta["dataset_info"]["splits"][0]
+    assert split["name"] == "train" and split["num_examples"] == 40
+    assert split["num_bytes"] > 40 * 100
+    assert "synthetic" in meta["tags"] and meta["task_categories"] == ["image-classification"]
+    assert meta["license"] == "unknown"
+    assert "![Sample sheet" in card and "(samples.png)" in card
+    assert "Not evaluated yet" in card and "seed 0" in card
+
+
+def test_the_sample_sheet_shows_the_first_images_of_each_class(export_dir, runs):
+    sheet = np.asarray(Image.open(export_dir / "samples.png"))
+    assert sheet.shape[0] == 2 * (64 + 2) + 2  # two classes, 32×32 images shown at 2×
+    first_dog = sheet[2:66, 96:160:2][::2]
+    np.testing.assert_array_equal(first_dog, load_synthetic(export_dir).images[0])
+
+
+def test_evaluating_updates_the_card(export_dir, tmp_path):
+    per_class = {name: 0.5 for name in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                                        "ship", "truck")}
+    report = {"created": "2026-11-27T10:00:00+00:00", "train_images_per_class": 20,
+              "headline": {"cas": 0.3125, "baseline_accuracy": 0.625, "cas_ratio": 0.5, "mix_accuracy": None},
+              "classifiers": {"synthetic": {"per_class_accuracy": per_class},
+                              "real": {"per_class_accuracy": {**per_class, "dog": 0.75}}}}
+    assert update_card(export_dir, report)
+    card = (export_dir / "README.md").read_text()
+    assert "| CAS (accuracy on real test images of the CNN trained on this data) | 31.2% |" in card
+    assert "| CAS / baseline | 0.50 |" in card and "| dog | 50.0% | 75.0% |" in card
+    assert "Caveat" in card and "Not evaluated yet" not in card
+    assert card.startswith(render_card(json.loads((export_dir / "manifest.json").read_text()))[:200])
+    assert not update_card(tmp_path, report)  # not an export: nothing to update
+
+
+def test_show_draws_a_sheet_from_runs_or_from_an_export(runs, export_dir, tmp_path):
+    sheet = tmp_path / "runs.png"
+    result = CliRunner().invoke(app, ["show", str(runs), "--count", "4", "--out", str(sheet)])
+    assert result.exit_code == 0, result.output
+    pixels = np.asarray(Image.open(sheet))
+    assert pixels.shape == (3 * 66 + 2, 96 + 4 * 66, 3)
+    np.testing.assert_array_equal(pixels[2 + 66:2 + 66 + 64:2, 96:160:2], first_images(runs, "dog", 1)[0])
+
+    from_export = tmp_path / "export.png"
+    assert CliRunner().invoke(app, ["show", str(export_dir), "--out", str(from_export)]).exit_code == 0
+    assert Image.open(from_export).size == (96 + 10 * 66, 2 * 66 + 2)
+    assert_user_error(CliRunner().invoke(app, ["show", str(tmp_path / "nothing")]), "does not exist")
+
+
+class FakeHfApi:
+    """Records the calls `publish` makes at the HfApi boundary."""
+
+    calls: list = []
+    fail_upload: Exception | None = None
+
+    def __init__(self, token=None):
+        self.calls.append(("init", token))
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+        return f"https://huggingface.co/datasets/{repo_id}"
+
+    def upload_folder(self, **kwargs):
+        self.calls.append(("upload_folder", kwargs))
+        if self.fail_upload is not None:
+            raise self.fail_upload
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    FakeHfApi.calls, FakeHfApi.fail_upload = [], None
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_test_token")
+    return FakeHfApi
+
+
+def test_publish_creates_the_dataset_repo_and_uploads_the_folder(export_dir, hub):
+    result = CliRunner().invoke(app, ["publish", str(export_dir), "--repo", "someone/synthetic-cifar", "--private"])
+    assert result.exit_code == 0, result.output
+    assert "Published" in result.output and "datasets/someone/synthetic-cifar" in result.output
+    assert hub.calls == [
+        ("init", "hf_test_token"),
+        ("create_repo", "someone/synthetic-cifar", {"repo_type": "dataset", "private": True, "exist_ok": True}),
+        ("upload_folder", {"repo_id": "someone/synthetic-cifar", "repo_type": "dataset", "folder_path": export_dir,
+                           "commit_message": "Upload export with cifar-synth"}),
+    ]
+
+
+def test_publish_without_a_token_or_network_says_so_in_one_line(export_dir, hub, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    args = ["publish", str(export_dir), "--repo", "someone/synthetic-cifar"]
+    assert_user_error(CliRunner().invoke(app, args), "no Hugging Face token: set HF_TOKEN or run `hf auth login`")
+    assert hub.calls == []
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_test_token")
+    hub.fail_upload = ConnectionError("[Errno -3] Temporary failure in name resolution")
+    result = CliRunner().invoke(app, args)
+    assert_user_error(result, "publishing")
+    assert "Temporary failure in name resolution; nothing is published" in " ".join(result.output.split())
+    assert "Published" not in result.output
+
+
+@pytest.mark.parametrize("case", ["bad repo", "not an export", "old export"])
+def test_publish_refuses_what_it_cannot_publish(export_dir, hub, tmp_path, case):
+    folder, repo, message = {
+        "bad repo": (export_dir, "no-slash", "--repo must look like USER/NAME, got 'no-slash'"),
+        "not an export": (tmp_path, "a/b", "is not a cifar-synth export (no manifest.json)"),
+        "old export": (tmp_path, "a/b", "has no dataset card (README.md)"),
+    }[case]
+    if case == "old export":
+        (tmp_path / "manifest.json").write_text("{}")
+    assert_user_error(CliRunner().invoke(app, ["publish", str(folder), "--repo", repo]), message)
+    assert hub.calls == []
+
+
+def test_version_and_a_light_python_api():
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"cifar-synth {cifar_synth.__version__}\n"
+    # Importing the package and naming its API loads no TensorFlow until a function is used.
+    code = ("import sys, cifar_synth\nfrom cifar_synth import ExportOptions, load_synthetic, update_card\n"
+            "print('tensorflow' in sys.modules, sorted(set(cifar_synth.__all__) - set(dir(cifar_synth))))")
+    output = subprocess.run([sys.executable, "-c", code], env=python_env(), capture_output=True, text=True,
+                            check=True).stdout
+    assert output.strip() == "False []"
+    for name in cifar_synth.__all__:
+        assert getattr(cifar_synth, name) is not None
+    with pytest.raises(AttributeError):
+        cifar_synth.no_such_function
