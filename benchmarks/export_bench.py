@@ -16,6 +16,7 @@ divided by the generator's FLOPs per image, counted from its layer shapes).
 """
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -108,6 +109,7 @@ def main() -> None:
                     for code in args.code:
                         result = run_export(code, runs, out, total // 10, fmt, args.batch_size)
                         result["bytes"] = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+                        result["data"] = _data_digest(out, fmt)
                         results.setdefault((code, fmt, total), []).append(result)
                         print(f"round {round_ + 1}: {code} {fmt} {total:,}: {result['wall']:.1f} s wall, "
                               f"{result['cpu']:.1f} s CPU, peak RSS {result['rss'] / 2**20:.0f} MiB", flush=True)
@@ -128,17 +130,30 @@ def main() -> None:
     table = markdown_table(["code", "format", "images", "wall s", "start-up s", "images/s end to end",
                             "images/s after start-up", "CPU ms/image", "peak RSS MiB", "output MB"], rows)
     bound = gflops * 1e3 / mflop
+    identical = all(len({r["data"] for (_, f, t), runs_ in results.items() if (f, t) == key for r in runs_}) == 1
+                    for key in {(f, t) for _, f, t in results})
     body = (
         f"Ten untrained generators ({architecture}), batch size {args.batch_size or 'each checkout’s default'}, "
         f"one `cifar-synth export` subprocess per run, medians of {args.repeats} alternating rounds; start-up is the "
         f"median 10-image run. Load average (1 min) before / after: {load:.1f} / {os.getloadavg()[0]:.1f} "
-        f"(other processes share the cores).\n\n{table}\n\n"
+        f"(other processes share the cores). Data files byte-identical across every run and checkout of the same "
+        f"format and size: **{'yes' if identical else 'NO'}**.\n\n{table}\n\n"
         f"The generator alone, in this process at batch {batch_size}: {generated:,.0f} images/s; {mflop:.1f} MFLOP "
         f"per image and a float32 matmul rate of {gflops:.0f} GFLOP/s give a FLOP bound of {bound:,.0f} images/s "
         f"(it computes in bfloat16 where the CPU has it, whose bound is higher), so the generator runs at "
         f"{generated / bound:.0%} of the float32 bound."
     )
     publish_results("Export throughput and peak memory", body, append=not args.no_append)
+
+
+def _data_digest(out: Path, fmt: str) -> str:
+    """sha256 over the data files of one format (their bytes, in name order), wherever the checkout puts them."""
+    suffix = {"parquet": ".parquet", "csv": ".csv", "images": ".png"}[fmt]
+    digest = hashlib.sha256()
+    for path in sorted(out.rglob(f"*{suffix}"), key=lambda path: path.relative_to(out).parts[1:]):
+        if path.name != "samples.png":
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _default_batch_size() -> int:

@@ -112,7 +112,7 @@ def _body(manifest: dict) -> str:
         f"![Sample sheet: one row of images per class]({SAMPLES_FILE})", "",
         "## How it was made", "",
         _generators_table(classes), "",
-        f"- **Latents:** seed {manifest['seed']}, generator batch size {manifest['batch_size']}. "
+        f"- **Latents:** seed {manifest['seed']}, generator batch size {manifest['batch_size']}; "
         f"{manifest['latents']}.",
         f"- **Filter:** {_filter_text(manifest)}",
         f"- **Software:** {_versions_text(manifest['versions'])}.", "",
@@ -121,20 +121,28 @@ def _body(manifest: dict) -> str:
 
 
 def _generators_table(classes: list[dict]) -> str:
-    rows = ["| class | recipe | training budget | real training images | generator sha256 |",
-            "|---|---|---|---|---|"]
-    for entry in classes:
-        config = entry.get("run_config") or {}
-        gan, training = config.get("gan") or {}, config.get("training") or {}
-        recipe = ", ".join(f"{title} {gan[key]}" for key, title in _RECIPE_FIELDS if gan.get(key) not in (None, ""))
+    """Per class: recipe, training budget, real images, generator checksum; a recipe shared by all is said once."""
+    configs = [entry.get("run_config") or {} for entry in classes]
+    recipes = [_recipe(config.get("gan") or {}) for config in configs]
+    shared = len(set(recipes)) == 1
+    rows = [f"Recipe of every generator: {recipes[0] or 'not recorded'}.", ""] if shared else []
+    rows += [f"| class |{'' if shared else ' recipe |'} training budget | real training images | generator sha256 |",
+             f"|---|{'' if shared else '---|'}---|---|---|"]
+    for entry, config, recipe in zip(classes, configs, recipes):
+        training = config.get("training") or {}
         budget = ", ".join(part for part in (
             f"{training['epochs']} epochs" if training.get("epochs") is not None else "",
             f"{training['minutes']:g} min" if training.get("minutes") is not None else "",
             f"seed {training['seed']}" if training.get("seed") is not None else "") if part)
         images = f"{config['train_images']:,}" if isinstance(config.get("train_images"), int) else "–"
-        rows.append(f"| {entry['name']} | {recipe or '–'} | {budget or '–'} | {images} | "
+        recipe_cell = "" if shared else f" {recipe or '–'} |"
+        rows.append(f"| {entry['name']} |{recipe_cell} {budget or '–'} | {images} | "
                     f"`{entry['generator']['sha256'][:12]}` |")
     return "\n".join(rows)
+
+
+def _recipe(gan: dict) -> str:
+    return ", ".join(f"{title} {gan[key]}" for key, title in _RECIPE_FIELDS if gan.get(key) not in (None, ""))
 
 
 def _filter_text(manifest: dict) -> str:

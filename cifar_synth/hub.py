@@ -5,7 +5,6 @@ from pathlib import Path
 
 from cifar_synth.card import CARD_FILE
 from cifar_synth.errors import UserError
-from cifar_synth.locks import hold
 from cifar_synth.synthetic import MANIFEST, read_manifest
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -31,14 +30,13 @@ def publish_export(export_dir: str | Path, repo: str, private: bool = False) -> 
         raise UserError("no Hugging Face token: set HF_TOKEN or run `hf auth login`, then publish again")
     api = HfApi(token=token)
     manifest = read_manifest(export_dir)
-    with hold(export_dir, "export"):  # an export --overwrite must not swap the folder during the upload
-        try:
-            url = api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
-            api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=export_dir,
-                              commit_message=f"Upload {manifest['name']} with cifar-synth")
-        except Exception as error:  # huggingface_hub and httpx raise many types: offline, refused, rate-limited
-            raise UserError(f"publishing {export_dir} to {repo} failed: {_one_line(error)}; nothing is published "
-                            "until an upload finishes (publish again to resume)") from None
+    try:
+        url = api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=export_dir,
+                          commit_message=f"Upload {manifest['name']} with cifar-synth")
+    except Exception as error:  # huggingface_hub and httpx raise many types: offline, refused, rate-limited
+        raise UserError(f"publishing {export_dir} to {repo} failed: {_one_line(error)}; nothing is published "
+                        "until an upload finishes (publish again to resume)") from None
     return str(url)
 
 

@@ -121,5 +121,6 @@ def visible(folder: Path) -> list[str]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    """Hidden staging or set-aside folders beside exports (the lock files `.<name>.lock` may stay)."""
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock"))
+    """Hidden staging or set-aside folders beside exports (lock files `.<name>.lock` and `.lock.json` may stay)."""
+    return sorted(p.name for p in folder.iterdir()
+                  if p.name.startswith(".") and not p.name.endswith((".lock", ".lock.json")))

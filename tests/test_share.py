@@ -39,7 +39,7 @@ def test_the_card_describes_the_data_for_the_hub(export_dir):
                                                                           "path": "data/train-*"}]}]
     features = meta["dataset_info"]["features"]
     assert features[0] == {"name": "img", "dtype": "image"}
-    assert features[1]["dtype"]["class_label"]["names"][5] == "dog"
+    assert features[1]["dtype"]["class_label"]["names"]["5"] == "dog"
     split = meta["dataset_info"]["splits"][0]
     assert split["name"] == "train" and split["num_examples"] == 40
     assert split["num_bytes"] > 40 * 100
