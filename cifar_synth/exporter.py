@@ -314,7 +314,7 @@ def _swap_into_place(staging: Path, out: Path) -> None:
     if not out.exists():
         os.rename(staging, out)
     elif _exchange(staging, out):
-        shutil.rmtree(staging)
+        shutil.rmtree(staging, ignore_errors=True)  # the new export is in place; the next export removes what stays
     else:
         aside = out.parent / (_aside_prefix(out) + staging.name[len(_staging_prefix(out)):])
         os.rename(out, aside)
@@ -323,7 +323,7 @@ def _swap_into_place(staging: Path, out: Path) -> None:
         except BaseException:
             os.rename(aside, out)
             raise
-        shutil.rmtree(aside)
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _exchange(first: Path, second: Path) -> bool:

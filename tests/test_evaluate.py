@@ -21,8 +21,10 @@ from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.classifier import EvaluatorConfig
 from cifar_synth.cli import app
 from cifar_synth.images import LabeledImages
+from cifar_synth.formats.csv import COLUMNS as CSV_COLUMNS
+from cifar_synth.formats.images import encode_png
+from cifar_synth.formats.parquet import SCHEMA as PARQUET_SCHEMA
 from cifar_synth.judges import JudgeConfig
-from cifar_synth.synthetic import CSV_COLUMNS, PARQUET_SCHEMA, encode_png
 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 40, 20
 TINY = EvaluatorConfig(widths=(8, 8, 16, 16), epochs=10, batch_size=32, learning_rate=0.2)
