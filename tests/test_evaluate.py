@@ -20,10 +20,10 @@ from cifar_synth import evaluator
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.classifier import EvaluatorConfig
 from cifar_synth.cli import app
-from cifar_synth.images import LabeledImages
 from cifar_synth.formats.csv import COLUMNS as CSV_COLUMNS
 from cifar_synth.formats.images import encode_png
 from cifar_synth.formats.parquet import SCHEMA as PARQUET_SCHEMA
+from cifar_synth.images import LabeledImages
 from cifar_synth.judges import JudgeConfig
 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 40, 20
