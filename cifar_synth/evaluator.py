@@ -93,6 +93,7 @@ def evaluate_synthetic(
     skips Inception FID; otherwise it uses `inception_weights` or tries to download Keras' weights. Warnings go
     into the report and, as they arise, to `warn`.
     """
+    from cifar_synth.card import update_card
     from cifar_synth.classifier import EvaluatorConfig
     from cifar_synth.data import open_real_data
     from cifar_synth.judges import JUDGES, JudgeConfig
@@ -196,6 +197,7 @@ def evaluate_synthetic(
         "timings": timings,
     }
     _write_report(report, out_dir)
+    update_card(synthetic_path, report)  # an export's dataset card shows these figures
     return report
 
 

@@ -72,6 +72,20 @@ def test_evaluating_updates_the_card(export_dir, tmp_path):
     assert not update_card(tmp_path, report)  # not an export: nothing to update
 
 
+def test_evaluate_puts_its_figures_into_the_card_of_the_export(runs, real_tree, tmp_path):
+    from cifar_synth.classifier import EvaluatorConfig
+    from cifar_synth.evaluator import evaluate_synthetic
+
+    out = tmp_path / "export"
+    assert run_export(runs, out, "--class", "dog", "--class", "truck").exit_code == 0
+    tiny = EvaluatorConfig(widths=(4, 4, 8, 8), epochs=1, batch_size=32)
+    report = evaluate_synthetic(out, real_tree, tmp_path / "report", tiny, cache_dir=tmp_path / "cache",
+                                inception=False, quiet=True, judges=("cnn",))
+    card = (out / "README.md").read_text()
+    assert f"| CAS (accuracy on real test images of the CNN trained on this data) | {report['headline']['cas']:.1%} |" \
+        in card and "Not evaluated yet" not in card
+
+
 def test_show_draws_a_sheet_from_runs_or_from_an_export(runs, export_dir, tmp_path):
     sheet = tmp_path / "runs.png"
     result = CliRunner().invoke(app, ["show", str(runs), "--count", "4", "--out", str(sheet)])
