@@ -23,13 +23,13 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path, sha256_file
+from cifar_synth.formats.images import decode_image, is_image_name
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -41,7 +41,6 @@ SPLITS = ("train", "test")
 
 _BATCH_FILES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
 _ALL_BATCH_FILES = _BATCH_FILES["train"] + _BATCH_FILES["test"]
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _DOWNLOAD_TIMEOUT_SECONDS = 30
 _CHUNK_BYTES = 1 << 20
 _LOCAL_COPY_HINT = (
@@ -186,7 +185,7 @@ class _ClassFolders(RealData):
         images = np.empty((len(wanted), *IMAGE_SHAPE), np.uint8)
         for i, (name, _) in enumerate(wanted):
             # Serial on purpose: decoding a 32×32 image is mostly Python header parsing, so threads only add overhead.
-            images[i] = _decode_image(blobs.pop(name), self.storage.locate(name))
+            images[i] = decode_image(blobs.pop(name), self.storage.locate(name))
         return LabeledImages(images, np.array([label for _, label in wanted], np.int64))
 
     def _counts(self):
@@ -202,7 +201,7 @@ class _ClassFolders(RealData):
         listing: dict[str, dict[str, list[str]]] = {split: {} for split in SPLITS}
         for name in self.storage.names():
             parts = name[len(self.prefix):].split("/") if name.startswith(self.prefix) else []
-            if len(parts) == 3 and parts[0] in SPLITS and not parts[1].startswith(".") and _is_image_name(parts[2]):
+            if len(parts) == 3 and parts[0] in SPLITS and not parts[1].startswith(".") and is_image_name(parts[2]):
                 listing[parts[0]].setdefault(parts[1], []).append(name)
         return listing
 
@@ -401,7 +400,7 @@ def _find_in_archive(storage: _Archive) -> RealData:
         if posixpath.basename(name) in _ALL_BATCH_FILES:
             return _PythonBatches(storage, prefix=name[:name.rfind("/") + 1])
         parts = name.split("/")
-        if len(parts) in (3, 4) and parts[-3] in SPLITS and _is_image_name(parts[-1]):
+        if len(parts) in (3, 4) and parts[-3] in SPLITS and is_image_name(parts[-1]):
             tree_roots.add("" if len(parts) == 3 else parts[0] + "/")
     if len(tree_roots) == 1:
         return _ClassFolders(storage, tree_roots.pop())
@@ -416,10 +415,6 @@ def _find_in_archive(storage: _Archive) -> RealData:
 
 def _member_name(name: str) -> str:
     return posixpath.normpath(name).lstrip("/")  # "./train/dog/x.png" → "train/dog/x.png"
-
-
-def _is_image_name(name: str) -> bool:
-    return name.lower().endswith(_IMAGE_SUFFIXES) and not name.startswith(".")  # skips macOS "._x.png" companions
 
 
 # --- decoding --------------------------------------------------------------------------------------------------------
@@ -452,17 +447,6 @@ def _parse_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
                 and labels.shape == (len(rows),) and np.isin(labels, np.arange(len(CLASS_NAMES))).all()):
             return rows, labels.astype(np.int64)
     raise UserError(f"{where} is not a CIFAR-10 batch (need b'data' uint8 (N, 3072) and b'labels' in 0–9)")
-
-
-def _decode_image(data: bytes, where: str) -> np.ndarray:
-    try:
-        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as image:
-            if image.size != IMAGE_SHAPE[:2] or image.mode != "RGB":
-                width, height = image.size
-                raise UserError(f"{where} is a {width}×{height} {image.mode} image; CIFAR-10 images are 32×32 RGB")
-            return np.asarray(image)
-    except (OSError, SyntaxError, ValueError) as error:  # Pillow's ways of saying "not a readable image"
-        raise UserError(f"{where} is not a readable PNG or JPEG image: {error}") from None
 
 
 # --- downloading -----------------------------------------------------------------------------------------------------
