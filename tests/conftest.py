@@ -13,6 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+try:  # where PyTorch is installed (tests/test_loaders.py): torchvision imported after TensorFlow crashed the process
+    import torchvision  # noqa: F401  (torchvision 0.29 / TensorFlow 2.21: a segfault importing triton)
+except ImportError:
+    pass
+
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.config import GANConfig
 from cifar_synth.images import LabeledImages
