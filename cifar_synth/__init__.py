@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 _API = {
-    "train_classes": "cifar_synth.training", "TrainOptions": "cifar_synth.training", "GANConfig": "cifar_synth.config",
+    "train_classes": "cifar_synth.training", "TrainOptions": "cifar_synth.config", "GANConfig": "cifar_synth.config",
     "export_dataset": "cifar_synth.exporter", "ExportOptions": "cifar_synth.exporter",
     "evaluate_synthetic": "cifar_synth.evaluator", "EvaluatorConfig": "cifar_synth.classifier",
     "publish_export": "cifar_synth.hub", "sample_rows": "cifar_synth.sheet", "save_sample_sheet": "cifar_synth.sheet",

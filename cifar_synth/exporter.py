@@ -29,7 +29,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from cifar_synth.baseline_cache import CLASSIFIER_FILE as _CACHED_CLASSIFIER, METRICS_FILE as _CACHED_METRICS
@@ -43,6 +42,7 @@ from cifar_synth.formats.parquet import ParquetWriter
 from cifar_synth.images import IMAGE_SHAPE, to_uint8
 from cifar_synth.locks import hold
 from cifar_synth.provenance import package_versions
+from cifar_synth.reporter import Reporter
 from cifar_synth.synthetic import FORMAT_VERSION, MANIFEST
 
 GENERATOR_FILE = "generator.keras"
@@ -95,7 +95,6 @@ class ExportOptions:
     filter_by: str = "none"
     classifier: Path | None = None
     min_confidence: float | None = None
-    quiet: bool = False  # no progress bar
 
     def validated(self) -> "ExportOptions":
         """These options checked, with `formats` normalised and `min_confidence` and `out` filled in."""
@@ -216,26 +215,25 @@ def first_images(runs_dir: Path, class_name: str, count: int, seed: int = 0) -> 
     return _generate(generator, latents, path)
 
 
-def export_dataset(options: ExportOptions = ExportOptions(), console: Console | None = None) -> ExportResult:
+def export_dataset(options: ExportOptions = ExportOptions(), reporter: Reporter | None = None) -> ExportResult:
     """Write `options.count` images of each class to `options.out` in each format, with its card and manifest.
 
-    Progress and notices (stale staging folders removed, an interrupted swap undone) go to `console` (default:
-    standard error).
+    Progress goes to `reporter`, and as warnings what killed exports left behind and this one cleared up.
     """
     from cifar_synth.card import write_card
 
     options = options.validated()
-    console = console or Console(stderr=True)
+    reporter = reporter or Reporter()
     classes = _resolve_classes(options.runs_dir, options.classes)
     out = options.out
     with hold(out, "export target"):
-        _clear_leftovers(out, console)
+        _clear_leftovers(out, reporter)
         _check_target(out, options.overwrite)
         image_filter = _make_filter(options)
         staging = make_temp_dir(out.parent, _staging_prefix(out))
         try:
             try:
-                manifest, samples = _write(staging, out.name, classes, options, image_filter, console)
+                manifest, samples = _write(staging, out.name, classes, options, image_filter, reporter)
                 write_card(staging, manifest, samples)
                 (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # last: marks it whole
                 _swap_into_place(staging, out)
@@ -340,7 +338,7 @@ def _exchange(first: Path, second: Path) -> bool:
     raise OSError(code, os.strerror(code), str(second))
 
 
-def _clear_leftovers(out: Path, console: Console) -> None:
+def _clear_leftovers(out: Path, reporter: Reporter) -> None:
     """Undo what killed exports to `out` left beside it. Called under `out`'s lock, so their writers are gone.
 
     An export set aside by an interrupted swap comes back when `out` is missing; staging folders (partial exports,
@@ -349,32 +347,30 @@ def _clear_leftovers(out: Path, console: Console) -> None:
     asides = sorted(_beside(out, _aside_prefix(out)), key=lambda path: path.stat().st_mtime)
     if asides and not out.exists() and (asides[-1] / MANIFEST).is_file():
         os.rename(asides.pop(), out)
-        console.print(f"Restored the previous export at {out}: an earlier --overwrite was killed while swapping it",
-                      highlight=False)
+        reporter.warn(f"restored the previous export at {out}: an earlier --overwrite was killed while swapping it")
     for leftover in [*asides, *_beside(out, _staging_prefix(out))]:
         size = sum(file.stat().st_size for file in leftover.rglob("*") if file.is_file())
         shutil.rmtree(leftover, ignore_errors=True)
         if leftover.exists():
-            console.print(f"[yellow]Warning:[/] could not remove {leftover}, left by a killed export; delete it",
-                          highlight=False)
+            reporter.warn(f"could not remove {leftover}, left by a killed export; delete it")
         else:
-            console.print(f"Removed {leftover} ({size / 1e6:.1f} MB), left by a killed export", highlight=False)
+            reporter.warn(f"removed {leftover} ({size / 1e6:.1f} MB), left by a killed export")
 
 
 # --- generating, encoding and writing -------------------------------------------------------------------------------
 
 def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
-           image_filter: ClassifierFilter | None, console: Console) -> tuple[dict, list[np.ndarray]]:
+           image_filter: ClassifierFilter | None, reporter: Reporter) -> tuple[dict, list[np.ndarray]]:
     """Write every format into `staging`; the manifest and the first images of each class (for the sample sheet)."""
     total = options.count * len(classes)
     class_entries, samples = [], []
     with contextlib.ExitStack() as stack:
         writers = [stack.enter_context(_WRITERS[fmt](staging, total)) for fmt in options.formats]
         encoders = stack.enter_context(_encoders()) if any(writer.needs_png for writer in writers) else None
-        progress = stack.enter_context(_progress(console, options.quiet))
+        progress = stack.enter_context(_progress(reporter))
         task = progress.add_task("exporting", total=total)
         if image_filter is not None:
-            console.print(f"Filtering with {image_filter}", highlight=False)
+            reporter.info(f"Filtering with {image_filter}")
         for class_name in classes:
             label = CLASS_NAMES.index(class_name)
             generator_path = options.runs_dir / class_name / GENERATOR_FILE
@@ -494,10 +490,10 @@ def _filter_entry(class_name: str, decisions: np.ndarray, count: int, image_filt
             "accepted_mask": base64.b64encode(np.packbits(decisions).tobytes()).decode()}
 
 
-def _progress(console: Console, quiet: bool) -> Progress:
-    return Progress(
+def _progress(reporter: Reporter) -> Progress:
+    return reporter.progress(
         TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet,
+        TimeElapsedColumn(), TimeRemainingColumn(),
     )
 
 

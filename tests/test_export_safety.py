@@ -102,8 +102,8 @@ def test_the_next_export_restores_an_export_a_kill_left_aside_and_removes_stagin
     result = export(runs, out, "--class", "dog")  # no --overwrite: the restored export is still protected
     assert_user_error(result, f"{out} already exists; pass --overwrite")
     output = "".join(result.output.split())
-    assert "".join(f"Restored the previous export at {out}".split()) in output
-    assert "".join(f"Removed {partial} (2.0 MB), left by a killed export".split()) in output
+    assert "".join(f"Warning: restored the previous export at {out}".split()) in output
+    assert "".join(f"Warning: removed {partial} (2.0 MB), left by a killed export".split()) in output
     assert snapshot(out) == before and leftovers(out.parent) == []
 
 
@@ -115,7 +115,7 @@ def test_a_swapped_out_export_left_by_a_kill_is_removed(runs, old_export):
     (stale / "manifest.json").write_text("{}")
     result = export(runs, out, "--class", "dog", "--seed", "1", "--overwrite")
     assert result.exit_code == 0, result.output
-    assert f"Removed{stale}" in "".join(result.output.split())
+    assert f"removed{stale}" in "".join(result.output.split())
     assert leftovers(out.parent) == []
 
 

@@ -7,7 +7,7 @@ import typer
 from rich.filesize import decimal
 from rich.table import Table
 
-from cifar_synth.cli._app import app, console, err_console, user_errors_exit
+from cifar_synth.cli._app import app, console, reporter, user_errors_exit
 from cifar_synth.exporter import DEFAULT_BATCH_SIZE
 
 
@@ -50,8 +50,8 @@ def export_command(
     options = ExportOptions(
         runs_dir=runs, classes=tuple(class_names) if class_names else None, count=count,
         formats=tuple(formats) if formats else ("parquet",), out=out, name=name, seed=seed, batch_size=batch_size,
-        overwrite=overwrite, filter_by=filter_by, classifier=classifier, min_confidence=min_confidence, quiet=quiet)
-    result = export_dataset(options, err_console)
+        overwrite=overwrite, filter_by=filter_by, classifier=classifier, min_confidence=min_confidence)
+    result = export_dataset(options, reporter(quiet))
     if not quiet:
         console.print(_summary(result.manifest, result.path))
 
