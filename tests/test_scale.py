@@ -19,6 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import TINY_GAN, TINY_GAN_CLI, assert_user_error
+
+LOUD_TINY_GAN_CLI = [option for option in TINY_GAN_CLI if option != "--quiet"]  # the summary table is not quiet
 from cifar_synth.cli import app
 from cifar_synth.config import TrainOptions
 from cifar_synth.data import open_real_data
@@ -103,7 +105,7 @@ def assert_complete(run_dir: Path, epochs: int) -> None:
 def test_parallel_two_trains_both_classes_each_in_its_own_process_and_threads(real_tree, tmp_path):
     runs = tmp_path / "runs"
     result = CliRunner().invoke(app, ["train", "--class", "dog", "--class", "cat", "--epochs", "2", "--data",
-                                      str(real_tree), "--runs", str(runs), *TINY_GAN_CLI,
+                                      str(real_tree), "--runs", str(runs), *LOUD_TINY_GAN_CLI,
                                       "--parallel", "2", "--cpus-per-class", "1"])
 
     assert result.exit_code == 0, result.output
