@@ -32,8 +32,8 @@ class GANConfig:
     augment: str = ""
     ema_decay: float = 0.999  # 0 disables the moving average of G
     # Random horizontal flips of the real images: a free doubling of a class's 5,000 images, used by every CIFAR GAN
-    # code base (the per-class proxy in docs/train.md: closer to real in the judge's features for cat, dog and deer).
-    flip: bool = True
+    # code base. Off until a protocol run isolates it (docs/train.md: the per-class proxy liked it).
+    flip: bool = False
     # Weight of the classifier-guidance loss: cross-entropy of a frozen real-trained CNN toward the run's class on
     # (randomly flipped and shifted) fakes, added to G's loss. 0 disables it.
     guidance: float = 0.0
