@@ -320,7 +320,8 @@ def test_cli_errors_exit_1_without_a_traceback(real, tmp_path):
     small = tmp_path / "small" / "images" / "cat"
     small.mkdir(parents=True)
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(small / "0.png")
-    assert_user_error(invoke("--synthetic", str(tmp_path / "small"), *data), "expected 32×32")
+    assert_user_error(invoke("--synthetic", str(tmp_path / "small"), *data),
+                      "is a 16×16 RGB image; CIFAR-10 images are 32×32")
 
     unreadable = tmp_path / "broken.parquet"
     unreadable.write_bytes(b"not parquet")
