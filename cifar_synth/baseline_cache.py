@@ -72,3 +72,17 @@ def cached_cnn_classifiers(cache_dir: str | Path | None = None) -> list[Path]:
     """The classifier files of the complete CNN baselines in `cache_dir` (default: the default cache), sorted."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return sorted(path for path in cache_dir.glob(f"*/{CLASSIFIER_FILE}") if is_complete(path.parent))
+
+
+def the_cached_cnn_classifier(cache_dir: str | Path | None = None) -> Path:
+    """The one real-trained CNN cached in `cache_dir` (default: the default cache), for the export filter and the
+    classifier guidance of training; none or several is a user error that says what to do."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    found = cached_cnn_classifiers(cache_dir)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UserError(f"no real-trained classifier is cached in {cache_dir}: run `cifar-synth evaluate` first "
+                        "(it caches one) or pass the classifier's path")
+    raise UserError(f"{len(found)} cached real-trained classifiers in {cache_dir} "
+                    f"({', '.join(str(path) for path in found)}); pass the path of one")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cifar_synth.baseline_cache import CLASSIFIER_FILE as _CACHED_CLASSIFIER, METRICS_FILE as _CACHED_METRICS
+from cifar_synth.baseline_cache import the_cached_cnn_classifier
 from cifar_synth.classes import CLASS_NAMES, parse_class_names
 from cifar_synth.errors import UserError
 from cifar_synth.files import make_temp_dir, sha256_file
@@ -178,22 +178,6 @@ class ClassifierFilter:
                                "from_evaluator_cache": self.from_evaluator_cache}}
 
 
-def find_cached_classifier(cache_dir: str | Path | None = None) -> Path:
-    """The evaluator's cached real-trained classifier (default cache: the evaluator's), if exactly one is cached."""
-    from cifar_synth.baseline_cache import default_cache_dir
-
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    found = sorted(path for path in cache_dir.glob(f"*/{_CACHED_CLASSIFIER}")
-                   if (path.parent / _CACHED_METRICS).is_file())
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise UserError(f"no real-trained classifier is cached in {cache_dir}: run `cifar-synth evaluate` first "
-                        "(it caches one) or pass the classifier's path")
-    raise UserError(f"{len(found)} cached real-trained classifiers in {cache_dir} "
-                    f"({', '.join(str(path) for path in found)}); pass the path of one")
-
-
 def accepted_candidates(class_entry: dict) -> np.ndarray:
     """Candidate (latent row) index of each image of a filtered export's manifest class entry, in image order."""
     filtered = class_entry["filter"]
@@ -271,7 +255,7 @@ def _make_filter(options: ExportOptions) -> ClassifierFilter | None:
     if options.filter_by != "classifier":
         return None
     cached = options.classifier is None
-    return ClassifierFilter(find_cached_classifier() if cached else options.classifier, options.min_confidence,
+    return ClassifierFilter(the_cached_cnn_classifier() if cached else options.classifier, options.min_confidence,
                             from_evaluator_cache=cached)
 
 

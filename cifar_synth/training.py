@@ -222,9 +222,9 @@ def _fit(gan: DCGAN, class_name: str, images: np.ndarray, options: TrainOptions,
 
 def _load_guide(path: str | None) -> keras.Model:
     from cifar_synth.classifier import load_classifier
-    from cifar_synth.exporter import find_cached_classifier
+    from cifar_synth.baseline_cache import the_cached_cnn_classifier
 
-    return load_classifier(path if path is not None else find_cached_classifier())
+    return load_classifier(path if path is not None else the_cached_cnn_classifier())
 
 
 def _resume_point(paths: RunPaths, gan_config: GANConfig) -> ResumeRecord | None:
