@@ -102,6 +102,9 @@ class TrainOptions:
     tensorboard: bool = False
     # The real-trained classifier of classifier guidance (GANConfig.guidance); None: the evaluator's cached one.
     guide: str | None = None
+    # Where a new run's networks start: "shared" (the shared start, `<runs>/shared`, trained on all ten classes) or
+    # another run directory; None: random weights. A run that has a resume record resumes from it instead.
+    init_from: str | None = None
 
     def __post_init__(self):
         self.validate()

@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CLASS_NAMES, SHARED_START
 from cifar_synth.config import MAX_SEED, GANConfig, TrainOptions
 from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path, cannot_write, sha256_file, write_json_atomic
@@ -138,10 +138,13 @@ def open_training_data(data_path: str | Path | None, options: TrainOptions, repo
 
 def train_class_from(data: "RealData", class_name: str, gan_config: GANConfig, options: TrainOptions,
                      runs_dir: str | Path, reporter: Reporter | None = None) -> RunResult:
-    """Load one class's images from `data` and train it into `runs_dir/<class>` (one job of `train_classes`)."""
-    label = CLASS_NAMES.index(class_name)
+    """Load one class's images from `data` and train it into `runs_dir/<class>` (one job of `train_classes`).
+
+    The class `shared` is the shared start: all ten classes' images.
+    """
+    labels = None if class_name == SHARED_START else [CLASS_NAMES.index(class_name)]
     splits = ("train", "test") if options.include_test else ("train",)
-    images = np.concatenate([data.load(split, classes=[label]).images for split in splits])
+    images = np.concatenate([data.load(split, classes=labels).images for split in splits])
     if len(images) < gan_config.batch_size:
         raise UserError(f"only {len(images)} images of class {class_name!r} in {data.source}; "
                         f"need at least one batch ({gan_config.batch_size})")
@@ -157,6 +160,9 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
     """
     reporter = reporter or Reporter()
     gan_config.validate()
+    class_index = None if class_name == SHARED_START else CLASS_NAMES.index(class_name)
+    if class_index is None and gan_config.guidance > 0:
+        raise UserError("--guidance needs a class to guide toward; the shared start trains on all ten classes")
     paths = RunPaths(run_dir)
     with hold(run_dir, "run directory"):
         if options.fresh and run_dir.exists():
@@ -171,19 +177,22 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
             return RunResult(class_name, run_dir, start_epoch, 0.0, _last_diversity_ratio(paths))
         keras.utils.set_random_seed((options.seed + start_epoch) % (MAX_SEED + 1))
         guide = _load_guide(options.guide) if gan_config.guidance > 0 else None
-        gan = build_gan(gan_config, seed=options.seed, guide=guide, class_index=CLASS_NAMES.index(class_name))
+        gan = build_gan(gan_config, seed=options.seed, guide=guide, class_index=class_index)
         gan = _restore(paths, gan, record)
+        start = None
         if record:
             reporter.info(f"{class_name}: resuming after epoch {start_epoch} from {run_dir}")
+        elif (source := _init_source(options.init_from, run_dir)) is not None:
+            start = _start_from(gan, source, reporter)
         session = _start_session(paths, {
             "class_name": class_name,
-            "class_index": CLASS_NAMES.index(class_name),
+            "class_index": class_index,
             "gan": gan.config.to_dict(),  # precision "auto" resolved to what this machine computes in
             "training": asdict(options),
             "data": data_info,
             "train_images": len(images),
             "versions": package_versions(),
-        }, start_epoch)
+        }, start_epoch, start)
         return _fit(gan, class_name, images, options, paths, record, session, reporter)
 
 
@@ -225,6 +234,49 @@ def _load_guide(path: str | None) -> keras.Model:
     from cifar_synth.baseline_cache import the_cached_cnn_classifier
 
     return load_classifier(path if path is not None else the_cached_cnn_classifier())
+
+
+def _init_source(init_from: str | None, run_dir: Path) -> Path | None:
+    """The run directory `--init-from` names (`shared`: the shared start beside `run_dir`); None for none, and for
+    the shared start itself under `--init-from shared` (one command may train it and the classes that start from
+    it)."""
+    if init_from is None or (init_from == SHARED_START and run_dir.name == SHARED_START):
+        return None
+    source = run_dir.parent / SHARED_START if init_from == SHARED_START else Path(init_from)
+    if source.resolve() == run_dir.resolve():
+        raise UserError(f"--init-from {init_from}: a run cannot start from itself")
+    return source
+
+
+def _start_from(gan: DCGAN, source: Path, reporter: Reporter) -> dict:
+    """Give a new run's networks (G, D and G's moving average) the weights of the run at `source`, as its resume
+    record left them; the optimizers start afresh, as in fine-tuning. Returns what to record about the start."""
+    record = read_record(source)
+    if record is None:
+        hint = (f"train it first: cifar-synth train --class {SHARED_START} --runs {source.parent}"
+                if source.name == SHARED_START else "train it first, or name a run directory that has")
+        raise UserError(f"--init-from: {source} has no finished epoch to start from; {hint}")
+    try:
+        saved = GANConfig.from_dict(json.loads(RunPaths(source).config.read_text())["gan"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"--init-from: cannot read the settings of {source}: {error}") from None
+    changed = [f"{name} {getattr(saved, name)} there, {getattr(gan.config, name)} here"
+               for name in GANConfig.ARCHITECTURE_FIELDS if getattr(saved, name) != getattr(gan.config, name)]
+    if changed:
+        raise UserError(f"--init-from: {source} has other networks ({'; '.join(changed)}); use its settings")
+    donor = build_gan(replace(gan.config, guidance=0.0))
+    try:
+        donor.load_weights(RunPaths(source).checkpoint / record.weights)
+    except FileNotFoundError:  # its next epoch was recorded meanwhile and this file removed
+        raise UserError(f"--init-from: {source} changed while it was read (is it being trained?); "
+                        "start again when it is done") from None
+    for network, trained in ((gan.generator, donor.generator), (gan.discriminator, donor.discriminator),
+                             (gan.ema_generator, donor.ema_generator)):
+        if network is not None:
+            network.set_weights(trained.get_weights())
+    reporter.info(f"starting from {source} after its epoch {record.epoch} ({record.images_seen:,} images seen)")
+    return {"run": str(source.absolute()), "epoch": record.epoch, "images_seen": record.images_seen,
+            "generator_sha256": record.generator_sha256}
 
 
 def _resume_point(paths: RunPaths, gan_config: GANConfig) -> ResumeRecord | None:
@@ -298,9 +350,10 @@ def _generator_is_recorded(paths: RunPaths, record: ResumeRecord) -> bool:
     return paths.generator.exists() and sha256_file(paths.generator) == record.generator_sha256
 
 
-def _start_session(paths: RunPaths, config: dict, start_epoch: int) -> int:
+def _start_session(paths: RunPaths, config: dict, start_epoch: int, start: dict | None = None) -> int:
     """Write config.json for this invocation: its settings on top, and one more entry in `sessions` saying when it
-    started, from which epoch, on which host and which settings it changed. Returns the entry's index."""
+    started, from which epoch, on which host and which settings it changed, and for a new run started from another
+    run's weights (`start`), which. Returns the entry's index."""
     previous = json.loads(paths.config.read_text()) if paths.config.exists() else {}
     sessions = previous.get("sessions", [])
     old, new = _flatten({k: previous.get(k) for k in config}), _flatten(config)
@@ -309,6 +362,7 @@ def _start_session(paths: RunPaths, config: dict, start_epoch: int) -> int:
         "from_epoch": start_epoch,
         "host": socket.gethostname(),
         "changed": {key: [old.get(key), value] for key, value in new.items() if previous and old.get(key) != value},
+        **({"started_from": start} if start else {}),
     }
     write_json_atomic(paths.config, {**config, "created": previous.get("created", session["started"]),
                                      "sessions": [*sessions, session]})

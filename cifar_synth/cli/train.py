@@ -18,7 +18,8 @@ EXECUTOR_DEFAULTS = ExecutorOptions()
 @user_errors_exit
 def train_command(
     class_names: Annotated[list[str], typer.Option(
-        "--class", help="CIFAR-10 class to train (case-insensitive); repeat it, or 'all' for all ten.")],
+        "--class", help="CIFAR-10 class to train (case-insensitive); repeat it, or 'all' for all ten; 'shared' trains "
+                    "the shared start on all ten classes' images (first), for --init-from shared.")],
     epochs: Annotated[int | None, typer.Option(
         help=f"Total epochs (a rerun resumes up to this). Default {DEFAULT_EPOCHS}, or unlimited with --minutes.")
     ] = None,
@@ -53,6 +54,10 @@ def train_command(
         help="float32, mixed_bfloat16 (faster on CPUs with AVX512-BF16/AMX and recent GPUs), or auto: "
              "mixed_bfloat16 where the CPU computes bfloat16 natively, else float32.")
     ] = DEFAULTS.precision,
+    init_from: Annotated[str | None, typer.Option(
+        help="Start new runs from another run's networks instead of random weights: 'shared' (the shared start, "
+             "trained on all ten classes by --class shared) or a run directory. Runs that have a checkpoint resume "
+             "from it instead.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = TRAIN_DEFAULTS.seed,
     data: Annotated[Path | None, typer.Option(
         help="Real CIFAR-10: archive, batches folder or class-folder tree. Default: $CIFAR_SYNTH_DATA, "
@@ -98,10 +103,10 @@ def train_command(
     )
     options = TrainOptions(epochs=epochs, minutes=minutes, budget_clock=budget_clock, seed=seed,
                            sample_every=sample_every, include_test=include_test, fresh=fresh, tensorboard=tensorboard,
-                           guide=str(guide) if guide is not None else None)
+                           guide=str(guide) if guide is not None else None, init_from=init_from)
     executor_options = ExecutorOptions(
         executor=executor, parallel=parallel, cpus_per_class=cpus_per_class, gpus_per_class=gpus_per_class,
         address=address, slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_options=tuple(slurm_option or ()),
     )
-    train_with_executor(parse_class_names(class_names), gan_config, options, data, runs, executor_options,
+    train_with_executor(parse_class_names(class_names, shared=True), gan_config, options, data, runs, executor_options,
                         reporter(quiet))

@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.live import Live
 from rich.table import Table
 
+from cifar_synth.classes import SHARED_START
 from cifar_synth.errors import UserError
 from cifar_synth.executors.job import ClassJob, read_status
 from cifar_synth.reporter import Reporter
@@ -22,15 +23,20 @@ POLL_SECONDS = 1.0
 def drive(engine, jobs: list[ClassJob], reporter: Reporter) -> None:
     """Run `jobs` on `engine` until each is done or failed; raise UserError after the summary if any failed."""
     outcomes: dict[str, str | None] = {}  # class → None when done, else its error
+    # The shared start runs alone, first: the classes may start from it.
+    stages = [jobs[:1], jobs[1:]] if len(jobs) > 1 and jobs[0].class_name == SHARED_START else [jobs]
     try:
-        engine.submit(jobs)
         display = Live(console=reporter.console, refresh_per_second=2, transient=True)
         with contextlib.nullcontext() if reporter.quiet else display:
-            while len(outcomes) < len(jobs):
-                outcomes.update(engine.poll())
-                display.update(_table(jobs, outcomes))
-                if len(outcomes) < len(jobs):
-                    time.sleep(POLL_SECONDS)
+            for stage in stages:
+                engine.submit(stage)
+                while not all(job.class_name in outcomes for job in stage):
+                    outcomes.update(engine.poll())
+                    display.update(_table(jobs, outcomes))
+                    if not all(job.class_name in outcomes for job in stage):
+                        time.sleep(POLL_SECONDS)
+                if any(outcomes[job.class_name] is not None for job in stage):
+                    break
     finally:
         engine.close()
     jobs[0].session_file.unlink(missing_ok=True)  # every worker is done with it (an interrupted session keeps it)
@@ -41,8 +47,10 @@ def drive(engine, jobs: list[ClassJob], reporter: Reporter) -> None:
         reporter.warn(f"{job.class_name} failed: {_error_of(job, outcomes[job.class_name])}\n"
                       f"  log: {read_status(job).get('log', job.log_file)}")
     if failed:
-        raise UserError(f"{len(failed)} of {len(jobs)} classes failed ({', '.join(job.class_name for job in failed)});"
-                        " run the same command again to resume them once their errors are fixed")
+        unstarted = [job.class_name for job in jobs if job.class_name not in outcomes]
+        not_started = f"; not started: {', '.join(unstarted)}" if unstarted else ""
+        raise UserError(f"{len(failed)} of {len(jobs)} classes failed ({', '.join(job.class_name for job in failed)})"
+                        f"{not_started}; run the same command again to resume them once their errors are fixed")
 
 
 def _error_of(job: ClassJob, engine_error: str | None) -> str | None:
