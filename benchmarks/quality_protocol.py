@@ -31,6 +31,7 @@ from pathlib import Path
 from filelock import FileLock
 from _common import publish_results, markdown_table, thread_env
 
+from cifar_synth.classes import SHARED_START
 from cifar_synth.files import write_json_atomic
 
 BENCHMARKS = Path(__file__).resolve().parent
@@ -39,7 +40,7 @@ EXPORT_DIRS = {False: "export", True: "export-filtered"}
 REPORT_DIRS = {False: "report", True: "report-filtered"}
 PROTOCOL_FILE = "protocol.json"
 # Settings that change the results: a protocol resumed with other values would mix two experiments.
-SETTINGS = ("recipe", "train_options", "minutes_per_class", "budget_clock", "count", "seed", "data")
+SETTINGS = ("recipe", "train_options", "minutes_per_class", "shared_minutes", "budget_clock", "count", "seed", "data")
 # The cores the training ran on change its results too, but export and evaluation may use others (e.g. all
 # cores once two side-by-side trainings are done).
 TRAINING_RESOURCES = ("threads", "cpus", "jobs")
@@ -95,7 +96,10 @@ class Protocol:
         return time.perf_counter() - started
 
     def train_all(self, class_names: list[str]) -> None:
-        """Train the classes, `jobs` at a time; with several jobs each one is pinned to a CPU of its own."""
+        """Train the shared start if the protocol has one (alone, with the resources of one class job), then the
+        classes, `jobs` at a time; with several jobs each one is pinned to a CPU of its own."""
+        if self.state.get("shared_minutes") and "shared" not in self.state:
+            self.train(SHARED_START, _cpu_list(self.resources["cpus"])[0] if self.resources["jobs"] > 1 else None)
         jobs = self.resources["jobs"]
         if jobs == 1:
             for class_name in class_names:
@@ -120,23 +124,30 @@ class Protocol:
                 future.result()
 
     def train(self, class_name: str, cpus: str | None = None) -> None:
+        """Train a class (or the shared start, which the classes then start from) in one go."""
         run_dir = self.runs / class_name
         if run_dir.exists():  # left by an interrupted attempt: the budget must be spent in one go
             shutil.rmtree(run_dir)
-        minutes = str(self.state["minutes_per_class"])
+        shared = class_name == SHARED_START
+        minutes = str(self.state["shared_minutes" if shared else "minutes_per_class"])
+        start = ["--init-from", SHARED_START] if self.state.get("shared_minutes") and not shared else []
         seed = str(self.state["seed"])
         data = ["--data", self.state["data"]] if self.state["data"] else []
         if self.state["recipe"] == "default":
             argv = [sys.executable, "-m", "cifar_synth", "train", "--class", class_name, *data,
                     "--runs", str(self.runs), "--minutes", minutes, "--quiet", "--seed", seed,
-                    "--budget-clock", self.state.get("budget_clock") or "wall", *shlex.split(self.state.get("train_options") or "")]
+                    "--budget-clock", self.state.get("budget_clock") or "wall", *start,
+                    *shlex.split(self.state.get("train_options") or "")]
         else:
             argv = [sys.executable, str(BENCHMARKS / "hobby_recipe.py"), "--class", class_name, *data,
                     "--run-dir", str(run_dir), "--minutes", minutes, "--quiet", "--seed", seed]
         process_seconds = self.run_child(argv, cpus)
         stats = (default_run_stats if self.state["recipe"] == "default" else hobby_run_stats)(run_dir)
-        self.record(class_name=class_name, value={**stats, "process_seconds": round(process_seconds, 1),
-                                                  **({"cpus": cpus} if cpus else {})})
+        stats = {**stats, "process_seconds": round(process_seconds, 1), **({"cpus": cpus} if cpus else {})}
+        if shared:
+            self.record("shared", stats)
+        else:
+            self.record(class_name=class_name, value=stats)
 
     def export_all(self, filtered: bool) -> None:
         """Export `count` images per class; `filtered` keeps only those the real-trained CNN recognises (`cifar-synth
@@ -231,6 +242,13 @@ def _cores(state: dict) -> str:
     return cores + (f", {jobs} classes at a time, one CPU each" if jobs > 1 else "")
 
 
+def _shared_start(state: dict) -> str:
+    shared = state.get("shared")
+    if not state.get("shared_minutes") or not shared:
+        return "none"
+    return f"{state['shared_minutes']:g} min, {shared['steps']:,} steps ({shared['epochs']:.1f} epochs of 50,000)"
+
+
 def _judge(report: dict) -> dict:
     """The second judge's figures in an evaluator report (empty for reports from before it existed)."""
     return (report.get("judges") or {}).get("resnet") or {}
@@ -254,6 +272,7 @@ def _acceptance(report: dict, class_names: list[str] | None) -> str:
 HEADLINE = [
     ("training budget per class",
      lambda s, r: f"{s['minutes_per_class']:g} min of training-loop {s.get('budget_clock') or 'wall'} time"),
+    ("shared start (all ten classes, before the classes)", lambda s, r: _shared_start(s)),
     ("threads / cores", lambda s, r: _cores(s)),
     ("real images seen, all classes", lambda s, r: f"{sum(c['images_seen'] for c in s['classes'].values()):,}"),
     ("synthetic images per class", lambda s, r: f"{s['count']:,}"),
@@ -354,10 +373,13 @@ def run_protocol(args) -> None:
 
     if args.train_options and args.recipe != "default":
         raise ProtocolError("--train-options applies to the default recipe (cifar-synth train) only")
+    if args.shared_minutes and args.recipe != "default":
+        raise ProtocolError("--shared-minutes applies to the default recipe (cifar-synth train) only")
     if args.budget_clock != "wall" and args.recipe != "default":
         raise ProtocolError("the hobby recipe counts wall time only (--budget-clock wall)")
     settings = {"recipe": args.recipe, "train_options": args.train_options or None,
-                "minutes_per_class": args.minutes_per_class, "budget_clock": args.budget_clock,
+                "minutes_per_class": args.minutes_per_class, "shared_minutes": args.shared_minutes,
+                "budget_clock": args.budget_clock,
                 "count": args.count,
                 "seed": args.seed, "data": str(Path(args.data).resolve()) if args.data else None}
     resources = {"threads": args.threads, "cpus": args.cpus, "jobs": args.jobs}
@@ -395,6 +417,10 @@ def main() -> None:
                         help="extra options for `cifar-synth train`, e.g. \"--flip --guidance 0.3 --guide PATH\"")
     parser.add_argument("--minutes-per-class", type=float, default=6.0,
                         help="wall-time budget of each class's training loop")
+    parser.add_argument("--shared-minutes", type=float,
+                        help="first train a shared start on all ten classes for this budget (cifar-synth train --class "
+                             "shared), then start every class from it (--init-from shared); it counts against the "
+                             "total: 10 × 6 = 12 + 10 × 4.8")
     parser.add_argument("--budget-clock", choices=("wall", "cpu"), default="wall",
                         help="what the minutes count (cifar-synth train --budget-clock); cpu keeps the budget exact "
                              "on a busy machine")
