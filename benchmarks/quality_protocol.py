@@ -80,15 +80,15 @@ class Protocol:
                 self.state[key] = value
             write_json_atomic(self.path, self.state)
 
-    def run_child(self, argv: list[str], cpus: str | None = None) -> float:
-        """Run a child process with this invocation's threads, pinned to `cpus` (default: this invocation's CPUs);
-        return its wall-clock seconds."""
+    def run_child(self, argv: list[str], cpus: str | None = None, threads: int | None = None) -> float:
+        """Run a child process with `threads` (default: this invocation's), pinned to `cpus` (default: this
+        invocation's CPUs); return its wall-clock seconds."""
         cpus = cpus or self.resources["cpus"]
         command = (["taskset", "-c", cpus] if cpus else []) + argv
         print("$", " ".join(command), flush=True)
         started = time.perf_counter()
         try:
-            result = subprocess.run(command, env=thread_env(self.resources["threads"]))
+            result = subprocess.run(command, env=thread_env(threads or self.resources["threads"]))
         except OSError as error:  # e.g. no taskset on this system
             raise ProtocolError(f"cannot run {command[0]}: {error}") from None
         if result.returncode != 0:
@@ -96,10 +96,11 @@ class Protocol:
         return time.perf_counter() - started
 
     def train_all(self, class_names: list[str]) -> None:
-        """Train the shared start if the protocol has one (alone, with the resources of one class job), then the
-        classes, `jobs` at a time; with several jobs each one is pinned to a CPU of its own."""
+        """Train the shared start if the protocol has one (alone, on all CPUs: its budget counts the CPU time of all
+        its threads with --budget-clock cpu), then the classes, `jobs` at a time; with several jobs each one is
+        pinned to a CPU of its own."""
         if self.state.get("shared_minutes") and "shared" not in self.state:
-            self.train(SHARED_START, _cpu_list(self.resources["cpus"])[0] if self.resources["jobs"] > 1 else None)
+            self.train(SHARED_START, threads=len(_cpu_list(self.resources["cpus"])))
         jobs = self.resources["jobs"]
         if jobs == 1:
             for class_name in class_names:
@@ -123,7 +124,7 @@ class Protocol:
             for future in [pool.submit(train_on_a_free_cpu, name) for name in class_names]:
                 future.result()
 
-    def train(self, class_name: str, cpus: str | None = None) -> None:
+    def train(self, class_name: str, cpus: str | None = None, threads: int | None = None) -> None:
         """Train a class (or the shared start, which the classes then start from) in one go."""
         run_dir = self.runs / class_name
         if run_dir.exists():  # left by an interrupted attempt: the budget must be spent in one go
@@ -141,7 +142,7 @@ class Protocol:
         else:
             argv = [sys.executable, str(BENCHMARKS / "hobby_recipe.py"), "--class", class_name, *data,
                     "--run-dir", str(run_dir), "--minutes", minutes, "--quiet", "--seed", seed]
-        process_seconds = self.run_child(argv, cpus)
+        process_seconds = self.run_child(argv, cpus, threads)
         stats = (default_run_stats if self.state["recipe"] == "default" else hobby_run_stats)(run_dir)
         stats = {**stats, "process_seconds": round(process_seconds, 1), **({"cpus": cpus} if cpus else {})}
         if shared:
