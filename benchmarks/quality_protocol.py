@@ -9,9 +9,10 @@ recipe through `cifar-synth train --minutes`, the hobby reference through benchm
 `cifar-synth export` writes `--count` images per class and `cifar-synth evaluate` scores them against the real
 test split. Progress is kept in WORK/protocol.json after every class, so an interrupted protocol resumes where it
 stopped (an interrupted class restarts from scratch, keeping the budget exact). `--threads` and `--cpus` let two
-protocols share a machine fairly, e.g. `--threads 1 --cpus 0` beside `--threads 1 --cpus 1`. `--jobs 2 --threads 1
---cpus 0,1` trains two classes at a time, each pinned to its own CPU: the same resources per class as that
-side-by-side setup, in half the wall time.
+protocols share a machine fairly, e.g. `--threads 1 --cpus 0` beside `--threads 1 --cpus 1`. `--parallel 2
+--threads 1 --cpus 0,1` trains two classes at a time (`cifar-synth train --parallel 2 --cpus-per-class 1`), each in
+a process of its own with one thread per pool: the same resources per class as that side-by-side setup, in half
+the wall time.
 """
 
 import argparse
@@ -23,15 +24,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from filelock import FileLock
 from _common import publish_results, markdown_table, thread_env
 
 from cifar_synth.classes import SHARED_START
+from cifar_synth.executors.job import STATE_DIR
 from cifar_synth.files import write_json_atomic
 
 BENCHMARKS = Path(__file__).resolve().parent
@@ -43,7 +43,7 @@ PROTOCOL_FILE = "protocol.json"
 SETTINGS = ("recipe", "train_options", "minutes_per_class", "shared_minutes", "budget_clock", "count", "seed", "data")
 # The cores the training ran on change its results too, but export and evaluation may use others (e.g. all
 # cores once two side-by-side trainings are done).
-TRAINING_RESOURCES = ("threads", "cpus", "jobs")
+TRAINING_RESOURCES = ("threads", "cpus", "parallel")
 
 
 class ProtocolError(Exception):
@@ -59,7 +59,6 @@ class Protocol:
         self.runs = work / "runs"
         self.path = work / PROTOCOL_FILE
         self.state = read_state(work) if self.path.exists() else {**settings, **resources, "classes": {}}
-        self.state_lock = threading.Lock()  # classes training in parallel report to one protocol.json
         checked = {**settings, **(resources if training else {})}
         changed = [f"{key} {self.state.get(key)!r} → {value!r}"
                    for key, value in checked.items() if self.state.get(key) != value]
@@ -71,7 +70,7 @@ class Protocol:
         """Set `key` (a class's entry with `class_name`) in protocol.json as it is on disk now: another protocol
         process may be running another stage at the same time (e.g. the filtered export beside the unfiltered
         evaluation) and adding keys of its own. Without arguments: write the settings."""
-        with self.state_lock, FileLock(f"{self.path}.lock"):
+        with FileLock(f"{self.path}.lock"):
             if self.path.exists():
                 self.state = read_state(self.work)
             if class_name is not None:
@@ -80,10 +79,10 @@ class Protocol:
                 self.state[key] = value
             write_json_atomic(self.path, self.state)
 
-    def run_child(self, argv: list[str], cpus: str | None = None, threads: int | None = None) -> float:
-        """Run a child process with `threads` (default: this invocation's), pinned to `cpus` (default: this
-        invocation's CPUs); return its wall-clock seconds."""
-        cpus = cpus or self.resources["cpus"]
+    def run_child(self, argv: list[str], threads: int | None = None) -> float:
+        """Run a child process with `threads` (default: this invocation's), pinned to this invocation's CPUs;
+        return its wall-clock seconds."""
+        cpus = self.resources["cpus"]
         command = (["taskset", "-c", cpus] if cpus else []) + argv
         print("$", " ".join(command), flush=True)
         started = time.perf_counter()
@@ -97,58 +96,54 @@ class Protocol:
 
     def train_all(self, class_names: list[str]) -> None:
         """Train the shared start if the protocol has one (alone, on all CPUs: its budget counts the CPU time of all
-        its threads with --budget-clock cpu), then the classes, `jobs` at a time; with several jobs each one is
-        pinned to a CPU of its own."""
+        its threads with --budget-clock cpu), then the classes: with --parallel N, one `cifar-synth train --parallel
+        N` (each class in a process of its own with --threads threads); else one child process per class."""
         if self.state.get("shared_minutes") and "shared" not in self.state:
-            self.train(SHARED_START, threads=len(_cpu_list(self.resources["cpus"])))
-        jobs = self.resources["jobs"]
-        if jobs == 1:
+            self.train([SHARED_START], threads=len(_cpu_list(self.resources["cpus"])))
+        if self.resources["parallel"] > 1 and class_names:
+            self.train(class_names)
+        else:
             for class_name in class_names:
-                self.train(class_name)
-            return
-        free_cpus = _cpu_list(self.resources["cpus"])
-        if len(free_cpus) < jobs:
-            raise ProtocolError(f"--jobs {jobs} needs at least {jobs} CPUs in --cpus, got {len(free_cpus)}")
-        cpu_lock = threading.Lock()
+                self.train([class_name])
 
-        def train_on_a_free_cpu(class_name: str) -> None:
-            with cpu_lock:
-                cpu = free_cpus.pop()
-            try:
-                self.train(class_name, cpu)
-            finally:
-                with cpu_lock:
-                    free_cpus.append(cpu)
-
-        with ThreadPoolExecutor(jobs) as pool:
-            for future in [pool.submit(train_on_a_free_cpu, name) for name in class_names]:
-                future.result()
-
-    def train(self, class_name: str, cpus: str | None = None, threads: int | None = None) -> None:
-        """Train a class (or the shared start, which the classes then start from) in one go."""
-        run_dir = self.runs / class_name
-        if run_dir.exists():  # left by an interrupted attempt: the budget must be spent in one go
-            shutil.rmtree(run_dir)
-        shared = class_name == SHARED_START
+    def train(self, class_names: list[str], threads: int | None = None) -> None:
+        """Train classes (or the shared start, which the classes then start from) in one child process; record
+        every class that finished, also when another one failed."""
+        for class_name in class_names:  # left by an interrupted attempt: the budget must be spent in one go
+            shutil.rmtree(self.runs / class_name, ignore_errors=True)
+        shared = class_names == [SHARED_START]
         minutes = str(self.state["shared_minutes" if shared else "minutes_per_class"])
-        start = ["--init-from", SHARED_START] if self.state.get("shared_minutes") and not shared else []
         seed = str(self.state["seed"])
         data = ["--data", self.state["data"]] if self.state["data"] else []
         if self.state["recipe"] == "default":
-            argv = [sys.executable, "-m", "cifar_synth", "train", "--class", class_name, *data,
+            start = ["--init-from", SHARED_START] if self.state.get("shared_minutes") and not shared else []
+            parallel = ["--parallel", str(self.resources["parallel"])] + (
+                ["--cpus-per-class", str(self.resources["threads"])] if self.resources["threads"] else [])
+            argv = [sys.executable, "-m", "cifar_synth", "train",
+                    *[option for name in class_names for option in ("--class", name)], *data,
                     "--runs", str(self.runs), "--minutes", minutes, "--quiet", "--seed", seed,
                     "--budget-clock", self.state.get("budget_clock") or "wall", *start,
-                    *shlex.split(self.state.get("train_options") or "")]
+                    *(parallel if len(class_names) > 1 else []), *shlex.split(self.state.get("train_options") or "")]
+            run_stats = default_run_stats
         else:
-            argv = [sys.executable, str(BENCHMARKS / "hobby_recipe.py"), "--class", class_name, *data,
-                    "--run-dir", str(run_dir), "--minutes", minutes, "--quiet", "--seed", seed]
-        process_seconds = self.run_child(argv, cpus, threads)
-        stats = (default_run_stats if self.state["recipe"] == "default" else hobby_run_stats)(run_dir)
-        stats = {**stats, "process_seconds": round(process_seconds, 1), **({"cpus": cpus} if cpus else {})}
-        if shared:
-            self.record("shared", stats)
-        else:
-            self.record(class_name=class_name, value=stats)
+            argv = [sys.executable, str(BENCHMARKS / "hobby_recipe.py"), "--class", class_names[0], *data,
+                    "--run-dir", str(self.runs / class_names[0]), "--minutes", minutes, "--quiet", "--seed", seed]
+            run_stats = hobby_run_stats
+        failure, started = None, time.perf_counter()
+        try:
+            self.run_child(argv, threads=threads)
+        except ProtocolError as error:
+            failure = error
+        seconds = {"process_seconds": round(time.perf_counter() - started, 1)} if len(class_names) == 1 else {}
+        for class_name in class_names:
+            if failure is None or _worker_done(self.runs, class_name):
+                stats = {**run_stats(self.runs / class_name), **seconds}
+                if shared:
+                    self.record("shared", stats)
+                else:
+                    self.record(class_name=class_name, value=stats)
+        if failure is not None:
+            raise failure
 
     def export_all(self, filtered: bool) -> None:
         """Export `count` images per class; `filtered` keeps only those the real-trained CNN recognises (`cifar-synth
@@ -177,6 +172,14 @@ class Protocol:
             "--out", str(report_dir), "--quiet", *([] if inception_fid else ["--no-inception-fid"])])
         self.record(_key("evaluate", filtered), {"report": str(report_dir / "report.json"),
                                                   "seconds": round(seconds, 1), **self.resources})
+
+
+def _worker_done(runs: Path, class_name: str) -> bool:
+    """Whether `cifar-synth train --parallel` reported the class done (its worker's status file)."""
+    try:
+        return json.loads((runs / STATE_DIR / "status" / f"{class_name}.json").read_text()).get("state") == "done"
+    except (OSError, ValueError):
+        return False
 
 
 def _key(stage: str, filtered: bool) -> str:
@@ -239,8 +242,8 @@ def _kid(kid: dict | None) -> str:
 def _cores(state: dict) -> str:
     threads = f"{state['threads']} thread(s) per TensorFlow pool" if state["threads"] else "TensorFlow default threads"
     cores = f"{threads}, {'CPUs ' + state['cpus'] if state['cpus'] else 'all CPUs'}"
-    jobs = state.get("jobs", 1)
-    return cores + (f", {jobs} classes at a time, one CPU each" if jobs > 1 else "")
+    parallel = state.get("parallel") or state.get("jobs", 1)  # "jobs": protocols before `train --parallel`
+    return cores + (f", {parallel} classes at a time" if parallel > 1 else "")
 
 
 def _shared_start(state: dict) -> str:
@@ -374,6 +377,8 @@ def run_protocol(args) -> None:
 
     if args.train_options and args.recipe != "default":
         raise ProtocolError("--train-options applies to the default recipe (cifar-synth train) only")
+    if args.parallel > 1 and args.recipe != "default":
+        raise ProtocolError("--parallel applies to the default recipe (cifar-synth train) only")
     if args.shared_minutes and args.recipe != "default":
         raise ProtocolError("--shared-minutes applies to the default recipe (cifar-synth train) only")
     if args.budget_clock != "wall" and args.recipe != "default":
@@ -383,7 +388,7 @@ def run_protocol(args) -> None:
                 "budget_clock": args.budget_clock,
                 "count": args.count,
                 "seed": args.seed, "data": str(Path(args.data).resolve()) if args.data else None}
-    resources = {"threads": args.threads, "cpus": args.cpus, "jobs": args.jobs}
+    resources = {"threads": args.threads, "cpus": args.cpus, "parallel": args.parallel}
     protocol = Protocol(args.work, settings, resources, training=args.stage in ("all", "train"))
     protocol.work.mkdir(parents=True, exist_ok=True)
     protocol.record()
@@ -436,8 +441,9 @@ def main() -> None:
                         help="also compute Inception FID (two InceptionV3 passes: slow on a CPU; needs its weights)")
     parser.add_argument("--threads", type=int, help="TensorFlow threads per pool in the child processes")
     parser.add_argument("--cpus", help="pin the child processes to these CPUs (taskset -c LIST)")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="classes trained at a time; with more than one, each is pinned to one CPU of --cpus")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="classes trained at a time (cifar-synth train --parallel; --threads threads each); "
+                             "the default recipe only")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("WORK_A", "WORK_B"),
                         help="print and append a side-by-side table of two finished protocols")
     args = parser.parse_args()

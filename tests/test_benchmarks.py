@@ -4,7 +4,6 @@ import csv
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import _common  # noqa: E402
+from conftest import TINY_GAN_CLI  # noqa: E402
 import hobby_recipe  # noqa: E402
 import quality_protocol  # noqa: E402
 import throughput  # noqa: E402
@@ -108,44 +108,60 @@ def test_thread_env(threads, expected, monkeypatch):
 
 def test_protocol_refuses_to_resume_with_other_settings(tmp_path):
     settings = {"recipe": "hobby", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None}
-    pinned = {"threads": 1, "cpus": "0", "jobs": 1}
+    pinned = {"threads": 1, "cpus": "0", "parallel": 1}
     protocol = quality_protocol.Protocol(tmp_path, settings, pinned, training=True)
     protocol.record()
     assert quality_protocol.Protocol(tmp_path, settings, pinned, training=True).state["classes"] == {}
     with pytest.raises(quality_protocol.ProtocolError, match="minutes_per_class 6.0 → 3.0"):
         quality_protocol.Protocol(tmp_path, {**settings, "minutes_per_class": 3.0}, pinned, training=True)
-    unpinned = {"threads": None, "cpus": None, "jobs": 1}
+    unpinned = {"threads": None, "cpus": None, "parallel": 1}
     with pytest.raises(quality_protocol.ProtocolError, match="cpus '0' → None"):
         quality_protocol.Protocol(tmp_path, settings, unpinned, training=True)
     # Export and evaluation may use other cores than the training did.
     assert quality_protocol.Protocol(tmp_path, settings, unpinned, training=False).resources == unpinned
 
 
-def test_protocol_jobs_train_classes_in_parallel_each_on_a_cpu_of_its_own(tmp_path, monkeypatch):
-    settings = {"recipe": "default", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None}
-    protocol = quality_protocol.Protocol(tmp_path, settings, {"threads": 1, "cpus": "2-3", "jobs": 2},
+def test_protocol_trains_a_shared_start_then_classes_in_parallel_through_cifar_synth_train(real_tree, tmp_path):
+    settings = {"recipe": "default", "minutes_per_class": 1e-4, "shared_minutes": 1e-4, "budget_clock": "cpu",
+                "count": 10, "seed": 0, "data": str(real_tree), "train_options": " ".join(TINY_GAN_CLI)}
+    protocol = quality_protocol.Protocol(tmp_path, settings, {"threads": 1, "cpus": None, "parallel": 2},
                                          training=True)
-    running, pinned = set(), {}
+    protocol.record()
+    protocol.train_all(["cat", "dog"])
+    state = quality_protocol.read_state(tmp_path)
+    assert state["shared"]["steps"] == 1 and sorted(state["classes"]) == ["cat", "dog"]
+    for name in ("cat", "dog"):
+        config = json.loads((tmp_path / "runs" / name / "config.json").read_text())
+        assert config["sessions"][0]["started_from"]["run"] == str(tmp_path / "runs" / "shared")
+        assert state["classes"][name]["steps"] == 1
 
-    def fake_train(class_name, cpus):
-        assert cpus not in running  # no two classes share a CPU
-        running.add(cpus)
-        time.sleep(0.05)
-        pinned[class_name] = cpus
-        running.discard(cpus)
 
-    monkeypatch.setattr(protocol, "train", fake_train)
-    protocol.train_all(["cat", "dog", "frog", "ship"])
-    assert sorted(pinned) == ["cat", "dog", "frog", "ship"]
-    assert set(pinned.values()) == {"2", "3"}
-    with pytest.raises(quality_protocol.ProtocolError, match="--jobs 3 needs at least 3 CPUs"):
-        protocol.resources["jobs"] = 3
-        protocol.train_all(["cat"])
+def test_protocol_records_the_classes_that_finished_when_another_failed(tmp_path, monkeypatch):
+    settings = {"recipe": "default", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None}
+    protocol = quality_protocol.Protocol(tmp_path, settings, {"threads": 1, "cpus": None, "parallel": 2},
+                                         training=True)
+    commands = []
+
+    def run_child(argv, threads=None):
+        commands.append(argv)
+        status = tmp_path / "runs" / ".cifar-synth" / "status"
+        status.mkdir(parents=True)
+        (status / "cat.json").write_text(json.dumps({"state": "done"}))
+        (status / "dog.json").write_text(json.dumps({"state": "failed"}))
+        raise quality_protocol.ProtocolError("command failed")
+
+    monkeypatch.setattr(protocol, "run_child", run_child)
+    monkeypatch.setattr(quality_protocol, "default_run_stats", lambda run_dir: {"steps": run_dir.name})
+    with pytest.raises(quality_protocol.ProtocolError, match="command failed"):
+        protocol.train_all(["cat", "dog"])
+    (argv,) = commands
+    assert argv[argv.index("--parallel") + 1] == "2" and argv[argv.index("--cpus-per-class") + 1] == "1"
+    assert quality_protocol.read_state(tmp_path)["classes"] == {"cat": {"steps": "cat"}}
 
 
 def test_protocol_stages_run_at_once_keep_each_others_records(tmp_path):
     settings = {"recipe": "default", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None}
-    resources = {"threads": None, "cpus": None, "jobs": 1}
+    resources = {"threads": None, "cpus": None, "parallel": 1}
     evaluating = quality_protocol.Protocol(tmp_path, settings, resources, training=False)
     evaluating.record()
     exporting = quality_protocol.Protocol(tmp_path, settings, resources, training=False)
