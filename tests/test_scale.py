@@ -118,6 +118,26 @@ def test_parallel_two_trains_both_classes_each_in_its_own_process_and_threads(re
 
 
 @pytest.mark.slow
+def test_the_shared_start_trains_alone_first_then_the_classes_start_from_it(real_tree, tmp_path):
+    runs = tmp_path / "runs"
+    with hold(runs / "shared", "run directory"):  # a shared start that cannot be trained: no class may start
+        result = CliRunner().invoke(app, ["train", "--class", "all", "--class", "shared", "--init-from", "shared",
+                                          "--epochs", "1", "--data", str(real_tree), "--runs", str(runs),
+                                          *TINY_GAN_CLI, "--parallel", "2"])
+    assert_user_error(result, "1 of 11 classes failed (shared); not started: airplane")
+    assert not (runs / "dog").exists()
+
+    result = CliRunner().invoke(app, ["train", "--class", "dog", "--class", "shared", "--init-from", "shared",
+                                      "--epochs", "1", "--data", str(real_tree), "--runs", str(runs),
+                                      *TINY_GAN_CLI, "--parallel", "2"])
+    assert result.exit_code == 0, result.output
+    shared_done = status(runs, "shared")["pid"]
+    assert status(runs, "dog")["pid"] != shared_done
+    config = json.loads((runs / "dog" / "config.json").read_text())
+    assert config["sessions"][0]["started_from"]["run"] == str(runs / "shared")
+
+
+@pytest.mark.slow
 def test_a_class_another_process_trains_fails_named_with_its_error_and_log_and_the_others_go_on(real_tree, tmp_path):
     runs = tmp_path / "runs"
     with hold(runs / "cat", "run directory"):  # as another `cifar-synth train` training cat would

@@ -42,7 +42,7 @@ def drive(engine, jobs: list[ClassJob], reporter: Reporter) -> None:
     jobs[0].session_file.unlink(missing_ok=True)  # every worker is done with it (an interrupted session keeps it)
     if not reporter.quiet:
         reporter.console.print(_table(jobs, outcomes, summary=True))
-    failed = [job for job in jobs if outcomes[job.class_name] is not None]
+    failed = [job for job in jobs if outcomes.get(job.class_name) is not None]
     for job in failed:  # below the table, whole: a table cell would cut a long error or path
         reporter.warn(f"{job.class_name} failed: {_error_of(job, outcomes[job.class_name])}\n"
                       f"  log: {read_status(job).get('log', job.log_file)}")
