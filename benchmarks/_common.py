@@ -9,6 +9,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # Benchmarks print figures; TensorFlow's C++ start-up notices would bury them. Set before TensorFlow loads.
@@ -120,6 +121,33 @@ def configure_threads(threads: int | None) -> None:
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a running process and its descendants, reaped or alive (Linux /proc); 0 when
+    the process is gone."""
+    try:
+        # The fields after the command name's ")" start at field 3; utime, stime, cutime, cstime are 14-17.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for child in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        return 0.0
+    return sum(int(ticks) for ticks in fields[11:15]) / os.sysconf("SC_CLK_TCK") + sum(map(cpu_seconds, children))
+
+
+def run_for_cpu_seconds(process: subprocess.Popen, seconds: float) -> bool:
+    """Wait until `process` (with its descendants) has used `seconds` more CPU time; False if it exited first.
+
+    Kill moments are measured in the victim's CPU time, not wall time: a niced process on a busy machine gets a few
+    percent of a core, and a wall-clock delay would land every kill in its start-up.
+    """
+    target = cpu_seconds(process.pid) + seconds
+    while process.poll() is None:
+        if cpu_seconds(process.pid) >= target:
+            return True
+        time.sleep(0.005)
+    return False
 
 
 def load_class_images(data: str | None, class_name: str):

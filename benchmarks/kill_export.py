@@ -4,15 +4,21 @@ whole export, byte-identical to a clean one (the old or the new), and the next e
     python benchmarks/kill_export.py [--kills 12] [--count 300] [--seed 0]
 
 Builds untrained default generators for three classes, makes two clean reference exports (latent seeds 0 and 1),
-exports seed 0 to the target, then repeats: start `export --overwrite` with the other seed, SIGKILL it after a
-random delay drawn uniformly over one clean run's duration, and compare the target with both references (every
-file's bytes). Each kill's leftovers (staging folders, the encoders it spawned) are recorded; the next run must
-remove the folders, and the encoder processes must exit by themselves. A final clean run checks the end state.
+exports seed 0 to the target, then repeats: start `export --overwrite` with the other seed, SIGKILL it once it
+(with its encoder processes) has used a random amount of CPU time drawn uniformly over one clean run's, and compare
+the target with both references (every file's bytes). CPU time rather than wall time, so that a starved machine
+does not land every kill in the start-up. The phase each kill hit is read from what it left: a staging folder
+without a manifest (writing the new export), with one (written, not yet swapped), the old export in it (after the
+swap, deleting the old one), none (start-up, or exiting after the swap). The leftovers and the encoders the kill
+orphaned are recorded; the next run must remove the folders, and the encoders must exit by themselves. A final
+clean run checks the end state.
 """
 
 import argparse
+import collections
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -21,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO_ROOT, markdown_table, publish_results
+from _common import REPO_ROOT, markdown_table, publish_results, run_for_cpu_seconds
 from export_bench import build_runs
 
 CLASSES = ("airplane", "dog", "truck")
@@ -34,11 +40,13 @@ def export_command(runs: Path, out: Path, count: int, seed: int) -> list[str]:
 
 
 def run(command: list[str]) -> tuple[float, str]:
-    started = time.perf_counter()
+    """Run an export to the end; its CPU seconds (with its encoders') and its stderr."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         sys.exit(f"export failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-3000:]}")
-    return time.perf_counter() - started, done.stderr
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, done.stderr
 
 
 def snapshot(folder: Path) -> dict[str, bytes] | None:
@@ -49,7 +57,8 @@ def snapshot(folder: Path) -> dict[str, bytes] | None:
 
 def children(pid: int) -> list[int]:
     try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
     except OSError:
         return []
 
@@ -57,6 +66,31 @@ def children(pid: int) -> list[int]:
 def beside(target: Path) -> list[str]:
     return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}.")
                   and not p.name.endswith((".lock", ".lock.json")))
+
+
+def phase_at_kill(target: Path, holds: str) -> str:
+    """What the kill interrupted, read from the folders it left beside the target and what the target holds."""
+    left = [target.parent / name for name in beside(target)]
+    if any(".old-" in path.name for path in left):
+        return "swapping (old export set aside)"
+    if not left:
+        return "exiting after the swap" if "(new)" in holds else "start-up"
+    if "(new)" in holds:
+        return "deleting the old export after the swap"
+    if any((path / "manifest.json").is_file() for path in left):
+        return "written, before the swap"
+    return "writing the new export"
+
+
+def orphans_alive(encoders: list[int], seconds: float = 60) -> list[int]:
+    """The encoder processes of a killed export still alive after up to `seconds` (they should exit by themselves)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = [pid for pid in encoders if Path(f"/proc/{pid}").exists()
+                 and b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.5)
 
 
 def main() -> None:
@@ -79,20 +113,18 @@ def main() -> None:
             run(export_command(runs, out, args.count, seed))
             references[seed] = snapshot(out)
         run(export_command(runs, target, args.count, 0))
-        clean_seconds, _ = run(export_command(runs, target, args.count, 1))
+        clean_cpu, _ = run(export_command(runs, target, args.count, 1))
         current = 1
 
         for kill in range(1, args.kills + 1):
             seed = 1 - current
-            delay = moments.uniform(0, clean_seconds)
+            delay = moments.uniform(0, clean_cpu)
             child = subprocess.Popen(export_command(runs, target, args.count, seed), cwd=REPO_ROOT,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            time.sleep(delay)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            running = run_for_cpu_seconds(child, delay)
             encoders = children(child.pid)
-            staging_before = beside(target)
             child.send_signal(signal.SIGKILL)
-            _, stderr = child.communicate()
-            finished = child.returncode == 0
+            child.wait()
             state = snapshot(target)
             holds = next((f"seed {s} ({'new' if s == seed else 'old'})" for s, files in references.items()
                           if files == state), None)
@@ -101,14 +133,12 @@ def main() -> None:
                 holds = "MISSING" if state is None else "NOT A WHOLE EXPORT"
             if holds.startswith(f"seed {seed}"):
                 current = seed
-            time.sleep(5)
-            alive = [pid for pid in encoders if Path(f"/proc/{pid}").exists()
-                     and b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            phase = phase_at_kill(target, holds) if running else "finished before the kill"
             left = beside(target)
             size = sum(f.stat().st_size for name in left for f in (target.parent / name).rglob("*") if f.is_file())
-            rows.append([kill, f"{delay:.1f}", "finished before the kill" if finished else
-                         ("writing" if staging_before else "starting"), holds,
-                         f"{len(left)} ({size / 1e6:.1f} MB)", len(alive)])
+            alive = orphans_alive(encoders)
+            rows.append([kill, f"{delay:.1f}", phase, holds, f"{len(left)} ({size / 1e6:.1f} MB)",
+                         f"{len(encoders) - len(alive)} of {len(encoders)}"])
             print(rows[-1], flush=True)
             for pid in alive:  # never expected; do not leave them behind
                 os.kill(pid, signal.SIGKILL)
@@ -118,12 +148,14 @@ def main() -> None:
         removed = stderr.count("left by a killed export")
         shutil.rmtree(temp / "work", ignore_errors=True)
 
-    table = markdown_table(["kill", "after s", "phase at the kill", "target holds", "left beside the target",
-                            "encoder processes alive 5 s later"], rows)
+    table = markdown_table(["kill", "after CPU s", "phase at the kill", "target holds", "left beside the target",
+                            "orphaned encoders that exited by themselves"], rows)
+    phases = collections.Counter(row[2] for row in rows)
     body = (
         f"{args.kills} SIGKILLs of `cifar-synth export --overwrite` ({len(CLASSES)} classes × {args.count} images, "
-        f"Parquet and images/, untrained default generators), each after a delay drawn uniformly over one clean run "
-        f"({clean_seconds:.1f} s, TensorFlow start-up included). Target never partial or missing: "
+        f"Parquet and images/, untrained default generators), each after a CPU time drawn uniformly over one clean "
+        f"run's ({clean_cpu:.1f} CPU s with its encoders, TensorFlow start-up included). Phases hit: "
+        f"{', '.join(f'{phase} ×{count}' for phase, count in phases.most_common())}. Target never partial or missing: "
         f"**{'yes' if failures == 0 else f'NO ({failures} failures)'}**. The next clean export restored the "
         f"expected state: **{'yes' if final_ok else 'NO'}** (it reported removing {removed} leftover folder(s); "
         f"earlier ones were removed by the killed runs that followed them).\n\n{table}"

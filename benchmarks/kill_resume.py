@@ -1,16 +1,19 @@
 """Kill `cifar-synth train` with SIGKILL at random moments, resume each time, and check that nothing finished is lost.
 
-    python benchmarks/kill_resume.py [--kills 12] [--epochs 8] [--images 512] [--max-delay 4] [--seed 0] [--work DIR]
+    python benchmarks/kill_resume.py [--kills 12] [--epochs 8] [--images 256] [--max-delay 2.5] [--seed 0] [--work DIR]
 
 Tiny networks on random images (no real data needed). First a second process is started on the same class while
-the first trains: it must be refused with a message naming the first one's pid. Then, `--kills` times: start
+the first holds it: it must be refused with a message naming the first one's pid. Then, `--kills` times: start
 `python -m cifar_synth train`, wait until it has written this session into config.json (the data are loaded, the
-networks built, the lock held), wait a random 0..`--max-delay` seconds (that spans training steps and the saves at
-the end of an epoch) and SIGKILL it. After each kill: the resume record's epoch must not have gone back, and what
-was being written at that instant (a temporary file beside its target) is noted as the phase. Each next session
-must resume from the record (its `from_epoch`). Finally the run is completed without a kill and checked:
-history.csv holds epochs 1..N once each with consistent `images_seen`, the checkpoint and generator.keras load.
-"Epochs lost" counts history rows written beyond the record at a kill (an epoch killed during its saves).
+networks built, the lock held), let it run for a random 0..`--max-delay` seconds of its own CPU time (that spans
+the first step's tracing, training steps and the saves at the end of an epoch; CPU time, so that a starved machine
+does not land every kill in the start-up) and SIGKILL it. After each kill the phase it hit is read from what the
+kill left: a temporary file beside its target (that file was being written), history rows beyond the resume record
+(between history.csv and the record), or a record newer than losses.png (the saves after the record); else
+training steps. The resume record's epoch must not have gone back, and each next session must resume from it (its
+`from_epoch`). Finally the run is completed without a kill and checked: history.csv holds epochs 1..N once each
+with consistent `images_seen`, the checkpoint (whose optimizers made exactly N epochs of steps) and generator.keras
+load. "Epochs lost" counts history rows written beyond the record at a kill (an epoch killed during its saves).
 """
 
 import argparse
@@ -25,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO_ROOT, markdown_table, publish_results
+from _common import REPO_ROOT, markdown_table, publish_results, run_for_cpu_seconds
 
 TINY = ["--latent-dim", "8", "--g-width", "4", "--d-width", "4", "--batch-size", "8"]
 
@@ -35,11 +38,12 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=8, help="epochs of the finished run (more than the kills "
                                                                "leave finished)")
-    parser.add_argument("--images", type=int, default=512, help="training images of the class (steps = images/8)")
-    parser.add_argument("--max-delay", type=float, default=4.0, help="longest wait before a kill, in seconds")
+    parser.add_argument("--images", type=int, default=256, help="training images of the class (steps = images/8)")
+    parser.add_argument("--max-delay", type=float, default=2.5, help="longest run before a kill, in CPU seconds of "
+                                                                    "the train process after its session started")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill delays")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temporary one)")
-    parser.add_argument("--no-publish", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/benchmarks.md")
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="kill-resume-"))
@@ -52,25 +56,27 @@ def main() -> None:
     rng = random.Random(args.seed)
 
     refusal = check_second_process_is_refused(command, env, run_dir, work)
+    start = state(run_dir)  # what the refusal check's holder, killed at once, left
     kills = []
     for index in range(args.kills):
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_session(run_dir, index + 2, process)  # session 1 was the refusal check's holder
-        time.sleep(rng.uniform(0, args.max_delay))
-        phase = in_progress(run_dir)
+        delay = rng.uniform(0, args.max_delay)
+        if not run_for_cpu_seconds(process, delay):
+            sys.exit(f"train finished (exit {process.returncode}) before kill {index + 1}: raise --epochs")
         process.send_signal(signal.SIGKILL)
         process.wait()
-        kills.append({"phase": phase or in_progress(run_dir) or "training steps", **state(run_dir)})
+        kills.append({"delay": delay, "phase": phase_at_kill(run_dir), **state(run_dir)})
         print(f"kill {index + 1}: {kills[-1]}", flush=True)
 
     final = subprocess.run(command, env=env, capture_output=True, text=True)
     if final.returncode != 0:
         sys.exit(f"the final resume failed:\n{final.stderr}")
     sessions = json.loads((run_dir / "config.json").read_text())["sessions"]
-    problems = check_resumes(kills, sessions[1:]) + check_finished_run(run_dir, args.epochs, args.images)
+    problems = check_resumes(start, kills, sessions[1:]) + check_finished_run(run_dir, args.epochs, args.images)
     lost = sum(kill["unrecorded_rows"] for kill in kills)
     body = report(args, refusal, kills, lost, problems)
-    publish_results("Kill and resume", body, append=not args.no_publish)
+    publish_results("Kill and resume", body, append=not args.no_append)
     if problems:
         sys.exit(1)
 
@@ -94,10 +100,15 @@ def write_data(root: Path, images: int) -> Path:
 
 
 def check_second_process_is_refused(command, env, run_dir: Path, work: Path) -> str:
-    """Start a holder, then a second process on the same class; the second must exit 1 naming the holder."""
+    """Start a holder, then a second process on the same class; the second must exit 1 naming the holder.
+
+    The holder is stopped (SIGSTOP) once its session starts, so that it still holds the lock but does not use up
+    the run's epochs while the second process starts; then it is killed.
+    """
     holder = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_session(run_dir, 1, holder)
+        holder.send_signal(signal.SIGSTOP)
         second = subprocess.run(command, env=env, capture_output=True, text=True)
     finally:
         holder.send_signal(signal.SIGKILL)
@@ -123,11 +134,22 @@ def wait_for_session(run_dir: Path, count: int, process: subprocess.Popen, timeo
     sys.exit(f"train did not start session {count} within {timeout:g} s (a starved machine?)")
 
 
-def in_progress(run_dir: Path) -> str | None:
-    """Which file was being written (a temporary file beside it), if any."""
-    for temp in sorted(run_dir.rglob(".*.tmp*")):
-        return "writing " + temp.relative_to(run_dir).as_posix().replace(temp.name, temp.name.split(".tmp")[0][1:])
-    return None
+def phase_at_kill(run_dir: Path) -> str:
+    """What the kill interrupted, read from what it left (an epoch writes its files in the order of docs/train.md).
+
+    Called before the next session trims the run directory, so every temporary file is this kill's.
+    """
+    temps = sorted(run_dir.rglob(".*.tmp*"))
+    if temps:  # mkstemp names: `.<stem>.tmp<random><suffixes>` beside `<stem><suffixes>`
+        stem, rest = temps[0].name[1:].split(".tmp", 1)
+        target = temps[0].parent.relative_to(run_dir) / (stem + rest[rest.find("."):] if "." in rest else stem)
+        return f"saves: writing {target.as_posix()}"
+    if state(run_dir)["unrecorded_rows"]:
+        return "saves: between history.csv and the record"
+    record, losses = run_dir / "checkpoint" / "state.json", run_dir / "losses.png"
+    if record.exists() and (not losses.exists() or losses.stat().st_mtime_ns < record.stat().st_mtime_ns):
+        return "saves: after the record"
+    return "training steps"
 
 
 def state(run_dir: Path) -> dict:
@@ -143,17 +165,20 @@ def state(run_dir: Path) -> dict:
     return {"recorded_epoch": recorded, "unrecorded_rows": sum(1 for epoch in rows if epoch > recorded)}
 
 
-def check_resumes(kills: list[dict], sessions: list[dict]) -> list[str]:
-    """Each session after a kill starts from that kill's recorded epoch; records never go back."""
+def check_resumes(start: dict, kills: list[dict], sessions: list[dict]) -> list[str]:
+    """Each session starts from the record the kill before it left; records never go back."""
     problems = []
-    for number, (kill, session) in enumerate(zip(kills, sessions[1:]), start=1):
+    for number, (kill, session) in enumerate(zip([start, *kills], sessions), start=0):
         if session["from_epoch"] != kill["recorded_epoch"]:
-            problems.append(f"after kill {number} the run resumed from epoch {session['from_epoch']}, "
+            after = f"kill {number}" if number else "the refusal check's holder was killed"
+            problems.append(f"after {after} the run resumed from epoch {session['from_epoch']}, "
                             f"not the recorded {kill['recorded_epoch']}")
-    for number, (before, after) in enumerate(zip(kills, kills[1:]), start=2):
+    for number, (before, after) in enumerate(zip([start, *kills], kills), start=1):
         if after["recorded_epoch"] < before["recorded_epoch"]:
             problems.append(f"kill {number}: the recorded epoch went back from {before['recorded_epoch']} "
                             f"to {after['recorded_epoch']}")
+    if len(sessions) != len(kills) + 1:
+        problems.append(f"{len(sessions)} sessions after the refusal check, not {len(kills) + 1}")
     return problems
 
 
@@ -186,21 +211,24 @@ def check_finished_run(run_dir: Path, epochs: int, images: int) -> list[str]:
 
 def report(args, refusal: str, kills: list[dict], lost: int, problems: list[str]) -> str:
     phases = collections.Counter(kill["phase"] for kill in kills)
-    rows = [[number, kill["phase"], kill["recorded_epoch"], kill["unrecorded_rows"]]
+    in_saves = sum(count for phase, count in phases.items() if phase.startswith("saves"))
+    rows = [[number, f"{kill['delay']:.2f}", kill["phase"], kill["recorded_epoch"], kill["unrecorded_rows"]]
             for number, kill in enumerate(kills, start=1)]
     return "\n".join([
         f"{len(kills)} SIGKILLs of `train` (tiny networks, {args.images} images = {args.images // 8} steps per "
-        f"epoch, random delay 0–{args.max_delay:g} s after the session started), {len(kills)} resumes, then a "
-        f"final resume to epoch {args.epochs}.",
+        f"epoch), each after a random 0–{args.max_delay:g} s of the process's CPU time once its session started; "
+        f"{len(kills)} resumes, then a final resume to epoch {args.epochs}.",
         "",
-        markdown_table(["kill", "what it interrupted", "recorded epoch after the kill",
+        markdown_table(["kill", "after CPU s", "what it interrupted", "recorded epoch after the kill",
                         "history rows beyond the record (trimmed on resume)"], rows),
         "",
-        f"- Phases hit: {', '.join(f'{phase} ×{count}' for phase, count in phases.most_common())}.",
+        f"- Phases hit: {', '.join(f'{phase} ×{count}' for phase, count in phases.most_common())}; "
+        f"{in_saves} of {len(kills)} kills during the end-of-epoch saves.",
         f"- Epochs lost: {lost} in all, each one an epoch killed during its saves (the epoch in progress); "
         "no recorded epoch was lost." if not problems else f"- Problems: {'; '.join(problems)}",
         f"- Final run: history.csv holds epochs 1..{args.epochs} once each with consistent images_seen; the "
-        "checkpoint and generator.keras load." if not problems else "",
+        "checkpoint (its optimizers made exactly that many epochs of steps) and generator.keras load."
+        if not problems else "",
         f"- A second process on the same class was refused: `{refusal}`",
     ])
 
