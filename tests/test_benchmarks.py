@@ -2,7 +2,9 @@
 
 import csv
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import _common  # noqa: E402
 from conftest import TINY_GAN_CLI  # noqa: E402
 import hobby_recipe  # noqa: E402
+import kill_resume  # noqa: E402
 import quality_protocol  # noqa: E402
 import throughput  # noqa: E402
 
@@ -98,6 +101,45 @@ def test_publish_results_creates_then_appends(tmp_path):
     assert "- Machine: " in text and "cores" in text
     _common.publish_results("Printed only", "body three", append=False, path=path)
     assert "body three" not in path.read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_run_for_cpu_seconds_waits_for_the_victims_cpu_time_with_its_children():
+    busy = "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'while True: pass']); input()"
+    process = subprocess.Popen([sys.executable, "-c", busy], stdin=subprocess.PIPE)
+    try:  # the child only waits: the CPU time is its grandchild's
+        assert _common.run_for_cpu_seconds(process, 0.3)
+        assert _common.cpu_seconds(process.pid) >= 0.3
+    finally:
+        grandchildren = [int(pid) for task in Path(f"/proc/{process.pid}/task").iterdir()
+                         for pid in (task / "children").read_text().split()]
+        for pid in grandchildren:
+            os.kill(pid, 9)
+        process.kill()
+        process.wait()
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert not _common.run_for_cpu_seconds(done, 60)
+    assert _common.cpu_seconds(done.pid) == 0.0
+
+
+def test_kill_resume_reads_the_phase_from_what_the_kill_left(tmp_path):
+    run = tmp_path / "dog"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "history.csv").write_text("epoch,images_seen\n1,256\n2,512\n")
+    (run / "checkpoint" / "state.json").write_text(json.dumps({"epoch": 2}))
+    os.utime(run / "checkpoint" / "state.json", ns=(1, 1))
+    (run / "losses.png").touch()
+    assert kill_resume.phase_at_kill(run) == "training steps"
+    (run / "checkpoint" / ".gan_epoch_0003.tmpk_9x.weights.h5").touch()
+    assert kill_resume.phase_at_kill(run) == "saves: writing checkpoint/gan_epoch_0003.weights.h5"
+    (run / "checkpoint" / ".gan_epoch_0003.tmpk_9x.weights.h5").unlink()
+    with open(run / "history.csv", "a") as file:
+        file.write("3,768\n")
+    assert kill_resume.phase_at_kill(run) == "saves: between history.csv and the record"
+    assert kill_resume.state(run) == {"recorded_epoch": 2, "unrecorded_rows": 1}
+    (run / "history.csv").write_text("epoch,images_seen\n1,256\n2,512\n")
+    os.utime(run / "losses.png", ns=(0, 0))
+    assert kill_resume.phase_at_kill(run) == "saves: after the record"
 
 
 @pytest.mark.parametrize("threads, expected", [(None, None), (3, "3")])
