@@ -114,6 +114,7 @@ def check_second_process_is_refused(command, env, run_dir: Path, work: Path) -> 
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     message = " ".join(second.stderr.split())
+    message = message[message.find("Error:"):]  # after TensorFlow's start-up log lines
     if second.returncode != 1 or f"is in use by process {holder.pid}" not in message:
         sys.exit(f"the second process was not refused (exit {second.returncode}):\n{second.stderr}")
     return message

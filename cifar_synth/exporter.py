@@ -22,6 +22,8 @@ import multiprocessing
 import os
 import shutil
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -438,14 +440,27 @@ def _with_pngs(batch: Batch, futures: list[Future]) -> Batch:
 
 @contextlib.contextmanager
 def _encoders() -> Iterator[ProcessPoolExecutor]:
-    """Processes that PNG-encode; spawned, not forked, since the parent runs TensorFlow's threads. They ignore
-    Ctrl-C, which the terminal sends to them too: the parent handles it and shuts them down."""
+    """Processes that PNG-encode; spawned, not forked, since the parent runs TensorFlow's threads."""
     pool = ProcessPoolExecutor(_ENCODERS, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=functools.partial(signal.signal, signal.SIGINT, signal.SIG_IGN))
+                               initializer=functools.partial(_start_encoder, os.getpid()))
     try:
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_encoder(parent: int) -> None:
+    """Ignore Ctrl-C, which the terminal sends to the encoders too (the parent handles it and shuts them down), and
+    exit once the parent is gone: a parent killed with SIGKILL cannot shut them down, and they would wait for work
+    for ever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
 
 
 def _class_entry(class_name: str, generator_path: Path, latent_dim: int, options: ExportOptions,

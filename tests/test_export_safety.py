@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -134,6 +136,40 @@ def test_a_target_in_use_is_refused_naming_the_holder(runs, tmp_path):
         holder.wait()
     assert visible(tmp_path) == [] and leftovers(tmp_path) == []
     assert export(runs, out, "--class", "dog").exit_code == 0  # a killed holder does not block
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_encoders_exit_when_their_export_is_killed(tmp_path):
+    """A SIGKILLed export cannot shut its PNG encoders down; left alone they would wait for work for ever."""
+    script = tmp_path / "holder.py"
+    script.write_text(textwrap.dedent("""
+        if __name__ == "__main__":  # the spawned encoders import this file too
+            import multiprocessing, time
+            import numpy as np
+            from cifar_synth.exporter import _encoders
+            from cifar_synth.formats.images import encode_pngs
+            with _encoders() as pool:
+                for future in [pool.submit(encode_pngs, np.zeros((1, 32, 32, 3), np.uint8)) for _ in range(4)]:
+                    future.result()
+                print(*[process.pid for process in multiprocessing.active_children()], flush=True)
+                time.sleep(600)
+    """))
+    holder = subprocess.Popen([sys.executable, str(script)], env=python_env(), stdout=subprocess.PIPE, text=True)
+    encoders = [int(pid) for pid in holder.stdout.readline().split()]
+    holder.kill()
+    holder.wait()
+
+    def alive() -> list[int]:
+        states = [(pid, Path(f"/proc/{pid}/stat")) for pid in encoders]
+        return [pid for pid, stat in states if stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+
+    deadline = time.monotonic() + 60
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = alive()
+    for pid in left:
+        os.kill(pid, 9)
+    assert encoders and left == []
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
