@@ -102,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     moments = random.Random(args.seed)
 
-    rows, failures = [], 0
+    rows, failures, orphaned = [], 0, 0
     with tempfile.TemporaryDirectory(prefix="kill-export-") as temp:
         temp = Path(temp)
         runs, target = temp / "runs", temp / "work" / "export"
@@ -140,7 +140,8 @@ def main() -> None:
             rows.append([kill, f"{delay:.1f}", phase, holds, f"{len(left)} ({size / 1e6:.1f} MB)",
                          f"{len(encoders) - len(alive)} of {len(encoders)}"])
             print(rows[-1], flush=True)
-            for pid in alive:  # never expected; do not leave them behind
+            orphaned += len(alive)
+            for pid in alive:  # do not leave them behind
                 os.kill(pid, signal.SIGKILL)
 
         _, stderr = run(export_command(runs, target, args.count, 1 - current))
@@ -158,10 +159,11 @@ def main() -> None:
         f"{', '.join(f'{phase} ×{count}' for phase, count in phases.most_common())}. Target never partial or missing: "
         f"**{'yes' if failures == 0 else f'NO ({failures} failures)'}**. The next clean export restored the "
         f"expected state: **{'yes' if final_ok else 'NO'}** (it reported removing {removed} leftover folder(s); "
-        f"earlier ones were removed by the killed runs that followed them).\n\n{table}"
+        f"earlier ones were removed by the killed runs that followed them). Every encoder process a kill orphaned "
+        f"exited by itself within 60 s: **{'yes' if orphaned == 0 else f'NO ({orphaned} did not)'}**.\n\n{table}"
     )
     publish_results("Export --overwrite under SIGKILL", body, append=not args.no_append)
-    if failures or not final_ok:
+    if failures or orphaned or not final_ok:
         sys.exit(1)
 
 
