@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,21 +26,16 @@ import numpy as np
 from cifar_synth import baseline_cache
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
-from cifar_synth.files import atomic_path, write_json_atomic
 from cifar_synth.images import LabeledImages
 from cifar_synth.provenance import package_versions
+from cifar_synth.report import (NOT_INCEPTION_FID, ClassifierResult, Diversity, FeatureMetrics, Headline,
+                                JudgeReport, Recognizability, Report)
 
 if TYPE_CHECKING:
     from cifar_synth.classifier import EvaluatorConfig
-    from cifar_synth.judges import JudgeConfig
+    from cifar_synth.data import RealData
+    from cifar_synth.judges import Judge, JudgeConfig
 
-REPORT_JSON, REPORT_MD, CONFUSION_PNG = "report.json", "report.md", "confusion_synthetic.png"
-REPORT_VERSION = 1
-NOT_INCEPTION_FID = (
-    "Fréchet distance and KID here are computed in the penultimate-layer features of this report's real-trained "
-    "CNN, not in Inception-v3 features: they are not Inception FID and not comparable with published FID or KID "
-    "values, only with reports that used the same evaluator configuration, seed and real data."
-)
 JUDGE_NAMES = ("cnn", "resnet")  # the bundled CNN first: CAS, recognizability and the feature figures are its
 _KID_SUBSETS, _KID_SUBSET_SIZE = 50, 1000
 _DIVERSITY_SAMPLE = 500  # images per class for the mean pairwise distance (O(n²))
@@ -82,7 +78,7 @@ def evaluate_synthetic(
     warn: Callable[[str], None] | None = None,
     judges: Sequence[str] = JUDGE_NAMES,
     judge_config: "JudgeConfig | None" = None,
-) -> dict:
+) -> Report:
     """Evaluate the synthetic dataset at `synthetic_path` against the real CIFAR-10 at `data_path`.
 
     Writes report.json, report.md and confusion_synthetic.png to `out_dir` (default `reports/<synthetic name>`) and
@@ -95,113 +91,43 @@ def evaluate_synthetic(
     """
     from cifar_synth.card import update_card
     from cifar_synth.classifier import EvaluatorConfig
-    from cifar_synth.data import open_real_data
     from cifar_synth.judges import JUDGES, JudgeConfig
-    from cifar_synth.synthetic import load_synthetic
 
     started = time.perf_counter()
     config = config or EvaluatorConfig.budget("default")
+    judge_config = judge_config or JudgeConfig.budget(
+        config.budget_name if config.budget_name in JudgeConfig.BUDGETS else "default")
     second_judges = check_judges(judges)[1:]
-    if judge_config is None:
-        judge_config = JudgeConfig.budget(config.budget_name if config.budget_name in JudgeConfig.BUDGETS
-                                          else "default")
-    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(synthetic_path)
-    cache_dir = Path(cache_dir) if cache_dir is not None else baseline_cache.default_cache_dir()
     if inception_weights is not None and not Path(inception_weights).is_file():
         raise UserError(f"Inception weights file {inception_weights} does not exist")
-    timings, warnings = {}, []
+    warnings = _Warnings(warn)
 
-    def warning(message: str) -> None:
-        warnings.append(message)
-        if warn:
-            warn(message)
-
-    synthetic = load_synthetic(synthetic_path)
-    synthetic_counts = np.bincount(synthetic.labels, minlength=len(CLASS_NAMES))
-    present = [label for label in range(len(CLASS_NAMES)) if synthetic_counts[label]]
-    missing = [CLASS_NAMES[label] for label in range(len(CLASS_NAMES)) if not synthetic_counts[label]]
-    if missing:
-        warning(
-            f"the synthetic data has no images of {', '.join(missing)}: the synthetic-trained CNN never sees "
-            f"{'this class' if len(missing) == 1 else 'these classes'}, so it scores (close to) 0 on "
-            f"{'its' if len(missing) == 1 else 'their'} real test images, which counts in the CAS; the other "
-            f"per-class figures are given for the classes present only")
-    real = open_real_data(data_path)
-    real_train, real_test = real.load("train"), real.load("test")
-    real_counts = np.bincount(real_train.labels, minlength=len(CLASS_NAMES))
-    per_class = int(min(real_counts.min(), synthetic_counts[present].min()))
-    timings["load_seconds"] = time.perf_counter() - started
-
-    real_subset = subsample_per_class(real_train, per_class, seed)
-    synthetic_subset = subsample_per_class(synthetic, per_class, seed)
-    cnn = JUDGES["cnn"]
-    baseline_model, baseline = _baseline(cnn, config, real, real_subset, real_test, seed, per_class,
-                                         cache_dir, use_cache, quiet)
-    timings["baseline_seconds"] = baseline["train_seconds"] if not baseline["cached"] else 0.0
-    classifiers = {"real": baseline}
-    _, classifiers["synthetic"] = _train_and_test(cnn, synthetic_subset, real_test, config, seed,
-                                                  "synthetic-trained", quiet)
-    timings["synthetic_seconds"] = classifiers["synthetic"]["train_seconds"]
-    if mix:
-        both = LabeledImages(np.concatenate([real_subset.images, synthetic_subset.images]),
-                             np.concatenate([real_subset.labels, synthetic_subset.labels]))
-        _, classifiers["mix"] = _train_and_test(cnn, both, real_test, config, seed, "real+synthetic-trained",
-                                                quiet)
-        timings["mix_seconds"] = classifiers["mix"]["train_seconds"]
-    other_judges = {}
-    for name in second_judges:
-        other_judges[name] = _second_judge(JUDGES[name], judge_config, real, real_subset, synthetic_subset,
-                                           real_test, seed, per_class, cache_dir, use_cache, quiet)
-        timings.update({f"{name}_{key}_seconds": 0.0 if classifier["cached"] else classifier["train_seconds"]
-                        for key, classifier in other_judges[name]["classifiers"].items()})
-
-    metrics_started = time.perf_counter()
-    figures = _feature_figures(baseline_model, real_test, synthetic, present, config.test_time_flip, seed)
-    timings["feature_metrics_seconds"] = time.perf_counter() - metrics_started
-    if inception:
-        inception_started = time.perf_counter()
-        figures["inception_fid"] = _inception_fid(real_test, synthetic, inception_weights, seed)
-        timings["inception_fid_seconds"] = time.perf_counter() - inception_started
-        if "skipped" in figures["inception_fid"]:
-            warning(figures["inception_fid"]["skipped"])
-    else:
-        figures["inception_fid"] = {"skipped": "not requested (--no-inception-fid)"}
+    data = _load(synthetic_path, data_path, warnings)
+    timings = {"load_seconds": time.perf_counter() - started}
+    training = _Training.of(data, seed, Path(cache_dir) if cache_dir else baseline_cache.default_cache_dir(),
+                            use_cache, quiet)
+    baseline_model, classifiers = _cnn_classifiers(training, config, mix, timings)
+    judge_reports = {name: _second_judge(training, JUDGES[name], judge_config, timings) for name in second_judges}
+    figures_started = time.perf_counter()
+    recognizability, feature_metrics, diversity = _feature_figures(baseline_model, data, config.test_time_flip, seed)
+    timings["feature_metrics_seconds"] = time.perf_counter() - figures_started
+    inception_fid = _inception_figure(data, inception, inception_weights, seed, timings, warnings)
     timings["total_seconds"] = time.perf_counter() - started
 
-    cas, baseline_accuracy = classifiers["synthetic"]["accuracy"], baseline["accuracy"]
-    report = {
-        "report_version": REPORT_VERSION,
-        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "headline": {
-            **_cas_figures(cas, baseline_accuracy),
-            "mix_accuracy": classifiers["mix"]["accuracy"] if mix else None,
-        },
-        "baseline_cached": baseline["cached"],
-        "train_images_per_class": per_class,
-        "synthetic": {
-            "path": str(Path(synthetic_path).resolve()),
-            "images": len(synthetic),
-            "counts": dict(zip(CLASS_NAMES, synthetic_counts.tolist())),
-            "missing_classes": missing,
-            "content_sha256": _content_sha256(synthetic),
-            "manifest": _manifest(Path(synthetic_path)),
-        },
-        "real_data": real.describe(),
-        "seed": seed,
-        "config": config.to_dict(),
-        "classifiers": classifiers,
-        "judges": other_judges,
-        **figures,
-        "warnings": warnings,
-        "versions": {**package_versions(), "matplotlib": metadata.version("matplotlib")},
-        "timings": timings,
-    }
-    _write_report(report, out_dir)
+    report = Report(
+        created=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        headline=Headline(**_cas_figures(classifiers["synthetic"], classifiers["real"]),
+                          mix_accuracy=classifiers["mix"].accuracy if mix else None),
+        baseline_cached=classifiers["real"].cached, train_images_per_class=data.per_class,
+        synthetic=_synthetic_provenance(synthetic_path, data), real_data=data.real.describe(), seed=seed,
+        config=config.to_dict(), classifiers=classifiers, judges=judge_reports, recognizability=recognizability,
+        feature_metrics=feature_metrics, inception_fid=inception_fid, diversity=diversity,
+        warnings=warnings.messages, versions={**package_versions(), "matplotlib": metadata.version("matplotlib")},
+        timings=timings)
+    report.save(Path(out_dir) if out_dir is not None else default_out_dir(synthetic_path))
     update_card(synthetic_path, report)  # an export's dataset card shows these figures
     return report
 
-
-# --- training and testing ---------------------------------------------------------------------------------------------
 
 def check_judges(judges: Sequence[str]) -> list[str]:
     """The judges in report order, the bundled CNN first; an unknown, repeated or missing one is a user error."""
@@ -209,7 +135,7 @@ def check_judges(judges: Sequence[str]) -> list[str]:
     unknown = [name for name in judges if name not in JUDGE_NAMES]
     if unknown:
         raise UserError(f"unknown judge {unknown[0]!r}; choose from {', '.join(JUDGE_NAMES)}")
-    if "cnn" not in judges:
+    if baseline_cache.CNN not in judges:
         raise UserError("the judges must include cnn: CAS, recognizability and the feature figures are the bundled "
                         "CNN's; add a second judge beside it, e.g. --judges cnn,resnet")
     if len(set(judges)) != len(judges):
@@ -217,33 +143,136 @@ def check_judges(judges: Sequence[str]) -> list[str]:
     return [name for name in JUDGE_NAMES if name in judges]
 
 
-def _cas_figures(cas: float, baseline_accuracy: float) -> dict:
-    return {"cas": cas, "baseline_accuracy": baseline_accuracy,
-            "cas_ratio": cas / baseline_accuracy if baseline_accuracy else None}
+class _Warnings:
+    """Collects the warnings for the report and passes each on to `warn` as it arises."""
+
+    def __init__(self, warn: Callable[[str], None] | None):
+        self.messages: list[str] = []
+        self._warn = warn
+
+    def __call__(self, message: str) -> None:
+        self.messages.append(message)
+        if self._warn:
+            self._warn(message)
 
 
-def _second_judge(judge, config, real, real_subset: LabeledImages, synthetic_subset: LabeledImages,
-                  real_test: LabeledImages, seed: int, per_class: int, cache_dir: Path, use_cache: bool,
-                  quiet: bool) -> dict:
+# --- the data ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Data:
+    synthetic: LabeledImages
+    real: "RealData"
+    real_train: LabeledImages
+    real_test: LabeledImages
+    present: list[int]  # labels of the classes the synthetic data has
+    missing: list[str]  # names of those it lacks
+    per_class: int  # training images per class of every classifier
+
+
+def _load(synthetic_path: str | Path, data_path: str | Path | None, warning: _Warnings) -> _Data:
+    from cifar_synth.data import open_real_data
+    from cifar_synth.synthetic import load_synthetic
+
+    synthetic = load_synthetic(synthetic_path)
+    counts = np.bincount(synthetic.labels, minlength=len(CLASS_NAMES))
+    present = [label for label in range(len(CLASS_NAMES)) if counts[label]]
+    missing = [CLASS_NAMES[label] for label in range(len(CLASS_NAMES)) if not counts[label]]
+    if missing:
+        one = len(missing) == 1
+        warning(f"the synthetic data has no images of {', '.join(missing)}: the synthetic-trained CNN never sees "
+                f"{'this class' if one else 'these classes'}, so it scores (close to) 0 on {'its' if one else 'their'} "
+                f"real test images, which counts in the CAS; the other per-class figures are given for the classes "
+                f"present only")
+    real = open_real_data(data_path)
+    real_train, real_test = real.load("train"), real.load("test")
+    per_class = int(min(np.bincount(real_train.labels, minlength=len(CLASS_NAMES)).min(), counts[present].min()))
+    return _Data(synthetic, real, real_train, real_test, present, missing, per_class)
+
+
+def _synthetic_provenance(synthetic_path: str | Path, data: _Data) -> dict:
+    counts = np.bincount(data.synthetic.labels, minlength=len(CLASS_NAMES))
+    return {"path": str(Path(synthetic_path).resolve()), "images": len(data.synthetic),
+            "counts": dict(zip(CLASS_NAMES, counts.tolist())), "missing_classes": data.missing,
+            "content_sha256": _content_sha256(data.synthetic), "manifest": _manifest(Path(synthetic_path))}
+
+
+# --- training and testing ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Training:
+    """What every judge trains and is tested on (the same n images per class), and where its baseline is cached."""
+
+    real: "RealData"
+    real_train: LabeledImages  # n per class
+    synthetic_train: LabeledImages  # n per class
+    test: LabeledImages
+    seed: int
+    per_class: int
+    cache_dir: Path
+    use_cache: bool
+    quiet: bool
+
+    @classmethod
+    def of(cls, data: _Data, seed: int, cache_dir: Path, use_cache: bool, quiet: bool) -> "_Training":
+        return cls(data.real, subsample_per_class(data.real_train, data.per_class, seed),
+                   subsample_per_class(data.synthetic, data.per_class, seed), data.real_test, seed, data.per_class,
+                   cache_dir, use_cache, quiet)
+
+    def baseline(self, judge: "Judge", config):
+        """The real-trained classifier and its test result, from the cache when it holds this exact baseline."""
+        key = baseline_cache.baseline_key(judge.name, self.real.sha256, self.seed, self.per_class, config.to_dict())
+        entry = baseline_cache.entry_dir(self.cache_dir, judge.name, key)
+        if self.use_cache and baseline_cache.is_complete(entry):
+            model, metrics = baseline_cache.load_entry(entry)
+            return model, ClassifierResult(**{**metrics, "cached": True, "cache_entry": str(entry)})
+        title = "real-trained baseline" if judge.name == baseline_cache.CNN else f"{judge.name} real-trained baseline"
+        model, result = self.train_and_test(judge, config, self.real_train, title)
+        baseline_cache.store_entry(entry, key, model, result.to_dict())
+        result.cache_entry = str(entry)
+        return model, result
+
+    def train_and_test(self, judge: "Judge", config, data: LabeledImages, title: str):
+        from cifar_synth.classifier import make_predictor
+
+        started = time.perf_counter()
+        model = judge.train(data, config, self.seed, title=title, quiet=self.quiet)
+        seconds = time.perf_counter() - started
+        probabilities, _ = make_predictor(model, config.test_time_flip)(self.test.images)
+        return model, ClassifierResult(**_accuracy(probabilities.argmax(1), self.test.labels),
+                                       train_images=len(data), train_seconds=seconds)
+
+
+def _cnn_classifiers(training: _Training, config, mix: bool, timings: dict):
+    """The bundled CNN's baseline model, and its classifiers' results: real, synthetic and, with `mix`, both."""
+    from cifar_synth.judges import JUDGES
+
+    cnn = JUDGES[baseline_cache.CNN]
+    baseline_model, baseline = training.baseline(cnn, config)
+    classifiers = {"real": baseline}
+    _, classifiers["synthetic"] = training.train_and_test(cnn, config, training.synthetic_train, "synthetic-trained")
+    if mix:
+        both = LabeledImages(np.concatenate([training.real_train.images, training.synthetic_train.images]),
+                             np.concatenate([training.real_train.labels, training.synthetic_train.labels]))
+        _, classifiers["mix"] = training.train_and_test(cnn, config, both, "real+synthetic-trained")
+    timings["baseline_seconds"] = 0.0 if baseline.cached else baseline.train_seconds
+    timings.update({f"{key}_seconds": classifiers[key].train_seconds for key in ("synthetic", "mix")
+                    if key in classifiers})
+    return baseline_model, classifiers
+
+
+def _second_judge(training: _Training, judge: "Judge", config, timings: dict) -> JudgeReport:
     """The same CAS figures from another classifier family: its cached or fresh real baseline, its synthetic run."""
-    _, baseline = _baseline(judge, config, real, real_subset, real_test, seed, per_class, cache_dir, use_cache,
-                            quiet)
-    _, synthetic = _train_and_test(judge, synthetic_subset, real_test, config, seed,
-                                   f"{judge.name} synthetic-trained", quiet)
-    return {"description": judge.description, "config": config.to_dict(), "baseline_cached": baseline["cached"],
-            **_cas_figures(synthetic["accuracy"], baseline["accuracy"]),
-            "classifiers": {"real": baseline, "synthetic": synthetic}}
+    _, baseline = training.baseline(judge, config)
+    _, synthetic = training.train_and_test(judge, config, training.synthetic_train, f"{judge.name} synthetic-trained")
+    timings[f"{judge.name}_real_seconds"] = 0.0 if baseline.cached else baseline.train_seconds
+    timings[f"{judge.name}_synthetic_seconds"] = synthetic.train_seconds
+    return JudgeReport(description=judge.description, config=config.to_dict(), baseline_cached=baseline.cached,
+                       **_cas_figures(synthetic, baseline), classifiers={"real": baseline, "synthetic": synthetic})
 
 
-def _train_and_test(judge, train: LabeledImages, test: LabeledImages, config, seed: int, title: str, quiet: bool):
-    from cifar_synth.classifier import make_predictor
-
-    started = time.perf_counter()
-    model = judge.train(train, config, seed, title=title, quiet=quiet)
-    seconds = time.perf_counter() - started
-    probabilities, _ = make_predictor(model, config.test_time_flip)(test.images)
-    return model, {**_accuracy(probabilities.argmax(1), test.labels), "train_images": len(train),
-                   "train_seconds": seconds, "cached": False}
+def _cas_figures(synthetic: ClassifierResult, real: ClassifierResult) -> dict:
+    return {"cas": synthetic.accuracy, "baseline_accuracy": real.accuracy,
+            "cas_ratio": synthetic.accuracy / real.accuracy if real.accuracy else None}
 
 
 def _accuracy(predicted: np.ndarray, labels: np.ndarray) -> dict:
@@ -259,34 +288,20 @@ def _accuracy(predicted: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def _baseline(judge, config, real, train: LabeledImages, test: LabeledImages, seed: int, per_class: int,
-              cache_dir: Path, use_cache: bool, quiet: bool):
-    """The real-trained classifier and its test metrics, from the cache when it holds this exact baseline."""
-    key = baseline_cache.baseline_key(judge.name, real.sha256, seed, per_class, config.to_dict())
-    entry = baseline_cache.entry_dir(cache_dir, judge.name, key)
-    if use_cache and baseline_cache.is_complete(entry):
-        model, metrics = baseline_cache.load_entry(entry)
-        return model, {**metrics, "cached": True, "cache_entry": str(entry)}
-    title = "real-trained baseline" if judge.name == baseline_cache.CNN else f"{judge.name} real-trained baseline"
-    model, metrics = _train_and_test(judge, train, test, config, seed, title, quiet)
-    baseline_cache.store_entry(entry, key, model, metrics)
-    return model, {**metrics, "cache_entry": str(entry)}
-
-
 # --- figures in the real-trained CNN's features -----------------------------------------------------------------------
 
-def _feature_figures(model, real_test: LabeledImages, synthetic: LabeledImages, present: list[int],
-                     test_time_flip: bool, seed: int) -> dict:
+def _feature_figures(model, data: _Data, test_time_flip: bool, seed: int):
+    """Recognizability, and the Fréchet distance, KID and diversity in the real-trained CNN's features."""
     from cifar_synth.classifier import FEATURE_LAYER, make_predictor
 
+    real_test, synthetic = data.real_test, data.synthetic
     predict = make_predictor(model, test_time_flip)
     _, real_features = predict(real_test.images)
     synthetic_probabilities, synthetic_features = predict(synthetic.images)
-    recognized = _accuracy(synthetic_probabilities.argmax(1), synthetic.labels)
     rng = np.random.default_rng(seed)
     per_class = {name: None for name in CLASS_NAMES}
     fd, kid, diversity = dict(per_class), dict(per_class), dict(per_class)
-    for label in present:
+    for label in data.present:
         real_class = real_features[real_test.labels == label]
         synthetic_class = synthetic_features[synthetic.labels == label]
         name = CLASS_NAMES[label]
@@ -296,24 +311,27 @@ def _feature_figures(model, real_test: LabeledImages, synthetic: LabeledImages, 
         synthetic_spread = mean_pairwise_distance(synthetic_class, rng)
         diversity[name] = {"synthetic": synthetic_spread, "real": real_spread,
                            "ratio": synthetic_spread / real_spread if real_spread else None}
-    return {
-        "recognizability": {"accuracy": recognized["accuracy"],
-                            "per_class_accuracy": recognized["per_class_accuracy"],
-                            "confusion": recognized["confusion"]},
-        "feature_metrics": {
-            "note": NOT_INCEPTION_FID,
-            "features": f"real-trained CNN, layer '{FEATURE_LAYER}' ({real_features.shape[1]} dimensions)",
-            "real_images": len(real_test),
-            "synthetic_images": len(synthetic),
-            "frechet_distance": {"overall": frechet_distance(real_features, synthetic_features), "per_class": fd},
-            "kid": {"overall": kernel_inception_distance(real_features, synthetic_features, rng), "per_class": kid},
-        },
-        "diversity": {
-            "description": f"mean pairwise Euclidean distance between the features of up to {_DIVERSITY_SAMPLE} "
-                          "images of a class; ratio = synthetic / real (well below 1: mode collapse)",
-            "per_class": diversity,
-        },
-    }
+    features = FeatureMetrics(
+        note=NOT_INCEPTION_FID, features=f"real-trained CNN, layer '{FEATURE_LAYER}' ({real_features.shape[1]} "
+                                         f"dimensions)",
+        real_images=len(real_test), synthetic_images=len(synthetic),
+        frechet_distance={"overall": frechet_distance(real_features, synthetic_features), "per_class": fd},
+        kid={"overall": kernel_inception_distance(real_features, synthetic_features, rng), "per_class": kid})
+    description = (f"mean pairwise Euclidean distance between the features of up to {_DIVERSITY_SAMPLE} images of a "
+                   "class; ratio = synthetic / real (well below 1: mode collapse)")
+    return (Recognizability(**_accuracy(synthetic_probabilities.argmax(1), synthetic.labels)), features,
+            Diversity(description=description, per_class=diversity))
+
+
+def _inception_figure(data: _Data, inception: bool, weights, seed: int, timings: dict, warning: _Warnings) -> dict:
+    if not inception:
+        return {"skipped": "not requested (--no-inception-fid)"}
+    started = time.perf_counter()
+    figure = _inception_fid(data.real_test, data.synthetic, weights, seed)
+    timings["inception_fid_seconds"] = time.perf_counter() - started
+    if "skipped" in figure:
+        warning(figure["skipped"])
+    return figure
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -433,135 +451,3 @@ def _manifest(path: Path) -> dict | None:
         return json.loads(manifest.read_text())
     except (OSError, ValueError):
         return None  # load_synthetic has already accepted the data; an unreadable manifest only loses provenance
-
-
-# --- report files -----------------------------------------------------------------------------------------------------
-
-def _write_report(report: dict, out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out_dir / CONFUSION_PNG) as temp:
-            _confusion_picture(np.array(report["classifiers"]["synthetic"]["confusion"]), temp)
-        with atomic_path(out_dir / REPORT_MD) as temp:
-            temp.write_text(render_markdown(report))
-        write_json_atomic(out_dir / REPORT_JSON, report)
-    except OSError as error:
-        raise UserError(f"cannot write the report to {out_dir}: {error}") from None
-
-
-def _confusion_picture(confusion: np.ndarray, path: Path) -> None:
-    # The object-oriented Agg canvas, not pyplot: no global backend switch, no display needed.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    rows = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
-    figure = Figure(figsize=(7.5, 6.5), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    image = axes.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    for (i, j), value in np.ndenumerate(rows):
-        axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                  color="white" if value > 0.5 else "black")
-    axes.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
-    axes.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
-    axes.set_xlabel("predicted class")
-    axes.set_ylabel("true class (real test images)")
-    axes.set_title("Synthetic-trained CNN on real test images (row-normalised)")
-    figure.colorbar(image, ax=axes, fraction=0.046)
-    figure.savefig(path, format="png", dpi=110)
-
-
-def percent(value) -> str:
-    """0.873 → "87.3%", None → "–"."""
-    return "–" if value is None else f"{value:.1%}"
-
-
-def _number(value, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def render_markdown(report: dict) -> str:
-    """The report as Markdown a person can read, with the confusion picture beside it."""
-    head, classifiers = report["headline"], report["classifiers"]
-    features, diversity = report["feature_metrics"], report["diversity"]["per_class"]
-    trained = [(key, title, classifiers) for key, title in (
-        ("real", "real-trained"), ("synthetic", "synthetic-trained"), ("mix", "real+synthetic-trained"))
-        if key in classifiers]
-    trained += [(key, f"{name} {key}-trained", judge["classifiers"])
-                for name, judge in report.get("judges", {}).items() for key in ("real", "synthetic")]
-    lines = [
-        f"# Synthetic data evaluation: {Path(report['synthetic']['path']).name}",
-        "",
-        f"- Synthetic data: `{report['synthetic']['path']}` ({report['synthetic']['images']:,} images)",
-        f"- Real data: `{report['real_data']['source']}` (sha256 `{report['real_data']['sha256']}`)",
-        f"- Training images per class for every CNN: {report['train_images_per_class']:,} "
-        f"(real+synthetic: that many of each)",
-        f"- Evaluator: budget `{report['config']['budget_name']}`, widths {report['config']['widths']}, "
-        f"{report['config']['epochs']} epochs, seed {report['seed']}; baseline "
-        f"{'from cache' if report['baseline_cached'] else 'trained now'}",
-        *(f"- Second judge `{name}`: {judge['description']}; widths {judge['config']['widths']}, "
-          f"{judge['config']['epochs']} epochs; baseline {'from cache' if judge['baseline_cached'] else 'trained now'}"
-          for name, judge in report.get("judges", {}).items()),
-        "",
-        "## Headline",
-        "",
-        "| figure | value |",
-        "|---|---|",
-        f"| CAS: synthetic-trained accuracy on real test images | {percent(head['cas'])} |",
-        f"| baseline: real-trained accuracy on real test images | {percent(head['baseline_accuracy'])} |",
-        f"| CAS / baseline | {_number(head['cas_ratio'], 3)} |",
-    ]
-    for name, judge in report.get("judges", {}).items():
-        lines += [
-            f"| second judge ({name}): CAS | {percent(judge['cas'])} |",
-            f"| second judge ({name}): real-trained baseline | {percent(judge['baseline_accuracy'])} |",
-            f"| second judge ({name}): CAS / baseline | {_number(judge['cas_ratio'], 3)} |",
-        ]
-    if head["mix_accuracy"] is not None:
-        lines.append(f"| real+synthetic-trained accuracy on real test images | {percent(head['mix_accuracy'])} |")
-    lines += [
-        f"| recognizability: real-trained accuracy on synthetic images | "
-        f"{percent(report['recognizability']['accuracy'])} |",
-        f"| Fréchet distance in CNN features (not Inception FID) | "
-        f"{_number(features['frechet_distance']['overall'])} |",
-        f"| KID in CNN features (not Inception KID) | {_kid(features['kid']['overall'])} |",
-        f"| Inception FID | {_inception_cell(report['inception_fid'])} |",
-        "",
-        f"**{NOT_INCEPTION_FID}**",
-        "",
-        "## Per class",
-        "",
-        "Accuracy on real test images of each trained CNN (and of the second judge's); recognizability, Fréchet "
-        "distance, KID and diversity "
-        "of the synthetic images of each class (diversity ratio = synthetic / real mean pairwise feature distance; "
-        "well below 1 means mode collapse).",
-        "",
-        "| class | " + " | ".join(title for _, title, _ in trained)
-        + " | recognizability | FD | KID | diversity ratio |",
-        "|---" * (len(trained) + 5) + "|",
-    ]
-    for name in CLASS_NAMES:
-        accuracies = " | ".join(percent(source[key]["per_class_accuracy"][name]) for key, _, source in trained)
-        ratio = diversity[name]["ratio"] if diversity[name] else None
-        lines.append(
-            f"| {name} | {accuracies} | {percent(report['recognizability']['per_class_accuracy'][name])} | "
-            f"{_number(features['frechet_distance']['per_class'][name])} | "
-            f"{_kid(features['kid']['per_class'][name])} | {_number(ratio)} |")
-    lines += ["", "## Confusion of the synthetic-trained CNN", "", f"![confusion matrix]({CONFUSION_PNG})", ""]
-    if report["warnings"]:
-        lines += ["## Warnings", "", *(f"- {warning}" for warning in report["warnings"]), ""]
-    timings = ", ".join(f"{name.removesuffix('_seconds')} {seconds:.0f} s"
-                        for name, seconds in report["timings"].items())
-    versions = ", ".join(f"{name} {version}" for name, version in report["versions"].items())
-    lines += ["## Provenance", "", f"- Timings: {timings}", f"- Versions: {versions}",
-              f"- Synthetic content sha256: `{report['synthetic']['content_sha256']}`",
-              "- Every figure, the configuration and the data checksums are in `report.json`.", ""]
-    return "\n".join(lines)
-
-
-def _kid(kid: dict | None) -> str:
-    return "–" if kid is None else f"{kid['mean']:.4f} ± {kid['std']:.4f}"
-
-
-def _inception_cell(fid: dict) -> str:
-    return f"{fid['value']:.2f}" if "value" in fid else f"not computed: {fid['skipped']}"

@@ -25,6 +25,7 @@ from cifar_synth.formats.images import encode_png
 from cifar_synth.formats.parquet import SCHEMA as PARQUET_SCHEMA
 from cifar_synth.images import LabeledImages
 from cifar_synth.judges import JudgeConfig
+from cifar_synth.report import Report
 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 40, 20
 TINY = EvaluatorConfig(widths=(8, 8, 16, 16), epochs=10, batch_size=32, learning_rate=0.2)
@@ -76,13 +77,13 @@ def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-def evaluate(synthetic: Path, real, cache: Path, out: Path, **options) -> dict:
+def evaluate(synthetic: Path, real, cache: Path, out: Path, **options) -> Report:
     return evaluator.evaluate_synthetic(synthetic, real[0], out, TINY, cache_dir=cache, inception=False, quiet=True,
                                         judge_config=TINY_JUDGE, **options)
 
 
 @pytest.fixture(scope="module")
-def copy_report(real, cache, tmp_path_factory) -> tuple[dict, Path]:
+def copy_report(real, cache, tmp_path_factory) -> tuple[Report, Path]:
     """A "synthetic" Parquet set that is a copy of the real training images, evaluated with --mix (trains 3 CNNs)."""
     folder = tmp_path_factory.mktemp("copy")
     report = evaluate(write_parquet(folder / "copy.parquet", real[1]), real, cache, folder / "report", mix=True)
@@ -91,45 +92,46 @@ def copy_report(real, cache, tmp_path_factory) -> tuple[dict, Path]:
 
 def test_report_files_and_keys(copy_report):
     report, out = copy_report
-    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
+    assert Report.load(out) == report  # report.json holds the whole typed report
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report.to_dict()))
     assert (out / "confusion_synthetic.png").read_bytes().startswith(b"\x89PNG")
     markdown = (out / "report.md").read_text()
     assert "not Inception FID" in markdown and "confusion_synthetic.png" in markdown
     assert {"headline", "baseline_cached", "train_images_per_class", "synthetic", "real_data", "seed", "config",
             "classifiers", "recognizability", "feature_metrics", "inception_fid", "diversity", "warnings",
-            "versions", "timings"} <= set(report)
-    assert report["baseline_cached"] is False  # the first evaluation in the module's cache
-    assert report["train_images_per_class"] == TRAIN_PER_CLASS
-    assert set(report["classifiers"]) == {"real", "synthetic", "mix"}
-    assert report["classifiers"]["mix"]["train_images"] == 2 * TRAIN_PER_CLASS * 10
-    for classifier in report["classifiers"].values():
-        assert set(classifier["per_class_accuracy"]) == set(CLASS_NAMES)
-        assert np.array(classifier["confusion"]).sum() == 10 * TEST_PER_CLASS
-    assert report["headline"]["mix_accuracy"] == report["classifiers"]["mix"]["accuracy"]
-    assert "not Inception FID" in report["feature_metrics"]["note"]
-    assert set(report["feature_metrics"]["kid"]["per_class"]) == set(CLASS_NAMES)
-    assert len(report["real_data"]["sha256"]) == 64 and report["config"]["widths"] == list(TINY.widths)
-    assert "skipped" in report["inception_fid"] and not report["warnings"]
-    judge = report["judges"]["resnet"]
-    assert judge["config"]["widths"] == list(TINY_JUDGE.widths) and judge["baseline_cached"] is False
-    assert set(judge["classifiers"]) == {"real", "synthetic"}  # the judge is not trained on the --mix set
-    for classifier in judge["classifiers"].values():
-        assert set(classifier["per_class_accuracy"]) == set(CLASS_NAMES)
-        assert np.array(classifier["confusion"]).sum() == 10 * TEST_PER_CLASS
+            "versions", "timings", "judges"} <= set(report.to_dict())
+    assert report.baseline_cached is False  # the first evaluation in the module's cache
+    assert report.train_images_per_class == TRAIN_PER_CLASS
+    assert set(report.classifiers) == {"real", "synthetic", "mix"}
+    assert report.classifiers["mix"].train_images == 2 * TRAIN_PER_CLASS * 10
+    for classifier in report.classifiers.values():
+        assert set(classifier.per_class_accuracy) == set(CLASS_NAMES)
+        assert np.array(classifier.confusion).sum() == 10 * TEST_PER_CLASS
+    assert report.headline.mix_accuracy == report.classifiers["mix"].accuracy
+    assert "not Inception FID" in report.feature_metrics.note
+    assert set(report.feature_metrics.kid["per_class"]) == set(CLASS_NAMES)
+    assert len(report.real_data["sha256"]) == 64 and report.config["widths"] == list(TINY.widths)
+    assert "skipped" in report.inception_fid and not report.warnings
+    judge = report.judges["resnet"]
+    assert judge.config["widths"] == list(TINY_JUDGE.widths) and judge.baseline_cached is False
+    assert set(judge.classifiers) == {"real", "synthetic"}  # the judge is not trained on the --mix set
+    for classifier in judge.classifiers.values():
+        assert set(classifier.per_class_accuracy) == set(CLASS_NAMES)
+        assert np.array(classifier.confusion).sum() == 10 * TEST_PER_CLASS
     assert "second judge (resnet): CAS" in markdown and "resnet synthetic-trained" in markdown
 
 
 def assert_scores_like_the_baseline(report: dict) -> None:
-    head = report["headline"]
-    assert head["baseline_accuracy"] >= 0.9  # the task is learnable, so the comparison means something
-    assert head["cas"] == pytest.approx(head["baseline_accuracy"], abs=0.05)
-    assert head["cas_ratio"] == pytest.approx(head["cas"] / head["baseline_accuracy"])
-    assert report["recognizability"]["accuracy"] >= 0.9
-    ratios = [report["diversity"]["per_class"][name]["ratio"] for name in CLASS_NAMES]
+    head = report.headline
+    assert head.baseline_accuracy >= 0.9  # the task is learnable, so the comparison means something
+    assert head.cas == pytest.approx(head.baseline_accuracy, abs=0.05)
+    assert head.cas_ratio == pytest.approx(head.cas / head.baseline_accuracy)
+    assert report.recognizability.accuracy >= 0.9
+    ratios = [report.diversity.per_class[name]["ratio"] for name in CLASS_NAMES]
     assert all(0.7 < ratio < 1.4 for ratio in ratios)
-    judge = report["judges"]["resnet"]
-    assert judge["baseline_accuracy"] >= 0.9 and judge["cas"] == pytest.approx(judge["baseline_accuracy"], abs=0.05)
-    assert judge["cas_ratio"] == pytest.approx(judge["cas"] / judge["baseline_accuracy"])
+    judge = report.judges["resnet"]
+    assert judge.baseline_accuracy >= 0.9 and judge.cas == pytest.approx(judge.baseline_accuracy, abs=0.05)
+    assert judge.cas_ratio == pytest.approx(judge.cas / judge.baseline_accuracy)
 
 
 def test_a_copy_of_the_real_images_scores_like_the_baseline(copy_report):
@@ -144,30 +146,30 @@ def test_other_formats_score_alike_and_reuse_the_cached_baseline(fmt, real, cach
     else:
         synthetic = write_csv(tmp_path / "synthetic.csv", real[1])
     report = evaluate(synthetic, real, cache, tmp_path / "report")
-    assert report["baseline_cached"] is True and report["timings"]["baseline_seconds"] == 0.0
-    assert report["judges"]["resnet"]["baseline_cached"] is True and report["timings"]["resnet_real_seconds"] == 0.0
-    assert report["synthetic"]["content_sha256"] == copy_report[0]["synthetic"]["content_sha256"]
+    assert report.baseline_cached is True and report.timings["baseline_seconds"] == 0.0
+    assert report.judges["resnet"].baseline_cached is True and report.timings["resnet_real_seconds"] == 0.0
+    assert report.synthetic["content_sha256"] == copy_report[0].synthetic["content_sha256"]
     assert_scores_like_the_baseline(report)
     # Same images, same subsample, same seed: the same network, exactly (training is deterministic).
-    assert report["headline"]["cas"] == copy_report[0]["headline"]["cas"]
-    assert report["judges"]["resnet"]["cas"] == copy_report[0]["judges"]["resnet"]["cas"]
+    assert report.headline.cas == copy_report[0].headline.cas
+    assert report.judges["resnet"].cas == copy_report[0].judges["resnet"].cas
 
 
 def test_no_cache_retrains_the_same_baseline(real, cache, copy_report, tmp_path):
     report = evaluate(write_parquet(tmp_path / "copy.parquet", real[1]), real, cache, tmp_path / "report",
                       use_cache=False)
-    assert report["baseline_cached"] is False and report["timings"]["baseline_seconds"] > 0
-    assert report["classifiers"]["real"]["accuracy"] == copy_report[0]["classifiers"]["real"]["accuracy"]
+    assert report.baseline_cached is False and report.timings["baseline_seconds"] > 0
+    assert report.classifiers["real"].accuracy == copy_report[0].classifiers["real"].accuracy
     assert len(list(cache.glob("*/classifier.keras"))) == 1  # the judge's entry does not confuse the export filter
     assert len(list(cache.glob("resnet/*/classifier.keras"))) == 1
 
 
 def test_the_cnn_baseline_cache_entry_is_where_it_was_before_the_second_judge(real, cache, copy_report):
     # Baselines cached before the second judge existed must stay valid: the same key, hash and files.
-    key = {"cache_version": 1, "real_sha256": copy_report[0]["real_data"]["sha256"], "seed": 0,
+    key = {"cache_version": 1, "real_sha256": copy_report[0].real_data["sha256"], "seed": 0,
            "per_class": TRAIN_PER_CLASS, "config": {k: v for k, v in TINY.to_dict().items() if k != "budget_name"}}
     entry = cache / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    assert copy_report[0]["classifiers"]["real"]["cache_entry"] == str(entry)
+    assert copy_report[0].classifiers["real"].cache_entry == str(entry)
     assert json.loads((entry / "metrics.json").read_text())["key"] == key
     assert (entry / "classifier.keras").is_file()
 
@@ -176,33 +178,39 @@ def test_pure_noise_scores_near_chance_and_far_in_features(real, cache, copy_rep
     rng = np.random.default_rng(3)
     noise = LabeledImages(rng.integers(0, 256, (400, 32, 32, 3), dtype=np.uint8), np.repeat(np.arange(10), 40))
     report = evaluate(write_parquet(tmp_path / "noise.parquet", noise), real, cache, tmp_path / "report")
-    copy = copy_report[0]["feature_metrics"]
+    copy = copy_report[0].feature_metrics
 
-    assert report["headline"]["cas"] <= 0.3
-    assert report["headline"]["cas_ratio"] <= 0.35
-    assert report["judges"]["resnet"]["cas"] <= 0.3
-    assert report["feature_metrics"]["frechet_distance"]["overall"] > 10 * copy["frechet_distance"]["overall"]
-    assert report["feature_metrics"]["kid"]["overall"]["mean"] > copy["kid"]["overall"]["mean"] + 0.1
+    assert report.headline.cas <= 0.3
+    assert report.headline.cas_ratio <= 0.35
+    assert report.judges["resnet"].cas <= 0.3
+    assert report.feature_metrics.frechet_distance["overall"] > 10 * copy.frechet_distance["overall"]
+    assert report.feature_metrics.kid["overall"]["mean"] > copy.kid["overall"]["mean"] + 0.1
 
 
 def test_a_missing_class_is_reported_and_scores_nothing(real, cache, tmp_path):
     synthetic = write_parquet(tmp_path / "synthetic.parquet", colour_images(40, seed=6, classes=range(1, 10)))
     report = evaluate(synthetic, real, cache, tmp_path / "report")
 
-    assert report["synthetic"]["missing_classes"] == ["airplane"]
-    assert any("airplane" in warning for warning in report["warnings"])
-    assert report["classifiers"]["synthetic"]["per_class_accuracy"]["airplane"] <= 0.2
-    assert report["classifiers"]["synthetic"]["per_class_accuracy"]["truck"] >= 0.8
-    assert report["recognizability"]["per_class_accuracy"]["airplane"] is None
-    assert report["feature_metrics"]["frechet_distance"]["per_class"]["airplane"] is None
+    assert report.synthetic["missing_classes"] == ["airplane"]
+    assert any("airplane" in warning for warning in report.warnings)
+    assert report.classifiers["synthetic"].per_class_accuracy["airplane"] <= 0.2
+    assert report.classifiers["synthetic"].per_class_accuracy["truck"] >= 0.8
+    assert report.recognizability.per_class_accuracy["airplane"] is None
+    assert report.feature_metrics.frechet_distance["per_class"]["airplane"] is None
     assert "airplane" in (tmp_path / "report" / "report.md").read_text().split("## Warnings")[1]
 
 
 def test_inception_fid_is_skipped_with_a_notice_when_weights_cannot_be_had(monkeypatch):
-    monkeypatch.setattr(evaluator, "_INCEPTION_URL", "http://127.0.0.1:9/no-such-inception-weights.h5")
+    import keras
+
+    def offline(*args, **kwargs):  # neither downloadable nor in Keras' cache, whatever the user's ~/.keras holds
+        raise OSError("URL fetch failure: [Errno 101] Network is unreachable")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
     data = colour_images(2, seed=7)
     result = evaluator._inception_fid(data, data, None, seed=0)
     assert result["skipped"].startswith("Inception FID skipped") and "--inception-weights" in result["skipped"]
+    assert "Network is unreachable" in result["skipped"] and "value" not in result
 
 
 def test_feature_distances_are_zero_for_identical_sets_and_grow_with_a_shift():
@@ -345,4 +353,6 @@ def test_inception_fid_with_a_weights_file(tmp_path):
     keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg").save_weights(weights)
     real, synthetic = colour_images(1, seed=12), colour_images(2, seed=13)
     result = evaluator._inception_fid(real, synthetic, weights, seed=0)
-    assert result["value"] >= 0 and result["real_images"] == 10 and result["synthetic_images"] == 10
+    assert result["real_images"] == 10 and result["synthetic_images"] == 10
+    same = evaluator._inception_fid(real, real, weights, seed=0)  # the same images on both sides
+    assert result["value"] > 0 and same["value"] <= 1e-6 * result["value"]

@@ -2,13 +2,18 @@
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.cli._app import app, console, err_console, user_errors_exit
+from cifar_synth.report import number, percent
+
+if TYPE_CHECKING:
+    from cifar_synth.report import Report
 
 
 @app.command("evaluate")
@@ -57,47 +62,38 @@ def evaluate_command(
         warn=lambda message: err_console.print(f"[yellow]Warning:[/] {message}", highlight=False),
         judges=[name.strip() for name in judges.split(",")], judge_config=JudgeConfig.budget(budget, **overrides))
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(json.dumps(report.to_dict(), indent=2))
         return
     if not quiet:
         print_summary(console, report, out)
 
 
-def print_summary(to: Console, report: dict, out: Path) -> None:
-    """Per-class accuracy of each trained CNN, then the headline CAS, baseline and their ratio."""
+def print_summary(to: Console, report: "Report", out: Path) -> None:
+    """Per-class accuracy of each trained classifier, then the headline CAS, baseline and ratio of each judge."""
     to.print(_summary_table(report))
-    head = report["headline"]
-    ratio = "–" if head["cas_ratio"] is None else f"{head['cas_ratio']:.3f}"
-    to.print(
-        f"CAS [bold]{head['cas']:.1%}[/]  baseline [bold]{head['baseline_accuracy']:.1%}[/]  ratio [bold]{ratio}[/]"
-        + (f"  real+synthetic [bold]{head['mix_accuracy']:.1%}[/]" if head["mix_accuracy"] is not None else "")
-        + ("  (baseline from cache)" if report["baseline_cached"] else ""))
-    for name, judge in report.get("judges", {}).items():
-        ratio = "–" if judge["cas_ratio"] is None else f"{judge['cas_ratio']:.3f}"
-        to.print(f"second judge {name}: CAS [bold]{judge['cas']:.1%}[/]  baseline "
-                 f"[bold]{judge['baseline_accuracy']:.1%}[/]  ratio [bold]{ratio}[/]"
-                 + ("  (baseline from cache)" if judge["baseline_cached"] else ""))
+    head = report.headline
+    to.print(_cas_line("CAS", head, report.baseline_cached)
+             + (f"  real+synthetic [bold]{percent(head.mix_accuracy)}[/]" if head.mix_accuracy is not None else ""))
+    for name, judge in report.judges.items():
+        to.print(_cas_line(f"second judge {name}: CAS", judge, judge.baseline_cached))
     to.print(f"Report: {out}/ (report.md, report.json, confusion_synthetic.png)")
 
 
-def _summary_table(report: dict) -> Table:
-    from cifar_synth.classes import CLASS_NAMES
-    from cifar_synth.evaluator import percent as cell
+def _cas_line(label: str, figures, cached: bool) -> str:
+    return (f"{label} [bold]{percent(figures.cas)}[/]  baseline [bold]{percent(figures.baseline_accuracy)}[/]  "
+            f"ratio [bold]{number(figures.cas_ratio, 3)}[/]" + ("  (baseline from cache)" if cached else ""))
 
-    classifiers = report["classifiers"]
-    columns = [classifiers[key] | {"title": title} for key, title in (
-        ("real", "real-trained"), ("synthetic", "synthetic-trained"), ("mix", "real+synthetic")) if key in classifiers]
-    columns += [judge["classifiers"][key] | {"title": f"{name} {key}"}
-                for name, judge in report.get("judges", {}).items() for key in ("real", "synthetic")]
+
+def _summary_table(report: "Report") -> Table:
+    columns = report.trained_columns()
     table = Table(title="Accuracy on real test images, by training data")
     table.add_column("class")
-    for column in columns:
-        table.add_column(column["title"], justify="right")
+    for title, _ in columns:
+        table.add_column(title, justify="right")
     table.add_column("recognizability", justify="right")
-
     for name in CLASS_NAMES:
-        table.add_row(name, *(cell(column["per_class_accuracy"][name]) for column in columns),
-                      cell(report["recognizability"]["per_class_accuracy"][name]))
-    table.add_row("[bold]all", *(f"[bold]{cell(column['accuracy'])}" for column in columns),
-                  f"[bold]{cell(report['recognizability']['accuracy'])}", end_section=True)
+        table.add_row(name, *(percent(result.per_class_accuracy[name]) for _, result in columns),
+                      percent(report.recognizability.per_class_accuracy[name]))
+    table.add_row("[bold]all", *(f"[bold]{percent(result.accuracy)}" for _, result in columns),
+                  f"[bold]{percent(report.recognizability.accuracy)}", end_section=True)
     return table
