@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from conftest import assert_user_error, write_tree
 from typer.testing import CliRunner
 
 from cifar_synth import evaluator
@@ -39,13 +40,6 @@ def colour_images(per_class: int, seed: int, classes=range(10)) -> LabeledImages
     labels = np.repeat(np.array(list(classes), np.int64), per_class)
     noise = rng.normal(0, 25, (len(labels), 32, 32, 3))
     return LabeledImages(np.clip(COLOURS[labels][:, None, None, :] + noise, 0, 255).astype(np.uint8), labels)
-
-
-def write_tree(root: Path, data: LabeledImages) -> None:
-    for index, (image, label) in enumerate(zip(data.images, data.labels)):
-        folder = root / CLASS_NAMES[label]
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(folder / f"{index:05d}.png")
 
 
 def write_parquet(path: Path, data: LabeledImages) -> Path:
@@ -77,16 +71,18 @@ def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-def evaluate(synthetic: Path, real, cache: Path, out: Path, **options) -> Report:
+def evaluate(synthetic: Path, real, cache: Path, out: Path, judges=("cnn",), **options) -> Report:
+    """Only the bundled CNN unless `judges` says otherwise: the second judge doubles the training time."""
     return evaluator.evaluate_synthetic(synthetic, real[0], out, TINY, cache_dir=cache, inception=False, quiet=True,
-                                        judge_config=TINY_JUDGE, **options)
+                                        judges=judges, judge_config=TINY_JUDGE, **options)
 
 
 @pytest.fixture(scope="module")
 def copy_report(real, cache, tmp_path_factory) -> tuple[Report, Path]:
     """A "synthetic" Parquet set that is a copy of the real training images, evaluated with --mix (trains 3 CNNs)."""
     folder = tmp_path_factory.mktemp("copy")
-    report = evaluate(write_parquet(folder / "copy.parquet", real[1]), real, cache, folder / "report", mix=True)
+    report = evaluate(write_parquet(folder / "copy.parquet", real[1]), real, cache, folder / "report",
+                      judges=("cnn", "resnet"), mix=True)
     return report, folder / "report"
 
 
@@ -121,7 +117,7 @@ def test_report_files_and_keys(copy_report):
     assert "second judge (resnet): CAS" in markdown and "resnet synthetic-trained" in markdown
 
 
-def assert_scores_like_the_baseline(report: dict) -> None:
+def assert_scores_like_the_baseline(report: Report) -> None:
     head = report.headline
     assert head.baseline_accuracy >= 0.9  # the task is learnable, so the comparison means something
     assert head.cas == pytest.approx(head.baseline_accuracy, abs=0.05)
@@ -145,7 +141,7 @@ def test_other_formats_score_alike_and_reuse_the_cached_baseline(fmt, real, cach
         write_tree(synthetic / "images", real[1])
     else:
         synthetic = write_csv(tmp_path / "synthetic.csv", real[1])
-    report = evaluate(synthetic, real, cache, tmp_path / "report")
+    report = evaluate(synthetic, real, cache, tmp_path / "report", judges=("cnn", "resnet"))
     assert report.baseline_cached is True and report.timings["baseline_seconds"] == 0.0
     assert report.judges["resnet"].baseline_cached is True and report.timings["resnet_real_seconds"] == 0.0
     assert report.synthetic["content_sha256"] == copy_report[0].synthetic["content_sha256"]
@@ -177,7 +173,8 @@ def test_the_cnn_baseline_cache_entry_is_where_it_was_before_the_second_judge(re
 def test_pure_noise_scores_near_chance_and_far_in_features(real, cache, copy_report, tmp_path):
     rng = np.random.default_rng(3)
     noise = LabeledImages(rng.integers(0, 256, (400, 32, 32, 3), dtype=np.uint8), np.repeat(np.arange(10), 40))
-    report = evaluate(write_parquet(tmp_path / "noise.parquet", noise), real, cache, tmp_path / "report")
+    report = evaluate(write_parquet(tmp_path / "noise.parquet", noise), real, cache, tmp_path / "report",
+                      judges=("cnn", "resnet"))
     copy = copy_report[0].feature_metrics
 
     assert report.headline.cas <= 0.3
@@ -267,12 +264,6 @@ def test_kid_on_fixed_vectors_matches_the_unbiased_mmd_by_hand():
 
 def invoke(*args: str):
     return CliRunner().invoke(app, ["evaluate", *args])
-
-
-def assert_user_error(result, message: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert "".join(message.split()) in "".join(result.output.split())  # Rich wraps long lines anywhere
-    assert "Traceback" not in result.output
 
 
 def test_cli_writes_the_report_and_prints_json(real, tmp_path):
