@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,7 +121,7 @@ def evaluate_synthetic(
         synthetic=_synthetic_provenance(synthetic_path, data), real_data=data.real.describe(), seed=seed,
         config=config.to_dict(), classifiers=classifiers, judges=judge_reports, recognizability=recognizability,
         feature_metrics=feature_metrics, inception_fid=inception_fid, diversity=diversity,
-        warnings=warnings.messages, versions={**package_versions(), "matplotlib": metadata.version("matplotlib")},
+        warnings=warnings.messages, versions=package_versions(),
         timings=timings)
     report.save(Path(out_dir) if out_dir is not None else default_out_dir(synthetic_path))
     update_card(synthetic_path, report)  # an export's dataset card shows these figures
