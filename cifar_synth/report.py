@@ -179,7 +179,7 @@ class Report(_Record):
         return columns
 
 
-# --- report.md ---------------------------------------------------------------------------------------------------------
+# --- report.md --------------------------------------------------------------------------------------------------------
 
 def render_markdown(report: Report) -> str:
     """The report as Markdown a person can read, with the confusion picture beside it."""
