@@ -30,9 +30,11 @@ from pathlib import Path
 from filelock import FileLock
 from _common import publish_results, markdown_table, thread_env
 
+from cifar_synth.baseline_cache import CLASSIFIER_FILE
 from cifar_synth.classes import SHARED_START
 from cifar_synth.executors.job import STATE_DIR
 from cifar_synth.files import write_json_atomic
+from cifar_synth.report import Report, kid_cell, number, percent
 
 BENCHMARKS = Path(__file__).resolve().parent
 STAGES = ("train", "export", "evaluate")
@@ -152,8 +154,8 @@ class Protocol:
         out = self.work / EXPORT_DIRS[filtered]
         filter_options = ["--filter", "classifier"] if filtered else []
         if filtered and "evaluate" in self.state:  # the unfiltered evaluation's CNN, named explicitly
-            baseline = json.loads(Path(self.state["evaluate"]["report"]).read_text())["classifiers"]["real"]
-            filter_options += ["--classifier", str(Path(baseline["cache_entry"]) / "classifier.keras")]
+            baseline = Report.load(self.state["evaluate"]["report"]).classifiers["real"]
+            filter_options += ["--classifier", str(Path(baseline.cache_entry) / CLASSIFIER_FILE)]
         seconds = self.run_child([
             sys.executable, "-m", "cifar_synth", "export", "--runs", str(self.runs), "--count",
             str(self.state["count"]), "--format", "parquet", "--out", str(out), "--seed",
@@ -227,18 +229,6 @@ def hobby_run_stats(run_dir: Path) -> dict:
             "loop_seconds": config["seconds"]}
 
 
-def _percent(value) -> str:
-    return "–" if value is None else f"{value:.1%}"
-
-
-def _number(value, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _kid(kid: dict | None) -> str:
-    return "–" if kid is None else f"{kid['mean']:.4f} ± {kid['std']:.4f}"
-
-
 def _cores(state: dict) -> str:
     threads = f"{state['threads']} thread(s) per TensorFlow pool" if state["threads"] else "TensorFlow default threads"
     cores = f"{threads}, {'CPUs ' + state['cpus'] if state['cpus'] else 'all CPUs'}"
@@ -260,7 +250,7 @@ def _judge(report: dict) -> dict:
 
 def _mean_diversity(report: dict) -> str:
     ratios = [entry["ratio"] for entry in report["diversity"]["per_class"].values() if entry and entry["ratio"]]
-    return _number(sum(ratios) / len(ratios)) if ratios else "–"
+    return number(sum(ratios) / len(ratios)) if ratios else "–"
 
 
 def _acceptance(report: dict, class_names: list[str] | None) -> str:
@@ -269,7 +259,7 @@ def _acceptance(report: dict, class_names: list[str] | None) -> str:
                if "filter" in entry and (class_names is None or entry["name"] in class_names)]
     if not entries:
         return "–"
-    return _percent(sum(e["accepted"] for e in entries) / sum(e["candidates"] for e in entries))
+    return percent(sum(e["accepted"] for e in entries) / sum(e["candidates"] for e in entries))
 
 
 # (row label, value of one protocol); keys are those of protocol.json and the evaluator's report.json.
@@ -280,17 +270,17 @@ HEADLINE = [
     ("threads / cores", lambda s, r: _cores(s)),
     ("real images seen, all classes", lambda s, r: f"{sum(c['images_seen'] for c in s['classes'].values()):,}"),
     ("synthetic images per class", lambda s, r: f"{s['count']:,}"),
-    ("CAS: synthetic-trained accuracy on real test", lambda s, r: _percent(r["headline"]["cas"])),
-    ("baseline: real-trained accuracy on real test", lambda s, r: _percent(r["headline"]["baseline_accuracy"])),
-    ("CAS / baseline", lambda s, r: _number(r["headline"]["cas_ratio"], 3)),
-    ("second judge (ResNet): synthetic-trained accuracy on real test", lambda s, r: _percent(_judge(r).get("cas"))),
+    ("CAS: synthetic-trained accuracy on real test", lambda s, r: percent(r["headline"]["cas"])),
+    ("baseline: real-trained accuracy on real test", lambda s, r: percent(r["headline"]["baseline_accuracy"])),
+    ("CAS / baseline", lambda s, r: number(r["headline"]["cas_ratio"], 3)),
+    ("second judge (ResNet): synthetic-trained accuracy on real test", lambda s, r: percent(_judge(r).get("cas"))),
     ("second judge: real-trained accuracy on real test",
-     lambda s, r: _percent(_judge(r).get("baseline_accuracy"))),
-    ("recognizability: real-trained accuracy on synthetic", lambda s, r: _percent(r["recognizability"]["accuracy"])),
+     lambda s, r: percent(_judge(r).get("baseline_accuracy"))),
+    ("recognizability: real-trained accuracy on synthetic", lambda s, r: percent(r["recognizability"]["accuracy"])),
     ("Fréchet distance in CNN features (not Inception FID)",
-     lambda s, r: _number(r["feature_metrics"]["frechet_distance"]["overall"])),
-    ("KID in CNN features", lambda s, r: _kid(r["feature_metrics"]["kid"]["overall"])),
-    ("Inception FID", lambda s, r: _number(r["inception_fid"].get("value"))),
+     lambda s, r: number(r["feature_metrics"]["frechet_distance"]["overall"])),
+    ("KID in CNN features", lambda s, r: kid_cell(r["feature_metrics"]["kid"]["overall"])),
+    ("Inception FID", lambda s, r: number(r["inception_fid"].get("value"))),
     ("mean diversity ratio (synthetic / real)", lambda s, r: _mean_diversity(r)),
     ("classifier filter: candidates accepted", lambda s, r: _acceptance(r, None)),
     ("evaluator", lambda s, r: f"budget {r['config']['budget_name']}, {r['config']['epochs']} epochs, "
@@ -299,16 +289,16 @@ HEADLINE = [
 # (column label, value of one protocol for one class)
 PER_CLASS = [
     ("steps", lambda s, r, c: f"{s['classes'][c]['steps']:,}"),
-    ("epochs", lambda s, r, c: _number(s["classes"][c]["epochs"], 1)),
-    ("synthetic-trained acc.", lambda s, r, c: _percent(r["classifiers"]["synthetic"]["per_class_accuracy"][c])),
-    ("real-trained acc.", lambda s, r, c: _percent(r["classifiers"]["real"]["per_class_accuracy"][c])),
+    ("epochs", lambda s, r, c: number(s["classes"][c]["epochs"], 1)),
+    ("synthetic-trained acc.", lambda s, r, c: percent(r["classifiers"]["synthetic"]["per_class_accuracy"][c])),
+    ("real-trained acc.", lambda s, r, c: percent(r["classifiers"]["real"]["per_class_accuracy"][c])),
     ("judge synthetic-trained acc.",
-     lambda s, r, c: _percent(_judge(r).get("classifiers", {}).get("synthetic", {}).get("per_class_accuracy", {})
+     lambda s, r, c: percent(_judge(r).get("classifiers", {}).get("synthetic", {}).get("per_class_accuracy", {})
                               .get(c))),
-    ("recognizability", lambda s, r, c: _percent(r["recognizability"]["per_class_accuracy"][c])),
-    ("FD", lambda s, r, c: _number(r["feature_metrics"]["frechet_distance"]["per_class"][c])),
-    ("KID", lambda s, r, c: _kid(r["feature_metrics"]["kid"]["per_class"][c])),
-    ("diversity ratio", lambda s, r, c: _number((r["diversity"]["per_class"][c] or {}).get("ratio"))),
+    ("recognizability", lambda s, r, c: percent(r["recognizability"]["per_class_accuracy"][c])),
+    ("FD", lambda s, r, c: number(r["feature_metrics"]["frechet_distance"]["per_class"][c])),
+    ("KID", lambda s, r, c: kid_cell(r["feature_metrics"]["kid"]["per_class"][c])),
+    ("diversity ratio", lambda s, r, c: number((r["diversity"]["per_class"][c] or {}).get("ratio"))),
     ("filter acceptance", lambda s, r, c: _acceptance(r, [c])),
 ]
 # The real-trained CNN is the same for both protocols, so a comparison leaves its column out.

@@ -5,7 +5,7 @@ so `import cifar_synth` stays light (no TensorFlow):
 
     train_classes, GANConfig, TrainOptions          cifar-synth train
     export_dataset, ExportOptions                   cifar-synth export
-    evaluate_synthetic, EvaluatorConfig             cifar-synth evaluate
+    evaluate_synthetic, EvaluatorConfig, Report     cifar-synth evaluate (Report: what it returns; Report.load)
     publish_export                                  cifar-synth publish
     sample_rows, save_sample_sheet                  cifar-synth show
     load_synthetic, load_tf_dataset                 an export as arrays or as a tf.data.Dataset
@@ -27,7 +27,7 @@ _API = {
     "evaluate_synthetic": "cifar_synth.evaluator", "EvaluatorConfig": "cifar_synth.classifier",
     "publish_export": "cifar_synth.hub", "sample_rows": "cifar_synth.sheet", "save_sample_sheet": "cifar_synth.sheet",
     "load_synthetic": "cifar_synth.synthetic", "load_tf_dataset": "cifar_synth.synthetic",
-    "update_card": "cifar_synth.card",
+    "update_card": "cifar_synth.card", "Report": "cifar_synth.report",
 }
 __all__ = ["__version__", *_API]
 

@@ -6,7 +6,7 @@ shows the sample sheet and, once `cifar-synth evaluate` has scored the export (`
 """
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import numpy as np
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.files import atomic_path
 from cifar_synth.formats.parquet import DATA_DIR
+from cifar_synth.report import Report, number, percent
 from cifar_synth.sheet import save_sample_sheet
 
 CARD_FILE = "README.md"
@@ -31,11 +32,12 @@ def write_card(export_dir: Path, manifest: dict, samples: Sequence[np.ndarray]) 
     _write(export_dir / CARD_FILE, render_card(manifest))
 
 
-def update_card(export_dir: str | Path, report: Mapping) -> bool:
+def update_card(export_dir: str | Path, report: Report) -> bool:
     """Add an evaluation report's headline figures to the card of the export at `export_dir`.
 
-    `report` is the evaluator's report in its JSON form (report.json). Returns False, changing nothing, when
-    `export_dir` is not an export with a card (a single file, another tool's folder, an export of format version 1).
+    `report` is what `evaluate_synthetic` returns, or `Report.load(report_dir)` of its report.json. Returns False,
+    changing nothing, when `export_dir` is not an export with a card (a single file, another tool's folder, an export
+    of format version 1).
     """
     from cifar_synth.synthetic import MANIFEST
 
@@ -47,7 +49,7 @@ def update_card(export_dir: str | Path, report: Mapping) -> bool:
     return True
 
 
-def render_card(manifest: dict, report: Mapping | None = None) -> str:
+def render_card(manifest: dict, report: Report | None = None) -> str:
     """The card's Markdown: front matter, then what the data is, how it was made, how good it is, how to load it."""
     return "\n".join([_front_matter(manifest), _body(manifest), _quality(manifest, report), _files(manifest)])
 
@@ -163,26 +165,24 @@ def _versions_text(versions: dict) -> str:
 
 # --- quality --------------------------------------------------------------------------------------------------------
 
-def _quality(manifest: dict, report: Mapping | None) -> str:
+def _quality(manifest: dict, report: Report | None) -> str:
     lines = ["## How good it is", ""]
     if report is None:
         lines += ["Not evaluated yet. `cifar-synth evaluate --synthetic <this folder>` trains a CNN on these images, "
                   "tests it on the real CIFAR-10 test set and adds its figures here.", ""]
         return "\n".join(lines)
-    head, classifiers = report["headline"], report["classifiers"]
-    ratio = "–" if head.get("cas_ratio") is None else f"{head['cas_ratio']:.2f}"
+    head = report.headline
     lines += [
-        f"Scored by `cifar-synth evaluate` ({report.get('created', 'date unknown')}): a CNN trained on "
-        f"{report.get('train_images_per_class', '?')} of these images per class, tested on the 10,000 real "
-        "CIFAR-10 test images.", "",
+        f"Scored by `cifar-synth evaluate` ({report.created}): a CNN trained on {report.train_images_per_class} of "
+        "these images per class, tested on the 10,000 real CIFAR-10 test images.", "",
         "| figure | value |", "|---|---|",
-        f"| CAS (accuracy on real test images of the CNN trained on this data) | {_percent(head['cas'])} |",
-        f"| baseline (the same CNN trained on as many real images) | {_percent(head['baseline_accuracy'])} |",
-        f"| CAS / baseline | {ratio} |", "",
+        f"| CAS (accuracy on real test images of the CNN trained on this data) | {percent(head.cas)} |",
+        f"| baseline (the same CNN trained on as many real images) | {percent(head.baseline_accuracy)} |",
+        f"| CAS / baseline | {number(head.cas_ratio)} |", "",
         "| class | synthetic-trained | real-trained |", "|---|---|---|",
     ]
-    synthetic, real = classifiers["synthetic"]["per_class_accuracy"], classifiers["real"]["per_class_accuracy"]
-    lines += [f"| {name} | {_percent(synthetic.get(name))} | {_percent(real.get(name))} |" for name in CLASS_NAMES]
+    synthetic, real = (report.classifiers[key].per_class_accuracy for key in ("synthetic", "real"))
+    lines += [f"| {name} | {percent(synthetic[name])} | {percent(real[name])} |" for name in CLASS_NAMES]
     lines += ["", "**Caveat.** These images are no substitute for real ones: a classifier trained on them alone reaches "
               "the CAS above, against the baseline's accuracy on real training images. The figures come from one "
               "evaluation run with one seed; a different seed moves them by a point or two."]
@@ -191,10 +191,6 @@ def _quality(manifest: dict, report: Mapping | None) -> str:
                   "feature distances are biased by construction and are left out here; CAS stays honest, as the "
                   "filter never saw the real test images."]
     return "\n".join([*lines, ""])
-
-
-def _percent(value) -> str:
-    return "–" if value is None else f"{value:.1%}"
 
 
 # --- files ----------------------------------------------------------------------------------------------------------

@@ -133,14 +133,14 @@ def _bn_relu(x):
 
 
 def train_classifier(data: LabeledImages, config: EvaluatorConfig, seed: int, title: str = "training",
-                     quiet: bool = False) -> keras.Model:
+                     reporter: Reporter | None = None) -> keras.Model:
     """Train a fresh classifier on `data`; the same data, config and seed give the same weights."""
     loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
-    return fit_fresh(build_classifier, config, data, seed, _sgd, loss, _augment, title, quiet)
+    return fit_fresh(build_classifier, config, data, seed, _sgd, loss, _augment, title, reporter)
 
 
 def fit_fresh(build: Callable, config, data: LabeledImages, seed: int, optimizer_for: Callable, loss, augment: Callable,
-              title: str, quiet: bool) -> keras.Model:
+              title: str, reporter: Reporter | None) -> keras.Model:
     """Seeded, deterministic training of `build(config)` on `data` with `optimizer_for(config, total_steps)`."""
     keras.utils.set_random_seed(seed)
     # Process-wide. Measured on this project's 2-core CPU: no cost in CPU time per epoch, so reproducibility is free.
@@ -149,7 +149,7 @@ def fit_fresh(build: Callable, config, data: LabeledImages, seed: int, optimizer
     batch_size = min(config.batch_size, len(data))
     steps_per_epoch = len(data) // batch_size
     model.compile(optimizer=optimizer_for(config, steps_per_epoch * config.epochs), loss=loss, metrics=["accuracy"])
-    progress = RichProgress(config.epochs, steps_per_epoch, title=title, reporter=Reporter(quiet=quiet))
+    progress = RichProgress(config.epochs, steps_per_epoch, title=title, reporter=reporter)
     model.fit(training_dataset(data, batch_size, seed, augment), epochs=config.epochs, verbose=0, shuffle=False,
               callbacks=[progress])
     return model

@@ -15,7 +15,7 @@ import json
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,10 +25,13 @@ import numpy as np
 from cifar_synth import baseline_cache
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
+from cifar_synth.config import MAX_SEED
 from cifar_synth.images import LabeledImages
+from cifar_synth.metrics import mean_pairwise_distance
 from cifar_synth.provenance import package_versions
 from cifar_synth.report import (NOT_INCEPTION_FID, ClassifierResult, Diversity, FeatureMetrics, Headline,
                                 JudgeReport, Recognizability, Report)
+from cifar_synth.reporter import Reporter
 
 if TYPE_CHECKING:
     from cifar_synth.classifier import EvaluatorConfig
@@ -73,10 +76,9 @@ def evaluate_synthetic(
     cache_dir: str | Path | None = None,
     inception_weights: str | Path | None = None,
     inception: bool = True,
-    quiet: bool = False,
-    warn: Callable[[str], None] | None = None,
     judges: Sequence[str] = JUDGE_NAMES,
     judge_config: "JudgeConfig | None" = None,
+    reporter: Reporter | None = None,
 ) -> Report:
     """Evaluate the synthetic dataset at `synthetic_path` against the real CIFAR-10 at `data_path`.
 
@@ -85,26 +87,25 @@ def evaluate_synthetic(
     classifiers trained: "cnn" (required) and optionally "resnet", the second judge, configured by `judge_config`
     (default: the budget named like `config`'s, else `default`). The real-trained baselines are cached in
     `cache_dir` (default `~/.cache/cifar-synth/evaluator`) unless `use_cache` is false. `inception=False`
-    skips Inception FID; otherwise it uses `inception_weights` or tries to download Keras' weights. Warnings go
-    into the report and, as they arise, to `warn`.
+    skips Inception FID; otherwise it uses `inception_weights` or tries to download Keras' weights. Training
+    progress goes to `reporter`; warnings go into the report and, as they arise, to `reporter.warn`.
     """
     from cifar_synth.card import update_card
     from cifar_synth.classifier import EvaluatorConfig
     from cifar_synth.judges import JUDGES, JudgeConfig
 
     started = time.perf_counter()
+    second_judges = check_options(judges, seed, inception_weights)[1:]
     config = config or EvaluatorConfig.budget("default")
     judge_config = judge_config or JudgeConfig.budget(
         config.budget_name if config.budget_name in JudgeConfig.BUDGETS else "default")
-    second_judges = check_judges(judges)[1:]
-    if inception_weights is not None and not Path(inception_weights).is_file():
-        raise UserError(f"Inception weights file {inception_weights} does not exist")
-    warnings = _Warnings(warn)
+    reporter = reporter or Reporter()
+    warnings = _Warnings(reporter)
 
     data = _load(synthetic_path, data_path, warnings)
     timings = {"load_seconds": time.perf_counter() - started}
     training = _Training.of(data, seed, Path(cache_dir) if cache_dir else baseline_cache.default_cache_dir(),
-                            use_cache, quiet)
+                            use_cache, reporter)
     baseline_model, classifiers = _cnn_classifiers(training, config, mix, timings)
     judge_reports = {name: _second_judge(training, JUDGES[name], judge_config, timings) for name in second_judges}
     figures_started = time.perf_counter()
@@ -121,15 +122,19 @@ def evaluate_synthetic(
         synthetic=_synthetic_provenance(synthetic_path, data), real_data=data.real.describe(), seed=seed,
         config=config.to_dict(), classifiers=classifiers, judges=judge_reports, recognizability=recognizability,
         feature_metrics=feature_metrics, inception_fid=inception_fid, diversity=diversity,
-        warnings=warnings.messages, versions=package_versions(),
-        timings=timings)
+        warnings=warnings.messages, versions=package_versions(), timings=timings)
     report.save(Path(out_dir) if out_dir is not None else default_out_dir(synthetic_path))
     update_card(synthetic_path, report)  # an export's dataset card shows these figures
     return report
 
 
-def check_judges(judges: Sequence[str]) -> list[str]:
-    """The judges in report order, the bundled CNN first; an unknown, repeated or missing one is a user error."""
+def check_options(judges: Sequence[str], seed: int, inception_weights: str | Path | None) -> list[str]:
+    """The judges in report order, the bundled CNN first; raises `UserError` naming the first option that cannot
+    work (an unknown, repeated or missing judge, a seed numpy cannot take, an absent weights file)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    if inception_weights is not None and not Path(inception_weights).is_file():
+        raise UserError(f"Inception weights file {inception_weights} does not exist")
     judges = list(judges)
     unknown = [name for name in judges if name not in JUDGE_NAMES]
     if unknown:
@@ -143,16 +148,15 @@ def check_judges(judges: Sequence[str]) -> list[str]:
 
 
 class _Warnings:
-    """Collects the warnings for the report and passes each on to `warn` as it arises."""
+    """Collects the warnings for the report and passes each on to the user as it arises."""
 
-    def __init__(self, warn: Callable[[str], None] | None):
+    def __init__(self, reporter: Reporter):
         self.messages: list[str] = []
-        self._warn = warn
+        self._reporter = reporter
 
     def __call__(self, message: str) -> None:
         self.messages.append(message)
-        if self._warn:
-            self._warn(message)
+        self._reporter.warn(message)
 
 
 # --- the data ---------------------------------------------------------------------------------------------------------
@@ -209,13 +213,13 @@ class _Training:
     per_class: int
     cache_dir: Path
     use_cache: bool
-    quiet: bool
+    reporter: Reporter
 
     @classmethod
-    def of(cls, data: _Data, seed: int, cache_dir: Path, use_cache: bool, quiet: bool) -> "_Training":
+    def of(cls, data: _Data, seed: int, cache_dir: Path, use_cache: bool, reporter: Reporter) -> "_Training":
         return cls(data.real, subsample_per_class(data.real_train, data.per_class, seed),
                    subsample_per_class(data.synthetic, data.per_class, seed), data.real_test, seed, data.per_class,
-                   cache_dir, use_cache, quiet)
+                   cache_dir, use_cache, reporter)
 
     def baseline(self, judge: "Judge", config):
         """The real-trained classifier and its test result, from the cache when it holds this exact baseline."""
@@ -234,7 +238,7 @@ class _Training:
         from cifar_synth.classifier import make_predictor
 
         started = time.perf_counter()
-        model = judge.train(data, config, self.seed, title=title, quiet=self.quiet)
+        model = judge.train(data, config, self.seed, title=title, reporter=self.reporter)
         seconds = time.perf_counter() - started
         probabilities, _ = make_predictor(model, config.test_time_flip)(self.test.images)
         return model, ClassifierResult(**_accuracy(probabilities.argmax(1), self.test.labels),
@@ -306,8 +310,8 @@ def _feature_figures(model, data: _Data, test_time_flip: bool, seed: int):
         name = CLASS_NAMES[label]
         fd[name] = frechet_distance(real_class, synthetic_class)
         kid[name] = kernel_inception_distance(real_class, synthetic_class, rng)
-        real_spread = mean_pairwise_distance(real_class, rng)
-        synthetic_spread = mean_pairwise_distance(synthetic_class, rng)
+        real_spread = sampled_pairwise_distance(real_class, rng)
+        synthetic_spread = sampled_pairwise_distance(synthetic_class, rng)
         diversity[name] = {"synthetic": synthetic_spread, "real": real_spread,
                            "ratio": synthetic_spread / real_spread if real_spread else None}
     features = FeatureMetrics(
@@ -363,15 +367,13 @@ def kernel_inception_distance(a: np.ndarray, b: np.ndarray, rng: np.random.Gener
             "subset_size": size}
 
 
-def mean_pairwise_distance(features: np.ndarray, rng: np.random.Generator) -> float | None:
+def sampled_pairwise_distance(features: np.ndarray, rng: np.random.Generator) -> float | None:
+    """The mean pairwise distance of up to `_DIVERSITY_SAMPLE` of `features` chosen by `rng`; None under two."""
     if len(features) < 2:
         return None
     if len(features) > _DIVERSITY_SAMPLE:
         features = features[rng.choice(len(features), _DIVERSITY_SAMPLE, replace=False)]
-    x = features.astype(np.float64)
-    squared = np.sum(x * x, 1)
-    distances = np.sqrt(np.clip(squared[:, None] + squared[None, :] - 2 * x @ x.T, 0, None))
-    return float(distances.sum() / (len(x) * (len(x) - 1)))
+    return mean_pairwise_distance(features)
 
 
 def _inception_fid(real_test: LabeledImages, synthetic: LabeledImages, weights: str | Path | None,

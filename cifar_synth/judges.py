@@ -22,6 +22,8 @@ from keras import layers
 from cifar_synth.classifier import (FEATURE_LAYER, NUM_CLASSES, PIXEL_MEAN, PIXEL_STD, BudgetedConfig,
                                    EvaluatorConfig, fit_fresh, train_classifier)
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
+from cifar_synth.reporter import Reporter
+
 
 @dataclass(frozen=True)
 class JudgeConfig(BudgetedConfig):
@@ -95,11 +97,11 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def train_judge(data: LabeledImages, config: JudgeConfig, seed: int, title: str = "training",
-                quiet: bool = False) -> keras.Model:
+                reporter: Reporter | None = None) -> keras.Model:
     """Train a fresh judge on `data`; the same data, config and seed give the same weights."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     return fit_fresh(build_judge, config, data, seed, _adamw, loss, _augmentation(config.crop_padding, config.cutout),
-                     title, quiet)
+                     title, reporter)
 
 
 def _adamw(config: JudgeConfig, total_steps: int) -> keras.optimizers.Optimizer:
@@ -145,7 +147,7 @@ class Judge:
     name: str
     description: str
     config_class: type  # with .budget(name, **overrides), .to_dict() and a test_time_flip field
-    train: Callable[..., keras.Model]  # (data, config, seed, title=..., quiet=...) -> model with a `features` layer
+    train: Callable[..., keras.Model]  # (data, config, seed, title=..., reporter=...) -> model with a `features` layer
 
 
 JUDGES = {

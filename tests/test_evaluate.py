@@ -5,6 +5,7 @@ baseline and one of pure noise near chance (10%): both checks are meaningful, an
 """
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -15,11 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 from conftest import assert_user_error, write_tree
+from rich.console import Console
 from typer.testing import CliRunner
 
 from cifar_synth import evaluator
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.classifier import EvaluatorConfig
+from cifar_synth.errors import UserError
 from cifar_synth.cli import app
 from cifar_synth.formats.csv import COLUMNS as CSV_COLUMNS
 from cifar_synth.formats.images import encode_png
@@ -27,6 +30,7 @@ from cifar_synth.formats.parquet import SCHEMA as PARQUET_SCHEMA
 from cifar_synth.images import LabeledImages
 from cifar_synth.judges import JudgeConfig
 from cifar_synth.report import Report
+from cifar_synth.reporter import Reporter
 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 40, 20
 TINY = EvaluatorConfig(widths=(8, 8, 16, 16), epochs=10, batch_size=32, learning_rate=0.2)
@@ -73,7 +77,8 @@ def cache(tmp_path_factory) -> Path:
 
 def evaluate(synthetic: Path, real, cache: Path, out: Path, judges=("cnn",), **options) -> Report:
     """Only the bundled CNN unless `judges` says otherwise: the second judge doubles the training time."""
-    return evaluator.evaluate_synthetic(synthetic, real[0], out, TINY, cache_dir=cache, inception=False, quiet=True,
+    options = {"reporter": Reporter(quiet=True), **options}
+    return evaluator.evaluate_synthetic(synthetic, real[0], out, TINY, cache_dir=cache, inception=False,
                                         judges=judges, judge_config=TINY_JUDGE, **options)
 
 
@@ -115,6 +120,26 @@ def test_report_files_and_keys(copy_report):
         assert set(classifier.per_class_accuracy) == set(CLASS_NAMES)
         assert np.array(classifier.confusion).sum() == 10 * TEST_PER_CLASS
     assert "second judge (resnet): CAS" in markdown and "resnet synthetic-trained" in markdown
+
+
+def test_committed_reports_load_and_keep_their_keys():
+    # Reports written before the typed report (benchmarks/results, the quality protocol's) read back unchanged,
+    # apart from what they predate: the second judges ({} when absent) and the synthetic classifier's cache entry.
+    paths = sorted((Path(__file__).resolve().parent.parent / "benchmarks" / "results").glob("*/report*.json"))
+    assert paths
+    for path in paths:
+        stored = json.loads(path.read_text())
+        stored.setdefault("judges", {})
+        stored["classifiers"]["synthetic"].setdefault("cache_entry", None)
+        assert Report.load(path).to_dict() == stored
+
+
+def test_a_report_that_cannot_be_read_is_one_user_error(tmp_path):
+    (tmp_path / "report.json").write_text('{"headline": {}}')
+    with pytest.raises(UserError, match="cannot read the evaluation report .*report.json"):
+        Report.load(tmp_path)
+    with pytest.raises(UserError, match="cannot read the evaluation report"):
+        Report.load(tmp_path / "absent.json")
 
 
 def assert_scores_like_the_baseline(report: Report) -> None:
@@ -186,10 +211,13 @@ def test_pure_noise_scores_near_chance_and_far_in_features(real, cache, copy_rep
 
 def test_a_missing_class_is_reported_and_scores_nothing(real, cache, tmp_path):
     synthetic = write_parquet(tmp_path / "synthetic.parquet", colour_images(40, seed=6, classes=range(1, 10)))
-    report = evaluate(synthetic, real, cache, tmp_path / "report")
+    warnings = io.StringIO()
+    report = evaluate(synthetic, real, cache, tmp_path / "report",
+                      reporter=Reporter(quiet=True, err_console=Console(file=warnings, width=400)))
 
     assert report.synthetic["missing_classes"] == ["airplane"]
     assert any("airplane" in warning for warning in report.warnings)
+    assert warnings.getvalue().startswith("Warning: the synthetic data has no images of airplane")  # as it arises
     assert report.classifiers["synthetic"].per_class_accuracy["airplane"] <= 0.2
     assert report.classifiers["synthetic"].per_class_accuracy["truck"] >= 0.8
     assert report.recognizability.per_class_accuracy["airplane"] is None
@@ -218,8 +246,8 @@ def test_feature_distances_are_zero_for_identical_sets_and_grow_with_a_shift():
     same = evaluator.kernel_inception_distance(features[:150], features[150:], rng)["mean"]
     shifted = evaluator.kernel_inception_distance(features[:150], features[150:] + 2, rng)["mean"]
     assert abs(same) < 0.05 * shifted
-    assert evaluator.mean_pairwise_distance(features * 0.1, rng) == pytest.approx(
-        0.1 * evaluator.mean_pairwise_distance(features, rng), rel=0.05)
+    assert evaluator.sampled_pairwise_distance(features * 0.1, rng) == pytest.approx(
+        0.1 * evaluator.sampled_pairwise_distance(features, rng), rel=0.05)
 
 
 def with_moments(mean, covariance, count: int, seed: int) -> np.ndarray:
@@ -331,6 +359,9 @@ def test_cli_errors_exit_1_without_a_traceback(real, tmp_path):
     assert_user_error(invoke("--synthetic", synthetic, *data, "--judges", "cnn,vit"), "unknown judge 'vit'")
     assert_user_error(invoke("--synthetic", synthetic, *data, "--judges", "resnet"), "must include cnn")
     assert_user_error(invoke("--synthetic", synthetic, *data, "--judges", "cnn,cnn"), "named twice")
+    negative = invoke("--synthetic", synthetic, *data, "--seed", "-1")
+    assert_user_error(negative, "--seed must be a whole number from 0 to 4294967295, got -1")
+    assert len(negative.output.strip().splitlines()) == 1
     assert_user_error(invoke("--synthetic", synthetic, *data, "--inception-weights", str(tmp_path / "none.h5")),
                       "does not exist")
 

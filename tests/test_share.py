@@ -15,7 +15,10 @@ from typer.testing import CliRunner
 import cifar_synth
 from cifar_synth.card import render_card, update_card
 from cifar_synth.cli import app
+from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.exporter import first_images
+from cifar_synth.report import ClassifierResult, Diversity, FeatureMetrics, Headline, Recognizability, Report
+from cifar_synth.reporter import Reporter
 from cifar_synth.synthetic import load_synthetic
 
 
@@ -56,13 +59,27 @@ def test_the_sample_sheet_shows_the_first_images_of_each_class(export_dir, runs)
     np.testing.assert_array_equal(first_dog, load_synthetic(export_dir).images[0])
 
 
+def scored(per_class: dict, real_per_class: dict) -> Report:
+    """A report with the figures the card shows; the rest is empty."""
+
+    def result(accuracies: dict) -> ClassifierResult:
+        return ClassifierResult(accuracy=0.5, per_class_accuracy=accuracies, confusion=[], train_images=200,
+                                train_seconds=1.0)
+
+    return Report(created="2026-11-27T10:00:00+00:00", train_images_per_class=20,
+                  headline=Headline(cas=0.3125, baseline_accuracy=0.625, cas_ratio=0.5), baseline_cached=True,
+                  classifiers={"synthetic": result(per_class), "real": result(real_per_class)}, synthetic={},
+                  real_data={}, seed=0, config={},
+                  recognizability=Recognizability(accuracy=0.5, per_class_accuracy=per_class, confusion=[]),
+                  feature_metrics=FeatureMetrics(note="", features="", real_images=0, synthetic_images=0,
+                                                 frechet_distance={}, kid={}),
+                  inception_fid={}, diversity=Diversity(description="", per_class={}), warnings=[], versions={},
+                  timings={})
+
+
 def test_evaluating_updates_the_card(export_dir, tmp_path):
-    per_class = {name: 0.5 for name in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                                        "ship", "truck")}
-    report = {"created": "2026-11-27T10:00:00+00:00", "train_images_per_class": 20,
-              "headline": {"cas": 0.3125, "baseline_accuracy": 0.625, "cas_ratio": 0.5, "mix_accuracy": None},
-              "classifiers": {"synthetic": {"per_class_accuracy": per_class},
-                              "real": {"per_class_accuracy": {**per_class, "dog": 0.75}}}}
+    per_class = dict.fromkeys(CLASS_NAMES, 0.5)
+    report = scored(per_class, {**per_class, "dog": 0.75})
     assert update_card(export_dir, report)
     card = (export_dir / "README.md").read_text()
     assert "| CAS (accuracy on real test images of the CNN trained on this data) | 31.2% |" in card
@@ -80,9 +97,9 @@ def test_evaluate_puts_its_figures_into_the_card_of_the_export(runs, real_tree, 
     assert run_export(runs, out, "--class", "dog", "--class", "truck").exit_code == 0
     tiny = EvaluatorConfig(widths=(4, 4, 8, 8), epochs=1, batch_size=32)
     report = evaluate_synthetic(out, real_tree, tmp_path / "report", tiny, cache_dir=tmp_path / "cache",
-                                inception=False, quiet=True, judges=("cnn",))
+                                inception=False, judges=("cnn",), reporter=Reporter(quiet=True))
     card = (out / "README.md").read_text()
-    assert f"| CAS (accuracy on real test images of the CNN trained on this data) | {report['headline']['cas']:.1%} |" \
+    assert f"| CAS (accuracy on real test images of the CNN trained on this data) | {report.headline.cas:.1%} |" \
         in card and "Not evaluated yet" not in card
 
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cifar_synth.classes import CLASS_NAMES
-from cifar_synth.cli._app import app, console, err_console, user_errors_exit
+from cifar_synth.cli._app import app, console, reporter, user_errors_exit
 from cifar_synth.report import number, percent
 
 if TYPE_CHECKING:
@@ -58,9 +58,9 @@ def evaluate_command(
     out = out if out is not None else default_out_dir(synthetic)
     report = evaluate_synthetic(
         synthetic, data, out, config, seed=seed, mix=mix, use_cache=not no_cache, cache_dir=cache_dir,
-        inception_weights=inception_weights, inception=not no_inception_fid, quiet=quiet or as_json,
-        warn=lambda message: err_console.print(f"[yellow]Warning:[/] {message}", highlight=False),
-        judges=[name.strip() for name in judges.split(",")], judge_config=JudgeConfig.budget(budget, **overrides))
+        inception_weights=inception_weights, inception=not no_inception_fid,
+        judges=[name.strip() for name in judges.split(",")], judge_config=JudgeConfig.budget(budget, **overrides),
+        reporter=reporter(quiet or as_json))  # with --json, stdout holds the report alone
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
