@@ -45,7 +45,7 @@ def score(class_name: str, runs: Path, args) -> dict:
     from cifar_synth.classes import CLASS_NAMES
     from cifar_synth.classifier import load_classifier, make_predictor
     from cifar_synth.data import open_real_data
-    from cifar_synth.evaluator import frechet_distance, mean_pairwise_distance
+    from cifar_synth.evaluator import frechet_distance, sampled_pairwise_distance
     from cifar_synth.images import to_uint8
 
     label = CLASS_NAMES.index(class_name)
@@ -66,7 +66,8 @@ def score(class_name: str, runs: Path, args) -> dict:
         "steps": int(history[-1]["images_seen"]) // batch,
         "recognizability": float(np.mean(probabilities.argmax(1) == label)),
         "frechet_distance": frechet_distance(fake_features, real_features),
-        "diversity_ratio": mean_pairwise_distance(fake_features, rng) / mean_pairwise_distance(real_features, rng),
+        "diversity_ratio": (sampled_pairwise_distance(fake_features, rng)
+                            / sampled_pairwise_distance(real_features, rng)),
     }
 
 
