@@ -227,7 +227,7 @@ class _Training:
         entry = baseline_cache.entry_dir(self.cache_dir, judge.name, key)
         if self.use_cache and baseline_cache.is_complete(entry):
             model, metrics = baseline_cache.load_entry(entry)
-            return model, ClassifierResult(**{**metrics, "cached": True, "cache_entry": str(entry)})
+            return model, ClassifierResult.from_dict({**metrics, "cached": True, "cache_entry": str(entry)})
         title = "real-trained baseline" if judge.name == baseline_cache.CNN else f"{judge.name} real-trained baseline"
         model, result = self.train_and_test(judge, config, self.real_train, title)
         baseline_cache.store_entry(entry, key, model, result.to_dict())
