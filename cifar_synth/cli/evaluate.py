@@ -84,12 +84,17 @@ def _cas_line(label: str, figures, cached: bool) -> str:
             f"ratio [bold]{number(figures.cas_ratio, 3)}[/]" + ("  (baseline from cache)" if cached else ""))
 
 
+def _short(title: str) -> str:
+    # A terminal is narrow: "real+synthetic", "resnet real"; report.md has the full titles.
+    return title if title in ("real-trained", "synthetic-trained") else title.removesuffix("-trained")
+
+
 def _summary_table(report: "Report") -> Table:
     columns = report.trained_columns()
     table = Table(title="Accuracy on real test images, by training data")
     table.add_column("class")
     for title, _ in columns:
-        table.add_column(title, justify="right")
+        table.add_column(_short(title), justify="right")
     table.add_column("recognizability", justify="right")
     for name in CLASS_NAMES:
         table.add_row(name, *(percent(result.per_class_accuracy[name]) for _, result in columns),
