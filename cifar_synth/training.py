@@ -257,13 +257,12 @@ def _start_from(gan: DCGAN, source: Path, reporter: Reporter) -> dict:
                 if source.name == SHARED_START else "train it first, or name a run directory that has")
         raise UserError(f"--init-from: {source} has no finished epoch to start from; {hint}")
     try:
-        saved = GANConfig.from_dict(json.loads(RunPaths(source).config.read_text())["gan"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        changed = _architecture_changes(RunPaths(source), gan.config)
+    except _UNREADABLE_SETTINGS as error:
         raise UserError(f"--init-from: cannot read the settings of {source}: {error}") from None
-    changed = [f"{name} {getattr(saved, name)} there, {getattr(gan.config, name)} here"
-               for name in GANConfig.ARCHITECTURE_FIELDS if getattr(saved, name) != getattr(gan.config, name)]
     if changed:
-        raise UserError(f"--init-from: {source} has other networks ({'; '.join(changed)}); use its settings")
+        differences = "; ".join(f"{name} {saved} there, {wanted} here" for name, saved, wanted in changed)
+        raise UserError(f"--init-from: {source} has other networks ({differences}); use its settings")
     donor = build_gan(replace(gan.config, guidance=0.0))
     try:
         donor.load_weights(RunPaths(source).checkpoint / record.weights)
@@ -279,6 +278,18 @@ def _start_from(gan: DCGAN, source: Path, reporter: Reporter) -> dict:
             "generator_sha256": record.generator_sha256}
 
 
+# What reading a run's config.json may raise: missing or unreadable, not JSON, or not the settings of a run.
+_UNREADABLE_SETTINGS = (OSError, ValueError, KeyError, TypeError)
+
+
+def _architecture_changes(paths: RunPaths, gan_config: GANConfig) -> list[tuple[str, object, object]]:
+    """(field, saved, wanted) for each network-shaping field in which `gan_config` differs from the run's saved
+    settings; raises one of `_UNREADABLE_SETTINGS` when those cannot be read."""
+    saved = GANConfig.from_dict(json.loads(paths.config.read_text())["gan"])
+    return [(name, getattr(saved, name), getattr(gan_config, name)) for name in GANConfig.ARCHITECTURE_FIELDS
+            if getattr(saved, name) != getattr(gan_config, name)]
+
+
 def _resume_point(paths: RunPaths, gan_config: GANConfig) -> ResumeRecord | None:
     """The record to resume from (None: start at epoch 0), after trimming the run directory to it.
 
@@ -287,14 +298,13 @@ def _resume_point(paths: RunPaths, gan_config: GANConfig) -> ResumeRecord | None
     record = read_record(paths.root)
     if record is not None:
         try:
-            saved = GANConfig.from_dict(json.loads(paths.config.read_text())["gan"])
-        except (OSError, ValueError, KeyError, TypeError) as error:
+            changed = _architecture_changes(paths, gan_config)
+        except _UNREADABLE_SETTINGS as error:
             raise UserError(f"cannot read the settings {paths.config} of the recorded run: {error}; pass --fresh "
                             "to start over") from None
-        changed = [f"{name} {getattr(saved, name)} → {getattr(gan_config, name)}"
-                   for name in GANConfig.ARCHITECTURE_FIELDS if getattr(saved, name) != getattr(gan_config, name)]
         if changed:
-            raise UserError(f"{paths.root} was trained with a different architecture ({'; '.join(changed)}); "
+            differences = "; ".join(f"{name} {saved} → {wanted}" for name, saved, wanted in changed)
+            raise UserError(f"{paths.root} was trained with a different architecture ({differences}); "
                             "use the same options to resume, --fresh to start over, or another --runs directory.")
     try:
         _trim(paths, record)

@@ -30,11 +30,12 @@ def drive(engine, jobs: list[ClassJob], reporter: Reporter) -> None:
         with contextlib.nullcontext() if reporter.quiet else display:
             for stage in stages:
                 engine.submit(stage)
-                while not all(job.class_name in outcomes for job in stage):
+                while True:
                     outcomes.update(engine.poll())
                     display.update(_table(jobs, outcomes))
-                    if not all(job.class_name in outcomes for job in stage):
-                        time.sleep(POLL_SECONDS)
+                    if all(job.class_name in outcomes for job in stage):
+                        break
+                    time.sleep(POLL_SECONDS)
                 if any(outcomes[job.class_name] is not None for job in stage):
                     break
     finally:
