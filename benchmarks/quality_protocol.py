@@ -31,7 +31,7 @@ from filelock import FileLock
 from _common import publish_results, markdown_table, thread_env
 
 from cifar_synth.baseline_cache import CLASSIFIER_FILE
-from cifar_synth.classes import SHARED_START
+from cifar_synth.classes import CLASS_NAMES, SHARED_START
 from cifar_synth.executors.job import STATE_DIR
 from cifar_synth.files import write_json_atomic
 from cifar_synth.report import Report, kid_cell, number, percent
@@ -108,13 +108,22 @@ class Protocol:
             for class_name in class_names:
                 self.train([class_name])
 
+    def reset_run(self, class_name: str) -> None:
+        """Remove a class's run directory; when extending another protocol, copy that protocol's run in its place."""
+        shutil.rmtree(self.runs / class_name, ignore_errors=True)
+        if self.state.get("extends"):
+            shutil.copytree(Path(self.state["extends"]) / "runs" / class_name, self.runs / class_name)
+
     def train(self, class_names: list[str], threads: int | None = None) -> None:
         """Train classes (or the shared start, which the classes then start from) in one child process; record
         every class that finished, also when another one failed."""
         for class_name in class_names:  # left by an interrupted attempt: the budget must be spent in one go
-            shutil.rmtree(self.runs / class_name, ignore_errors=True)
+            self.reset_run(class_name)
         shared = class_names == [SHARED_START]
-        minutes = str(self.state["shared_minutes" if shared else "minutes_per_class"])
+        minutes = self.state["shared_minutes" if shared else "minutes_per_class"]
+        if self.state.get("extends"):  # the extended protocol's runs already spent its minutes
+            minutes -= read_state(Path(self.state["extends"]))["minutes_per_class"]
+        minutes = f"{minutes:g}"
         seed = str(self.state["seed"])
         data = ["--data", self.state["data"]] if self.state["data"] else []
         if self.state["recipe"] == "default":
@@ -174,6 +183,18 @@ class Protocol:
             "--out", str(report_dir), "--quiet", *([] if inception_fid else ["--no-inception-fid"])])
         self.record(_key("evaluate", filtered), {"report": str(report_dir / "report.json"),
                                                   "seconds": round(seconds, 1), **self.resources})
+
+
+def check_extension(source: dict, state: dict) -> None:
+    """Refuse to extend a protocol that is unfinished, shorter than it will be, or trained with other settings."""
+    if set(source["classes"]) != set(CLASS_NAMES):
+        raise ProtocolError("--extend: that protocol has not trained all ten classes yet")
+    if source["minutes_per_class"] >= state["minutes_per_class"]:
+        raise ProtocolError(f"--extend: --minutes-per-class must exceed that protocol's {source['minutes_per_class']:g}")
+    changed = [key for key in ("recipe", "train_options", "shared_minutes", "budget_clock", "seed", "data")
+               if source.get(key) != state.get(key)]
+    if changed:
+        raise ProtocolError(f"--extend: that protocol was trained with other {', '.join(changed)}")
 
 
 def _worker_done(runs: Path, class_name: str) -> bool:
@@ -324,7 +345,6 @@ def load_variants(work: Path) -> list[tuple[str, dict, dict]]:
 
 def variants_tables(variants: list[tuple[str, dict, dict]], per_class_columns: list) -> str:
     """The headline and per-class Markdown tables with one column (group) per evaluated variant."""
-    from cifar_synth.classes import CLASS_NAMES
 
     headline = markdown_table(
         ["figure", *(name for name, _, _ in variants)],
@@ -344,7 +364,8 @@ def results_section(work: Path) -> tuple[str, str]:
     variants = load_variants(work)
     state = variants[0][1]
     options = f" with `{state['train_options']}`" if state.get("train_options") else ""
-    body = f"Recipe `{state['recipe']}`{options}, work directory `{work}`, seed {state['seed']}.\n\n" + variants_tables(
+    extends = f", continuing the runs of `{state['extends']}`" if state.get("extends") else ""
+    body = f"Recipe `{state['recipe']}`{options}{extends}, work directory `{work}`, seed {state['seed']}.\n\n" + variants_tables(
         variants, PER_CLASS)
     return f"Quality protocol: {state['recipe']} recipe, {state['minutes_per_class']:g} min per class", body
 
@@ -363,7 +384,6 @@ def comparison_section(work_a: Path, work_b: Path) -> tuple[str, str]:
 
 
 def run_protocol(args) -> None:
-    from cifar_synth.classes import CLASS_NAMES
 
     if args.train_options and args.recipe != "default":
         raise ProtocolError("--train-options applies to the default recipe (cifar-synth train) only")
@@ -377,11 +397,15 @@ def run_protocol(args) -> None:
                 "minutes_per_class": args.minutes_per_class, "shared_minutes": args.shared_minutes,
                 "budget_clock": args.budget_clock,
                 "count": args.count,
-                "seed": args.seed, "data": str(Path(args.data).resolve()) if args.data else None}
+                "seed": args.seed, "data": str(Path(args.data).resolve()) if args.data else None,
+                "extends": str(args.extend.resolve()) if args.extend else None}
     resources = {"threads": args.threads, "cpus": args.cpus, "parallel": args.parallel}
     protocol = Protocol(args.work, settings, resources, training=args.stage in ("all", "train"))
     protocol.work.mkdir(parents=True, exist_ok=True)
     protocol.record()
+    if args.extend and "shared" not in protocol.state:
+        check_extension(read_state(args.extend), protocol.state)
+        protocol.record("shared", read_state(args.extend).get("shared"))
     run_all = args.stage == "all"
 
     if run_all or args.stage == "train":
@@ -434,6 +458,9 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1,
                         help="classes trained at a time (cifar-synth train --parallel; --threads threads each); "
                              "the default recipe only")
+    parser.add_argument("--extend", type=Path, metavar="WORK",
+                        help="continue a finished protocol's runs (copied, its shared start reused) to the longer "
+                             "--minutes-per-class, for a quality curve: each class trains for the difference")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("WORK_A", "WORK_B"),
                         help="print and append a side-by-side table of two finished protocols")
     args = parser.parse_args()
