@@ -34,7 +34,8 @@ from cifar_synth.baseline_cache import CLASSIFIER_FILE
 from cifar_synth.classes import CLASS_NAMES, SHARED_START
 from cifar_synth.executors.job import STATE_DIR
 from cifar_synth.files import write_json_atomic
-from cifar_synth.report import Report, kid_cell, number, percent
+from cifar_synth.errors import UserError
+from cifar_synth.report import JudgeReport, Report, kid_cell, number, percent
 
 BENCHMARKS = Path(__file__).resolve().parent
 STAGES = ("train", "export", "evaluate")
@@ -264,26 +265,32 @@ def _shared_start(state: dict) -> str:
     return f"{state['shared_minutes']:g} min, {shared['steps']:,} steps ({shared['epochs']:.1f} epochs of 50,000)"
 
 
-def _judge(report: dict) -> dict:
-    """The second judge's figures in an evaluator report (empty for reports from before it existed)."""
-    return (report.get("judges") or {}).get("resnet") or {}
+def _judge(report: Report) -> JudgeReport | None:
+    """The second judge's figures (None in reports from before it existed, or evaluated with --judges cnn)."""
+    return report.judges.get("resnet")
 
 
-def _mean_diversity(report: dict) -> str:
-    ratios = [entry["ratio"] for entry in report["diversity"]["per_class"].values() if entry and entry["ratio"]]
+def _judge_figure(report: Report, figure) -> str:
+    """percent(figure(judge)), or "–" without a second judge."""
+    judge = _judge(report)
+    return percent(figure(judge) if judge else None)
+
+
+def _mean_diversity(report: Report) -> str:
+    ratios = [entry["ratio"] for entry in report.diversity.per_class.values() if entry and entry["ratio"]]
     return number(sum(ratios) / len(ratios)) if ratios else "–"
 
 
-def _acceptance(report: dict, class_names: list[str] | None) -> str:
+def _acceptance(report: Report, class_names: list[str] | None) -> str:
     """Share of generated candidates a filtered export kept (all classes when `class_names` is None)."""
-    entries = [entry["filter"] for entry in report["synthetic"]["manifest"]["classes"]
+    entries = [entry["filter"] for entry in report.synthetic["manifest"]["classes"]
                if "filter" in entry and (class_names is None or entry["name"] in class_names)]
     if not entries:
         return "–"
     return percent(sum(e["accepted"] for e in entries) / sum(e["candidates"] for e in entries))
 
 
-# (row label, value of one protocol); keys are those of protocol.json and the evaluator's report.json.
+# (row label, value of one protocol from its protocol.json and its evaluation's Report)
 HEADLINE = [
     ("training budget per class",
      lambda s, r: f"{s['minutes_per_class']:g} min of training-loop {s.get('budget_clock') or 'wall'} time"),
@@ -291,59 +298,57 @@ HEADLINE = [
     ("threads / cores", lambda s, r: _cores(s)),
     ("real images seen, all classes", lambda s, r: f"{sum(c['images_seen'] for c in s['classes'].values()):,}"),
     ("synthetic images per class", lambda s, r: f"{s['count']:,}"),
-    ("CAS: synthetic-trained accuracy on real test", lambda s, r: percent(r["headline"]["cas"])),
-    ("baseline: real-trained accuracy on real test", lambda s, r: percent(r["headline"]["baseline_accuracy"])),
-    ("CAS / baseline", lambda s, r: number(r["headline"]["cas_ratio"], 3)),
-    ("second judge (ResNet): synthetic-trained accuracy on real test", lambda s, r: percent(_judge(r).get("cas"))),
+    ("CAS: synthetic-trained accuracy on real test", lambda s, r: percent(r.headline.cas)),
+    ("baseline: real-trained accuracy on real test", lambda s, r: percent(r.headline.baseline_accuracy)),
+    ("CAS / baseline", lambda s, r: number(r.headline.cas_ratio, 3)),
+    ("second judge (ResNet): synthetic-trained accuracy on real test", lambda s, r: _judge_figure(r, lambda judge: judge.cas)),
     ("second judge: real-trained accuracy on real test",
-     lambda s, r: percent(_judge(r).get("baseline_accuracy"))),
-    ("recognizability: real-trained accuracy on synthetic", lambda s, r: percent(r["recognizability"]["accuracy"])),
+     lambda s, r: _judge_figure(r, lambda judge: judge.baseline_accuracy)),
+    ("recognizability: real-trained accuracy on synthetic", lambda s, r: percent(r.recognizability.accuracy)),
     ("Fréchet distance in CNN features (not Inception FID)",
-     lambda s, r: number(r["feature_metrics"]["frechet_distance"]["overall"])),
-    ("KID in CNN features", lambda s, r: kid_cell(r["feature_metrics"]["kid"]["overall"])),
-    ("Inception FID", lambda s, r: number(r["inception_fid"].get("value"))),
+     lambda s, r: number(r.feature_metrics.frechet_distance["overall"])),
+    ("KID in CNN features", lambda s, r: kid_cell(r.feature_metrics.kid["overall"])),
+    ("Inception FID", lambda s, r: number(r.inception_fid.get("value"))),
     ("mean diversity ratio (synthetic / real)", lambda s, r: _mean_diversity(r)),
     ("classifier filter: candidates accepted", lambda s, r: _acceptance(r, None)),
-    ("evaluator", lambda s, r: f"budget {r['config']['budget_name']}, {r['config']['epochs']} epochs, "
-                               f"{r['train_images_per_class']:,} training images per class per CNN"),
+    ("evaluator", lambda s, r: f"budget {r.config['budget_name']}, {r.config['epochs']} epochs, "
+                               f"{r.train_images_per_class:,} training images per class per CNN, seed {r.seed}"),
 ]
 # (column label, value of one protocol for one class)
 PER_CLASS = [
     ("steps", lambda s, r, c: f"{s['classes'][c]['steps']:,}"),
     ("epochs", lambda s, r, c: number(s["classes"][c]["epochs"], 1)),
-    ("synthetic-trained acc.", lambda s, r, c: percent(r["classifiers"]["synthetic"]["per_class_accuracy"][c])),
-    ("real-trained acc.", lambda s, r, c: percent(r["classifiers"]["real"]["per_class_accuracy"][c])),
+    ("synthetic-trained acc.", lambda s, r, c: percent(r.classifiers["synthetic"].per_class_accuracy[c])),
+    ("real-trained acc.", lambda s, r, c: percent(r.classifiers["real"].per_class_accuracy[c])),
     ("judge synthetic-trained acc.",
-     lambda s, r, c: percent(_judge(r).get("classifiers", {}).get("synthetic", {}).get("per_class_accuracy", {})
-                              .get(c))),
-    ("recognizability", lambda s, r, c: percent(r["recognizability"]["per_class_accuracy"][c])),
-    ("FD", lambda s, r, c: number(r["feature_metrics"]["frechet_distance"]["per_class"][c])),
-    ("KID", lambda s, r, c: kid_cell(r["feature_metrics"]["kid"]["per_class"][c])),
-    ("diversity ratio", lambda s, r, c: number((r["diversity"]["per_class"][c] or {}).get("ratio"))),
+     lambda s, r, c: _judge_figure(r, lambda judge: judge.classifiers["synthetic"].per_class_accuracy[c])),
+    ("recognizability", lambda s, r, c: percent(r.recognizability.per_class_accuracy[c])),
+    ("FD", lambda s, r, c: number(r.feature_metrics.frechet_distance["per_class"][c])),
+    ("KID", lambda s, r, c: kid_cell(r.feature_metrics.kid["per_class"][c])),
+    ("diversity ratio", lambda s, r, c: number((r.diversity.per_class[c] or {}).get("ratio"))),
     ("filter acceptance", lambda s, r, c: _acceptance(r, [c])),
 ]
 # The real-trained CNN is the same for both protocols, so a comparison leaves its column out.
 COMPARED_PER_CLASS = [column for column in PER_CLASS if column[0] != "real-trained acc."]
 
 
-def load_variants(work: Path) -> list[tuple[str, dict, dict]]:
-    """(name, protocol.json, report.json) of a finished protocol's evaluations: unfiltered, then filtered if done."""
+def load_variants(work: Path) -> list[tuple[str, dict, Report]]:
+    """(name, protocol.json, Report) of a finished protocol's evaluations: unfiltered, then filtered if done."""
     state = read_state(work)
     if "evaluate" not in state:
         raise ProtocolError(f"{work} has not been evaluated yet; run its protocol to the end first")
     variants = []
     for filtered in (False, True):
         if _key("evaluate", filtered) in state:
-            path = Path(state[_key("evaluate", filtered)]["report"])
             try:
-                report = json.loads(path.read_text())
-            except (OSError, ValueError) as error:
-                raise ProtocolError(f"cannot read {path}: {error}") from None
+                report = Report.load(state[_key("evaluate", filtered)]["report"])
+            except UserError as error:
+                raise ProtocolError(str(error)) from None
             variants.append((state["recipe"] + (", classifier-filtered" if filtered else ""), state, report))
     return variants
 
 
-def variants_tables(variants: list[tuple[str, dict, dict]], per_class_columns: list) -> str:
+def variants_tables(variants: list[tuple[str, dict, Report]], per_class_columns: list) -> str:
     """The headline and per-class Markdown tables with one column (group) per evaluated variant."""
 
     headline = markdown_table(

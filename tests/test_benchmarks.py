@@ -14,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import _common  # noqa: E402
+from cifar_synth.classes import CLASS_NAMES  # noqa: E402
 from conftest import TINY_GAN_CLI  # noqa: E402
 import hobby_recipe  # noqa: E402
 import kill_resume  # noqa: E402
@@ -199,6 +200,39 @@ def test_protocol_records_the_classes_that_finished_when_another_failed(tmp_path
     (argv,) = commands
     assert argv[argv.index("--parallel") + 1] == "2" and argv[argv.index("--cpus-per-class") + 1] == "1"
     assert quality_protocol.read_state(tmp_path)["classes"] == {"cat": {"steps": "cat"}}
+
+
+def test_protocol_extends_a_finished_protocol_for_the_difference_in_minutes(tmp_path, monkeypatch):
+    settings = {"recipe": "default", "minutes_per_class": 4.8, "shared_minutes": 12.0, "budget_clock": "cpu",
+                "count": 5000, "seed": 0, "data": None, "train_options": "--flip"}
+    resources = {"threads": 1, "cpus": None, "parallel": 1}
+    source = quality_protocol.Protocol(tmp_path / "short", settings, resources, training=True)
+    (tmp_path / "short").mkdir()
+    source.record("shared", {"steps": 7})
+    for name in CLASS_NAMES:
+        (source.runs / name).mkdir(parents=True)
+        (source.runs / name / "epoch").write_text("short")
+        source.record(class_name=name, value={"steps": 1})
+    longer = {**settings, "minutes_per_class": 13.8, "extends": str(tmp_path / "short")}
+    with pytest.raises(quality_protocol.ProtocolError, match="must exceed that protocol's 4.8"):
+        quality_protocol.check_extension(source.state, {**longer, "minutes_per_class": 4.8})
+    with pytest.raises(quality_protocol.ProtocolError, match="other train_options"):
+        quality_protocol.check_extension(source.state, {**longer, "train_options": ""})
+
+    protocol = quality_protocol.Protocol(tmp_path / "long", longer, resources, training=True)
+    commands = []
+
+    def run_child(argv, threads=None):
+        commands.append(argv)
+        assert (protocol.runs / "cat" / "epoch").read_text() == "short"  # resumes the copied run
+        (protocol.runs / "cat" / "epoch").write_text("long")
+
+    monkeypatch.setattr(protocol, "run_child", run_child)
+    monkeypatch.setattr(quality_protocol, "default_run_stats", lambda run_dir: {"steps": 2})
+    protocol.train(["cat"])
+    protocol.train(["cat"])  # a rerun starts again from the copy, not from the interrupted attempt
+    assert [argv[argv.index("--minutes") + 1] for argv in commands] == ["9", "9"]
+    assert (source.runs / "cat" / "epoch").read_text() == "short"
 
 
 def test_protocol_stages_run_at_once_keep_each_others_records(tmp_path):
