@@ -7,6 +7,7 @@ baseline and one of pure noise near chance (10%): both checks are meaningful, an
 import hashlib
 import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -379,3 +380,13 @@ def test_inception_fid_with_a_weights_file(tmp_path):
     assert result["real_images"] == 10 and result["synthetic_images"] == 10
     same = evaluator._inception_fid(real, real, weights, seed=0)  # the same images on both sides
     assert result["value"] > 0 and same["value"] <= 1e-6 * result["value"]
+
+
+def test_cas_spread_retrains_the_reports_judge_as_the_evaluator_did(copy_report):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import cas_spread
+
+    report, _ = copy_report
+    again = cas_spread.retrain(report, "cnn", report.seed)  # the report's own seed: its own figures again
+    assert again["accuracy"] == pytest.approx(report.classifiers["synthetic"].accuracy, abs=0.01)
+    assert again["per_class_accuracy"].keys() == report.classifiers["synthetic"].per_class_accuracy.keys()

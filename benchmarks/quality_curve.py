@@ -1,0 +1,115 @@
+"""The quality curve: CAS against training minutes per class, from finished quality protocols.
+
+    python benchmarks/quality_curve.py --work /tmp/protocol-shared /tmp/protocol-15 \
+        [--plot docs/images/quality-curve.png] [--no-append]
+
+Each --work directory is one point. Its budget per class counts the shared start's share: 12 shared + 10 × 4.8
+minutes is 6 minutes per class. The plot shows the CAS of the bundled CNN and of the second judge, unfiltered and
+classifier-filtered where the protocol evaluated them, with the real-trained baselines as dashed lines; the same
+figures are appended as a table to docs/benchmarks.md. Where a protocol's unfiltered report has evaluator-seed
+retrainings (benchmarks/cas_spread.py), that point's CNN figure gets their range as an error bar.
+"""
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from _common import REPO_ROOT, markdown_table, publish_results
+from quality_protocol import _key, load_variants
+
+from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.report import Report, percent
+
+
+def budget_per_class(state: dict) -> float:
+    """Training minutes per class, the shared start's share included."""
+    return state["minutes_per_class"] + (state.get("shared_minutes") or 0) / len(CLASS_NAMES)
+
+
+def seed_accuracies(state: dict, report: Report) -> list[float]:
+    """The CNN's CAS with the report's seed and with every seed cas_spread.py retrained it with."""
+    spread_dir = Path(state[_key("evaluate", False)]["report"]).parent / "spread"
+    return [report.classifiers["synthetic"].accuracy] + [
+        json.loads(path.read_text())["accuracy"] for path in sorted(spread_dir.glob("cnn-seed-*.json"))]
+
+
+def curve_point(work: Path) -> dict:
+    """One protocol's figures: budget, steps, and CAS of both judges, unfiltered and filtered (None if missing)."""
+    variants = load_variants(work)
+    state, report = variants[0][1], variants[0][2]
+    by_filter = {name.endswith("classifier-filtered"): variant_report for name, _, variant_report in variants}
+    point = {"work": str(work), "minutes": budget_per_class(state),
+             "steps": statistics.median(entry["steps"] for entry in state["classes"].values()),
+             "baseline": report.headline.baseline_accuracy, "seeds": seed_accuracies(state, report),
+             "lowest": min(report.classifiers["synthetic"].per_class_accuracy.items(), key=lambda item: item[1])}
+    judge = report.judges.get("resnet")
+    point["judge_baseline"] = judge.baseline_accuracy if judge else None
+    for filtered in (False, True):
+        evaluated = by_filter.get(filtered)
+        suffix = "_filtered" if filtered else ""
+        point["cas" + suffix] = evaluated.headline.cas if evaluated else None
+        judged = evaluated.judges.get("resnet") if evaluated else None
+        point["judge" + suffix] = judged.cas if judged else None
+    return point
+
+
+def plot(points: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [p["minutes"] for p in points]
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    series = [("cas", "CNN", "C0", "-"), ("cas_filtered", "CNN, filtered", "C0", ":"),
+              ("judge", "ResNet judge", "C1", "-"), ("judge_filtered", "ResNet judge, filtered", "C1", ":")]
+    for key, label, colour, style in series:
+        shown = [(m, p[key]) for m, p in zip(minutes, points) if p[key] is not None]
+        if shown:
+            axes.plot(*zip(*shown), style, marker="o", color=colour, label=label)
+    spreads = [(p["minutes"], p["cas"], min(p["seeds"]), max(p["seeds"])) for p in points if len(p["seeds"]) > 1]
+    for m, cas, low, high in spreads:
+        axes.errorbar([m], [cas], yerr=[[cas - low], [high - cas]], color="C0", capsize=4)
+    axes.axhline(points[0]["baseline"], color="C0", linestyle="--", linewidth=0.8, label="CNN real-trained")
+    if points[0]["judge_baseline"] is not None:
+        axes.axhline(points[0]["judge_baseline"], color="C1", linestyle="--", linewidth=0.8,
+                     label="ResNet real-trained")
+    axes.set_xlabel("training minutes per class (one core; shared start's share included)")
+    axes.set_ylabel("accuracy on real test images")
+    axes.set_ylim(0, 1)
+    axes.set_xticks(minutes)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, nargs="+", required=True, help="finished quality protocols, one per point")
+    parser.add_argument("--plot", type=Path, default=REPO_ROOT / "docs" / "images" / "quality-curve.png")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    args = parser.parse_args()
+
+    points = sorted((curve_point(work) for work in args.work), key=lambda p: p["minutes"])
+    plot(points, args.plot)
+
+    def seeds(p: dict) -> str:
+        return (f"{', '.join(percent(a) for a in p['seeds'])} ({100 * (max(p['seeds']) - min(p['seeds'])):.1f} "
+                "points)" if len(p["seeds"]) > 1 else "–")
+
+    rows = [[f"{p['minutes']:g}", f"{p['steps']:,.0f}", percent(p["cas"]), percent(p["cas_filtered"]),
+             percent(p["judge"]), percent(p["judge_filtered"]), f"{p['lowest'][0]} {percent(p['lowest'][1])}",
+             seeds(p), f"`{p['work']}`"] for p in points]
+    table = markdown_table(["minutes per class", "steps per class (median)", "CAS", "CAS, filtered", "judge CAS",
+                            "judge CAS, filtered", "lowest class (CNN)", "CAS over evaluator seeds",
+                            "protocol"], rows)
+    body = (f"{table}\n\nBaselines (real-trained, same test images): CNN {percent(points[0]['baseline'])}, ResNet "
+            f"judge {percent(points[0]['judge_baseline'])}. Plot: `{args.plot}`.")
+    publish_results("Quality curve", body, append=not args.no_append)
+
+
+if __name__ == "__main__":
+    main()
