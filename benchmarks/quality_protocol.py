@@ -172,7 +172,7 @@ class Protocol:
             str(self.state["seed"]), "--overwrite", *filter_options])
         self.record(_key("export", filtered), {"path": str(out), "seconds": round(seconds, 1), **self.resources})
 
-    def evaluate(self, inception_fid: bool, filtered: bool) -> None:
+    def evaluate(self, inception_fid: bool, filtered: bool, judges: str) -> None:
         export_key = _key("export", filtered)
         if export_key not in self.state:
             raise ProtocolError(f"nothing exported yet; run --stage export{' --filtered' if filtered else ''} first")
@@ -181,8 +181,9 @@ class Protocol:
         # --quiet, not --json: the figures are read from the report.json it writes.
         seconds = self.run_child([
             sys.executable, "-m", "cifar_synth", "evaluate", "--synthetic", self.state[export_key]["path"], *data,
-            "--out", str(report_dir), "--quiet", *([] if inception_fid else ["--no-inception-fid"])])
-        self.record(_key("evaluate", filtered), {"report": str(report_dir / "report.json"),
+            "--out", str(report_dir), "--quiet", "--judges", judges,
+            *([] if inception_fid else ["--no-inception-fid"])])
+        self.record(_key("evaluate", filtered), {"report": str(report_dir / "report.json"), "judges": judges,
                                                   "seconds": round(seconds, 1), **self.resources})
 
 
@@ -428,7 +429,7 @@ def run_protocol(args) -> None:
         if args.stage == "export" or (run_all and _key("export", filtered) not in protocol.state):
             protocol.export_all(filtered)
         if args.stage == "evaluate" or (run_all and _key("evaluate", filtered) not in protocol.state):
-            protocol.evaluate(args.inception_fid, filtered)
+            protocol.evaluate(args.inception_fid, filtered, args.judges)
     if run_all or args.stage == "evaluate":
         publish_results(*results_section(protocol.work))
 
@@ -458,6 +459,8 @@ def main() -> None:
                              "its own row; with --stage all, after the unfiltered one")
     parser.add_argument("--inception-fid", action="store_true",
                         help="also compute Inception FID (two InceptionV3 passes: slow on a CPU; needs its weights)")
+    parser.add_argument("--judges", default="cnn,resnet",
+                        help="cifar-synth evaluate --judges: cnn alone skips the second judge (half the evaluation)")
     parser.add_argument("--threads", type=int, help="TensorFlow threads per pool in the child processes")
     parser.add_argument("--cpus", help="pin the child processes to these CPUs (taskset -c LIST)")
     parser.add_argument("--parallel", type=int, default=1,
