@@ -12,6 +12,8 @@ import contextlib
 import datetime
 import hashlib
 import json
+import os
+import shutil
 import socket
 import sys
 import time
@@ -26,16 +28,19 @@ from cifar_synth import baseline_cache
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.config import MAX_SEED
+from cifar_synth.executors.job import Job
+from cifar_synth.files import atomic_path
 from cifar_synth.images import LabeledImages
 from cifar_synth.metrics import mean_pairwise_distance
 from cifar_synth.provenance import package_versions
 from cifar_synth.report import (NOT_INCEPTION_FID, ClassifierResult, Diversity, FeatureMetrics, Headline,
-                                JudgeReport, Recognizability, Report)
+                                JudgeReport, Recognizability, Report, percent)
 from cifar_synth.reporter import Reporter
 
 if TYPE_CHECKING:
     from cifar_synth.classifier import EvaluatorConfig
     from cifar_synth.data import RealData
+    from cifar_synth.executors import ExecutorOptions
     from cifar_synth.judges import Judge, JudgeConfig
 
 JUDGE_NAMES = ("cnn", "resnet")  # the bundled CNN first: CAS, recognizability and the feature figures are its
@@ -79,6 +84,7 @@ def evaluate_synthetic(
     judges: Sequence[str] = JUDGE_NAMES,
     judge_config: "JudgeConfig | None" = None,
     reporter: Reporter | None = None,
+    executor: "ExecutorOptions | None" = None,
 ) -> Report:
     """Evaluate the synthetic dataset at `synthetic_path` against the real CIFAR-10 at `data_path`.
 
@@ -88,26 +94,44 @@ def evaluate_synthetic(
     (default: the budget named like `config`'s, else `default`). The real-trained baselines are cached in
     `cache_dir` (default `~/.cache/cifar-synth/evaluator`) unless `use_cache` is false. `inception=False`
     skips Inception FID; otherwise it uses `inception_weights` or tries to download Keras' weights. Training
-    progress goes to `reporter`; warnings go into the report and, as they arise, to `reporter.warn`.
+    progress goes to `reporter`; warnings go into the report and, as they arise, to `reporter.warn`. `executor`
+    (default: in this process) says where the classifiers train: as tasks at once, beyond one local process, each
+    leaving its log in `out_dir/.cifar-synth/logs/` (docs/scale.md); the figures are those of training in this
+    process.
     """
     from cifar_synth.card import update_card
     from cifar_synth.classifier import EvaluatorConfig
+    from cifar_synth.executors import ExecutorOptions, engine_for
+    from cifar_synth.executors.job import limit_threads
     from cifar_synth.judges import JUDGES, JudgeConfig
 
     started = time.perf_counter()
     second_judges = check_options(judges, seed, inception_weights)[1:]
+    executor = executor or ExecutorOptions(unit="task")
+    executor.validate()
     config = config or EvaluatorConfig.budget("default")
     judge_config = judge_config or JudgeConfig.budget(
         config.budget_name if config.budget_name in JudgeConfig.BUDGETS else "default")
     reporter = reporter or Reporter()
     warnings = _Warnings(reporter)
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(synthetic_path)
+    if executor.in_process():
+        engine = None
+        limit_threads(executor.cpus())
+    else:
+        engine = engine_for(executor)  # before any work: a missing extra or an unreachable cluster fails first
 
     data = _load(synthetic_path, data_path, warnings)
     timings = {"load_seconds": time.perf_counter() - started}
     training = _Training.of(data, seed, Path(cache_dir) if cache_dir else baseline_cache.default_cache_dir(),
                             use_cache, reporter)
-    baseline_model, classifiers = _cnn_classifiers(training, config, mix, timings)
-    judge_reports = {name: _second_judge(training, JUDGES[name], judge_config, timings) for name in second_judges}
+    training_started = time.perf_counter()
+    trained = training.train(_fits(config, judge_config, second_judges, mix), engine, executor, out_dir)
+    training_seconds = time.perf_counter() - training_started
+    baseline_model, classifiers = _cnn_classifiers(trained, timings)
+    judge_reports = {name: _second_judge(trained, JUDGES[name], judge_config, timings) for name in second_judges}
+    if engine is not None:  # the wall time of the classifiers trained at once (each one's time is above)
+        timings["parallel_training_seconds"] = training_seconds
     figures_started = time.perf_counter()
     recognizability, feature_metrics, diversity = _feature_figures(baseline_model, data, config.test_time_flip, seed)
     timings["feature_metrics_seconds"] = time.perf_counter() - figures_started
@@ -123,7 +147,7 @@ def evaluate_synthetic(
         config=config.to_dict(), classifiers=classifiers, judges=judge_reports, recognizability=recognizability,
         feature_metrics=feature_metrics, inception_fid=inception_fid, diversity=diversity,
         warnings=warnings.messages, versions=package_versions(), timings=timings)
-    report.save(Path(out_dir) if out_dir is not None else default_out_dir(synthetic_path))
+    report.save(out_dir)
     update_card(synthetic_path, report)  # an export's dataset card shows these figures
     return report
 
@@ -202,6 +226,35 @@ def _synthetic_provenance(synthetic_path: str | Path, data: _Data) -> dict:
 # --- training and testing ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class _Fit:
+    """One classifier an evaluation trains: a judge on one training set, tested on the real test images."""
+
+    judge: str  # a key of judges.JUDGES
+    config: object  # the judge's config
+    train_set: str  # a key of _TRAIN_SETS
+
+    @property
+    def name(self) -> str:
+        return f"{self.judge}-{self.train_set}"  # e.g. cnn-synthetic: the task's name with an executor
+
+    @property
+    def title(self) -> str:
+        title = {"real": "real-trained baseline", "synthetic": "synthetic-trained",
+                 "mix": "real+synthetic-trained"}[self.train_set]
+        return title if self.judge == baseline_cache.CNN else f"{self.judge} {title}"
+
+
+_TRAIN_SETS = {"real": ("real",), "synthetic": ("synthetic",), "mix": ("real", "synthetic")}  # → their parts
+
+
+def _fits(config, judge_config, second_judges: list[str], mix: bool) -> list[_Fit]:
+    """The classifiers to train, in the order they train in this process: the bundled CNN's, then each judge's."""
+    cnn = baseline_cache.CNN
+    fits = [_Fit(cnn, config, "real"), _Fit(cnn, config, "synthetic")] + ([_Fit(cnn, config, "mix")] if mix else [])
+    return fits + [_Fit(name, judge_config, train_set) for name in second_judges for train_set in ("real", "synthetic")]
+
+
+@dataclass(frozen=True)
 class _Training:
     """What every judge trains and is tested on (the same n images per class), and where its baseline is cached."""
 
@@ -221,52 +274,168 @@ class _Training:
                    subsample_per_class(data.synthetic, data.per_class, seed), data.real_test, seed, data.per_class,
                    cache_dir, use_cache, reporter)
 
-    def baseline(self, judge: "Judge", config):
-        """The real-trained classifier and its test result, from the cache when it holds this exact baseline."""
-        key = baseline_cache.baseline_key(judge.name, self.real.sha256, self.seed, self.per_class, config.to_dict())
-        entry = baseline_cache.entry_dir(self.cache_dir, judge.name, key)
-        if self.use_cache and baseline_cache.is_complete(entry):
-            model, metrics = baseline_cache.load_entry(entry)
-            return model, ClassifierResult.from_dict({**metrics, "cached": True, "cache_entry": str(entry)})
-        title = "real-trained baseline" if judge.name == baseline_cache.CNN else f"{judge.name} real-trained baseline"
-        model, result = self.train_and_test(judge, config, self.real_train, title)
-        baseline_cache.store_entry(entry, key, model, result.to_dict())
-        result.cache_entry = str(entry)
+    def parts(self, train_set: str) -> list[LabeledImages]:
+        return [self.real_train if part == "real" else self.synthetic_train for part in _TRAIN_SETS[train_set]]
+
+    def train(self, fits: list[_Fit], engine, executor: "ExecutorOptions", out_dir: Path) -> dict:
+        """(model, result) of every fit by name, in order: cached baselines from the cache, the others trained here
+        one after another or, given an `engine`, as its tasks at once; fresh baselines go into the cache. The
+        models of fits other than baselines are None when trained as tasks (nothing needs them)."""
+        trained = {fit.name: cached for fit in fits if (cached := self.cached(fit)) is not None}
+        todo = [fit for fit in fits if fit.name not in trained]
+        if engine is None:
+            for fit in todo:
+                model, result = train_and_test(fit, _joined(self.parts(fit.train_set)), self.test, self.seed,
+                                               self.reporter)
+                trained[fit.name] = self.keep(fit, model, result)
+        else:
+            trained.update(self._train_as_tasks(todo, engine, executor, out_dir))
+        return {fit.name: trained[fit.name] for fit in fits}
+
+    def cached(self, fit: _Fit):
+        """The cached (model, result) of a baseline fit when the cache holds this exact baseline, else None."""
+        if fit.train_set != "real" or not self.use_cache:
+            return None
+        _, entry = self._cache_entry(fit)
+        if not baseline_cache.is_complete(entry):
+            return None
+        model, metrics = baseline_cache.load_entry(entry)
+        return model, ClassifierResult.from_dict({**metrics, "cached": True, "cache_entry": str(entry)})
+
+    def keep(self, fit: _Fit, model, result: ClassifierResult):
+        """A freshly trained fit's (model, result), a baseline stored in the cache first."""
+        if fit.train_set == "real":
+            key, entry = self._cache_entry(fit)
+            baseline_cache.store_entry(entry, key, model, result.to_dict())
+            result.cache_entry = str(entry)
         return model, result
 
-    def train_and_test(self, judge: "Judge", config, data: LabeledImages, title: str):
-        from cifar_synth.classifier import make_predictor
+    def _cache_entry(self, fit: _Fit) -> tuple[dict, Path]:
+        key = baseline_cache.baseline_key(fit.judge, self.real.sha256, self.seed, self.per_class,
+                                          fit.config.to_dict())
+        return key, baseline_cache.entry_dir(self.cache_dir, fit.judge, key)
 
-        started = time.perf_counter()
-        model = judge.train(data, config, self.seed, title=title, reporter=self.reporter)
-        seconds = time.perf_counter() - started
-        probabilities, _ = make_predictor(model, config.test_time_flip)(self.test.images)
-        return model, ClassifierResult(**_accuracy(probabilities.argmax(1), self.test.labels),
-                                       train_images=len(data), train_seconds=seconds)
+    def _train_as_tasks(self, fits: list[_Fit], engine, executor: "ExecutorOptions", out_dir: Path) -> dict:
+        """Train `fits` as tasks of `engine`, the live board showing them; their data goes to the workers, and their
+        models and results come back, through a work folder in the report directory's state directory."""
+        from cifar_synth.executors.board import drive
+        from cifar_synth.executors.job import STATE_DIR, read_status, start_session
+
+        state_dir = Path(out_dir).absolute() / STATE_DIR
+        session = start_session(state_dir)
+        work = state_dir / f"work-{session}"
+        try:
+            files = {"test": _write_images(work / "test.npz", self.test)}
+            for fit in fits:
+                for part, images in zip(_TRAIN_SETS[fit.train_set], self.parts(fit.train_set)):
+                    files[part] = files.get(part) or _write_images(work / f"{part}.npz", images)
+            jobs = [FitJob(fit, tuple(files[part] for part in _TRAIN_SETS[fit.train_set]), files["test"],
+                           work / f"{fit.name}.keras", self.seed, state_dir, session, executor.cpus(), os.getcwd())
+                    for fit in fits]
+            try:
+                drive(engine, [jobs], self.reporter)
+            finally:  # after a failure too: the baselines trained meanwhile go into the cache
+                trained = {job.name: self.keep(job.fit, *job.collect()) for job in jobs
+                           if read_status(job).get("state") == "done"}
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return trained
 
 
-def _cnn_classifiers(training: _Training, config, mix: bool, timings: dict):
-    """The bundled CNN's baseline model, and its classifiers' results: real, synthetic and, with `mix`, both."""
+@dataclass(frozen=True)
+class FitJob(Job):
+    """One of an evaluation's classifiers as an executor's task: trained and tested in a worker, which saves the model
+    to `model_file` and reports its `ClassifierResult` in its status."""
+
+    fit: _Fit
+    train_files: tuple[Path, ...]  # the training set's parts (_write_images), joined in this order
+    test_file: Path
+    model_file: Path
+    seed: int
+    state_dir: Path
+    session: str
+    cpus: int | None
+    cwd: str
+
+    NOUNS = ("classifier", "classifiers")
+    COLUMNS = ("accuracy", "seconds")
+    SHARED = "--out (the report directory)"
+    AFTER_FAILURE = "run the same command again once their errors are fixed (a baseline trained meanwhile is cached)"
+
+    @property
+    def name(self) -> str:
+        return self.fit.name
+
+    def work(self) -> dict:
+        from cifar_synth.executors.job import log_reporter
+
+        data = _joined([_read_images(path) for path in self.train_files])
+        model, result = train_and_test(self.fit, data, _read_images(self.test_file), self.seed, log_reporter())
+        with atomic_path(self.model_file) as temp:
+            model.save(temp)
+        return {"result": result.to_dict()}
+
+    def cells(self, status: dict) -> list[str]:
+        result = status.get("result")
+        return [percent(result["accuracy"]), f"{result['train_seconds']:.0f}"] if result else ["", ""]
+
+    def collect(self):
+        """(model, result) of the finished task; the model only of a baseline (the others' are not needed)."""
+        import keras
+
+        from cifar_synth.executors.job import read_status
+
+        result = ClassifierResult.from_dict(read_status(self)["result"])
+        model = keras.models.load_model(self.model_file, compile=False) if self.fit.train_set == "real" else None
+        return model, result
+
+
+def _write_images(path: Path, data: LabeledImages) -> Path:
+    with atomic_path(path) as temp:
+        np.savez(temp, images=data.images, labels=data.labels)
+    return path
+
+
+def _read_images(path: Path) -> LabeledImages:
+    with np.load(path) as arrays:
+        return LabeledImages(arrays["images"], arrays["labels"])
+
+
+def _joined(parts: list[LabeledImages]) -> LabeledImages:
+    if len(parts) == 1:
+        return parts[0]
+    return LabeledImages(np.concatenate([part.images for part in parts]),
+                         np.concatenate([part.labels for part in parts]))
+
+
+def train_and_test(fit: _Fit, data: LabeledImages, test: LabeledImages, seed: int, reporter: Reporter):
+    """Train `fit`'s judge on `data`, test it on `test`: (model, ClassifierResult)."""
+    from cifar_synth.classifier import make_predictor
     from cifar_synth.judges import JUDGES
 
-    cnn = JUDGES[baseline_cache.CNN]
-    baseline_model, baseline = training.baseline(cnn, config)
-    classifiers = {"real": baseline}
-    _, classifiers["synthetic"] = training.train_and_test(cnn, config, training.synthetic_train, "synthetic-trained")
-    if mix:
-        both = LabeledImages(np.concatenate([training.real_train.images, training.synthetic_train.images]),
-                             np.concatenate([training.real_train.labels, training.synthetic_train.labels]))
-        _, classifiers["mix"] = training.train_and_test(cnn, config, both, "real+synthetic-trained")
+    started = time.perf_counter()
+    model = JUDGES[fit.judge].train(data, fit.config, seed, title=fit.title, reporter=reporter)
+    seconds = time.perf_counter() - started
+    probabilities, _ = make_predictor(model, fit.config.test_time_flip)(test.images)
+    return model, ClassifierResult(**_accuracy(probabilities.argmax(1), test.labels), train_images=len(data),
+                                   train_seconds=seconds)
+
+
+def _cnn_classifiers(trained: dict, timings: dict):
+    """The bundled CNN's baseline model, and its classifiers' results: real, synthetic and, with --mix, both."""
+    cnn = baseline_cache.CNN
+    classifiers = {train_set: trained[f"{cnn}-{train_set}"][1] for train_set in _TRAIN_SETS
+                   if f"{cnn}-{train_set}" in trained}
+    baseline = classifiers["real"]
     timings["baseline_seconds"] = 0.0 if baseline.cached else baseline.train_seconds
     timings.update({f"{key}_seconds": classifiers[key].train_seconds for key in ("synthetic", "mix")
                     if key in classifiers})
-    return baseline_model, classifiers
+    return trained[f"{cnn}-real"][0], classifiers
 
 
-def _second_judge(training: _Training, judge: "Judge", config, timings: dict) -> JudgeReport:
+def _second_judge(trained: dict, judge: "Judge", config, timings: dict) -> JudgeReport:
     """The same CAS figures from another classifier family: its cached or fresh real baseline, its synthetic run."""
-    _, baseline = training.baseline(judge, config)
-    _, synthetic = training.train_and_test(judge, config, training.synthetic_train, f"{judge.name} synthetic-trained")
+    baseline, synthetic = (trained[f"{judge.name}-{train_set}"][1] for train_set in ("real", "synthetic"))
     timings[f"{judge.name}_real_seconds"] = 0.0 if baseline.cached else baseline.train_seconds
     timings[f"{judge.name}_synthetic_seconds"] = synthetic.train_seconds
     return JudgeReport(description=judge.description, config=config.to_dict(), baseline_cached=baseline.cached,

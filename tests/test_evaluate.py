@@ -7,6 +7,7 @@ baseline and one of pure noise near chance (10%): both checks are meaningful, an
 import hashlib
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from cifar_synth import evaluator
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.classifier import EvaluatorConfig
 from cifar_synth.errors import UserError
+from cifar_synth.executors.job import run_job
 from cifar_synth.cli import app
 from cifar_synth.formats.csv import COLUMNS as CSV_COLUMNS
 from cifar_synth.formats.images import encode_png
@@ -296,13 +298,25 @@ def invoke(*args: str):
     return CliRunner().invoke(app, ["evaluate", *args])
 
 
-def test_cli_writes_the_report_and_prints_json(real, tmp_path):
-    synthetic = write_csv(tmp_path / "synthetic.csv", colour_images(20, seed=9))
-    out = tmp_path / "report"
-    result = invoke("--synthetic", str(synthetic), "--data", str(real[0]), "--budget", "quick", "--epochs", "1",
-                    "--cache-dir", str(tmp_path / "cache"), "--no-inception-fid", "--out", str(out), "--json")
+def cli_options(synthetic: Path, real) -> list[str]:
+    """Every trained classifier in seconds: the quick budget for one epoch, with --mix and the second judge."""
+    return ["--synthetic", str(synthetic), "--data", str(real[0]), "--budget", "quick", "--epochs", "1", "--mix",
+            "--no-inception-fid"]
+
+
+@pytest.fixture(scope="module")
+def cli_report(real, tmp_path_factory) -> tuple[Path, dict, Path]:
+    """The synthetic set, the report `evaluate --json` printed (all classifiers trained in its process), its --out."""
+    folder = tmp_path_factory.mktemp("cli")
+    synthetic = write_csv(folder / "synthetic.csv", colour_images(20, seed=9))
+    result = invoke(*cli_options(synthetic, real), "--cache-dir", str(folder / "cache"), "--out",
+                    str(folder / "report"), "--json")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    return synthetic, json.loads(result.stdout), folder / "report"
+
+
+def test_cli_writes_the_report_and_prints_json(cli_report):
+    _, report, out = cli_report
     assert report == json.loads((out / "report.json").read_text())
     assert report["config"]["budget_name"] == "quick" and report["config"]["epochs"] == 1
     assert report["train_images_per_class"] == 20  # min(40 real, 20 synthetic)
@@ -390,3 +404,92 @@ def test_cas_spread_retrains_the_reports_judge_as_the_evaluator_did(copy_report)
     again = cas_spread.retrain(report, "cnn", report.seed)  # the report's own seed: its own figures again
     assert again["accuracy"] == pytest.approx(report.classifiers["synthetic"].accuracy, abs=0.01)
     assert again["per_class_accuracy"].keys() == report.classifiers["synthetic"].per_class_accuracy.keys()
+
+
+# --- the classifiers as parallel tasks (--executor) -----------------------------------------------------------------
+
+def numbers(value, path: str = "") -> dict:
+    """Every number in a report part by its path ("/diversity/per_class/cat/ratio"), flat (pytest.approx is)."""
+    if isinstance(value, dict):
+        return {key: number for name, part in value.items() for key, number in numbers(part, f"{path}/{name}").items()}
+    if isinstance(value, list):
+        return {key: number for index, part in enumerate(value)
+                for key, number in numbers(part, f"{path}[{index}]").items()}
+    return {path: value} if isinstance(value, (int, float)) and not isinstance(value, bool) else {}
+
+
+def assert_same_figures(report: dict, expected: dict) -> None:
+    """The figures of `expected` within the float rounding that other TensorFlow thread counts bring into training
+    (measured: the same predictions; feature figures up to 0.3% apart, KIDs near 0 up to 2%). Overall accuracies and
+    their ratios may move by an image or two; per-class ones and confusions, where one image is 5%, are left out."""
+    for part, tolerance in [("classifiers", {"abs": 0.02}), ("judges", {"abs": 0.02}), ("headline", {"abs": 0.02}),
+                            ("recognizability", {"abs": 0.02}), ("feature_metrics", {"rel": 0.03, "abs": 1e-4}),
+                            ("diversity", {"rel": 0.03, "abs": 1e-4})]:
+        want = {key: value for key, value in numbers(expected[part]).items()
+                if not any(word in key for word in ("per_class_accuracy", "confusion", "seconds"))}
+        got = {key: value for key, value in numbers(report[part]).items() if key in want}
+        assert got == pytest.approx(want, **tolerance), part
+
+
+@pytest.mark.slow
+def test_cli_executor_local_trains_the_classifiers_as_parallel_tasks_with_the_in_process_figures(real, cli_report,
+                                                                                                 tmp_path):
+    synthetic, here, _ = cli_report
+    out, cache = tmp_path / "tasks", tmp_path / "cache"
+    tasks = invoke(*cli_options(synthetic, real), "--cache-dir", str(cache), "--out", str(out),
+                   "--executor", "local", "--parallel", "2", "--cpus-per-task", "1")
+    assert tasks.exit_code == 0, tasks.output
+    assert "Training summary" in tasks.output  # the live board's summary, one row per classifier
+    names = ["cnn-real", "cnn-synthetic", "cnn-mix", "resnet-real", "resnet-synthetic"]
+    assert all(name in tasks.output for name in names)
+    report = json.loads((out / "report.json").read_text())
+    # Same data, subsamples and seeds, each task in a process of its own: the same networks up to the float rounding
+    # of other thread counts, so the same predictions and, closely, the same feature figures.
+    assert_same_figures(report, here)
+    assert report["timings"]["parallel_training_seconds"] > 0
+    # The baselines went into the cache as in this process, and each task left its log and its result.
+    assert report["classifiers"]["real"]["cache_entry"].startswith(str(cache))
+    assert len(list(cache.glob("*/classifier.keras"))) == 1 and len(list(cache.glob("resnet/*/classifier.keras"))) == 1
+    state = out / ".cifar-synth"
+    pids = set()
+    for name in names:
+        status = json.loads((state / "status" / f"{name}.json").read_text())
+        assert status["state"] == "done" and status["result"]["accuracy"] == pytest.approx(
+            {"cnn": report["classifiers"], "resnet": report["judges"]["resnet"]["classifiers"]}[
+                name.split("-")[0]][name.split("-")[1]]["accuracy"])
+        assert "TensorFlow threads: 1 intra-op, 1 inter-op" in (state / "logs" / f"{name}.log").read_text()
+        pids.add(status["pid"])
+    assert len(pids | {os.getpid()}) == 6
+    assert not list(state.glob("work-*")) and not list(state.glob("session-*"))  # the data and models sent are gone
+
+    # With the baselines cached, only the synthetic-trained classifiers are tasks.
+    again = invoke(*cli_options(synthetic, real)[:-2], "--no-inception-fid", "--cache-dir", str(cache), "--out",
+                   str(tmp_path / "again"), "--executor", "local", "--parallel", "2", "--judges", "cnn")
+    assert again.exit_code == 0, again.output
+    assert "cnn-synthetic" in again.output and "cnn-real" not in again.output
+    report = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert report["baseline_cached"] is True
+    assert report["headline"]["cas"] == pytest.approx(here["headline"]["cas"], abs=0.02)
+
+
+def test_a_classifier_task_that_cannot_see_the_report_directory_says_so(tmp_path):
+    fit = evaluator._Fit("cnn", TINY, "synthetic")
+    job = evaluator.FitJob(fit, (tmp_path / "synthetic.npz",), tmp_path / "test.npz", tmp_path / "m.keras", 0,
+                           tmp_path / "report" / ".cifar-synth", "elsewhere", 1, str(tmp_path))
+    with pytest.raises(UserError, match=r"--out \(the report directory\) must be on storage every node shares"):
+        run_job(job)
+
+
+def test_cli_executor_options_are_checked_before_any_work(real, tmp_path):
+    common = ["--synthetic", str(tmp_path / "absent.parquet"), "--data", str(real[0])]
+    assert_user_error(invoke(*common, "--cpus-per-task", "0"), "--cpus-per-task must be at least 1, got 0")
+    assert_user_error(invoke(*common, "--gpus-per-task", "1"), "--gpus-per-task needs --executor ray or slurm")
+    assert_user_error(invoke(*common, "--address", "auto"), "--address is for --executor ray")
+    assert_user_error(invoke(*common, "--executor", "dask"), "unknown executor 'dask'")
+
+
+def test_cli_executor_without_its_extra_is_named(monkeypatch, real, tmp_path):
+    monkeypatch.setitem(sys.modules, "submitit", None)  # `import submitit` now fails as if it were not installed
+    synthetic = write_parquet(tmp_path / "s.parquet", colour_images(2, seed=11))
+    result = invoke("--synthetic", str(synthetic), "--data", str(real[0]), "--executor", "slurm")
+    assert_user_error(result, "pip install 'cifar-synth[slurm]'")

@@ -1,14 +1,15 @@
-"""Where each class trains: in this process, in local processes, as Ray tasks, or as a Slurm job array.
+"""Where each class trains (and each of an evaluation's classifiers): in this process, in local processes, as Ray
+tasks, or as a Slurm job array.
 
 The executor only decides where `training.train_class_from` runs; a class's run directory, resume and artifacts
 are the same whichever executor ran it. Beyond the in-process default, one driver serves every engine: each class
-becomes a `ClassJob`, an engine (`local`, `ray_tasks`, `slurm_array`) runs it, the worker reports through files
-under `--runs` (see `job`), and `board` shows one live row per class, then a summary.
+becomes a `ClassJob` (each classifier of `evaluate` a `evaluator.FitJob`), an engine (`local`, `ray_tasks`,
+`slurm_array`) runs it, the worker reports through files in a state directory (see `job`), and `board` shows one
+live row per job, then a summary.
 """
 
 import os
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,9 +31,9 @@ class ExecutorOptions:
     """Where the classes train and with which resources each."""
 
     executor: str = "local"
-    parallel: int | None = None  # classes at once; None: 1 locally, as many as the resources allow on Ray/Slurm
-    # TensorFlow's intra/inter-op threads and the CPUs asked of Ray/Slurm per class; None: locally the machine's
-    # cores shared among the --parallel classes (TensorFlow's own default when one class runs here), else 1.
+    parallel: int | None = None  # jobs at once; None: 1 locally, as many as the resources allow on Ray/Slurm
+    # TensorFlow's intra/inter-op threads and the CPUs asked of Ray/Slurm per job; None: locally the machine's
+    # cores shared among the --parallel jobs (TensorFlow's own default when one job runs here), else 1.
     cpus_per_class: int | None = None
     gpus_per_class: int = 0
     address: str | None = None  # Ray cluster; None: $RAY_ADDRESS, else a local Ray started for the run
@@ -41,20 +42,23 @@ class ExecutorOptions:
     slurm_options: tuple[str, ...] = ()  # extra sbatch options as KEY=VALUE, e.g. account=abc, qos=high
     # "local" runs the same submitit job array as subprocesses of this machine (tests, a try without a cluster).
     slurm_cluster: str = "slurm"
+    unit: str = "class"  # what a job is, as the options name it: --cpus-per-class (train), --cpus-per-task (evaluate)
 
     def validate(self) -> None:
         """Raise UserError naming the first option that cannot work."""
         if self.executor not in EXECUTORS:
             raise UserError(f"unknown executor {self.executor!r}; valid: {', '.join(EXECUTORS)}")
-        for name, value, least in (("--parallel", self.parallel, 1), ("--cpus-per-class", self.cpus_per_class, 1),
-                                   ("--gpus-per-class", self.gpus_per_class, 0)):
+        cpus, gpus = f"--cpus-per-{self.unit}", f"--gpus-per-{self.unit}"
+        for name, value, least in (("--parallel", self.parallel, 1), (cpus, self.cpus_per_class, 1),
+                                   (gpus, self.gpus_per_class, 0)):
             if value is not None and value < least:
                 raise UserError(f"{name} must be at least {least}, got {value}")
         if self.gpus_per_class > 1:
-            raise UserError("--gpus-per-class above 1 is not supported: the GAN's training step is not yet correct "
-                            "under tf.distribute.MirroredStrategy (docs/scale.md); train more classes at once instead")
+            raise UserError(f"{gpus} above 1 is not supported: one {self.unit} over several GPUs would need "
+                            "tf.distribute.MirroredStrategy, which the GAN's training step is not yet correct under "
+                            "(docs/scale.md); run more at once instead")
         if self.gpus_per_class and self.executor == "local":
-            raise UserError("--gpus-per-class needs --executor ray or slurm, which give each class its own GPU "
+            raise UserError(f"{gpus} needs --executor ray or slurm, which give each {self.unit} its own GPU "
                             "(a local Ray does so on one machine)")
         if self.address is not None and self.executor != "ray":
             raise UserError("--address is for --executor ray")
@@ -94,7 +98,7 @@ class ExecutorOptions:
         return pairs
 
     def cpus(self) -> int | None:
-        """CPUs (and TensorFlow threads) per class; None leaves TensorFlow's default."""
+        """CPUs (and TensorFlow threads) per job; None leaves TensorFlow's default."""
         if self.cpus_per_class is not None:
             return self.cpus_per_class
         if self.executor == "local":
@@ -102,7 +106,7 @@ class ExecutorOptions:
         return 1
 
     def in_process(self) -> bool:
-        """One class after another in this process, as without an executor: each with its own progress bars."""
+        """One job after another in this process, as without an executor: each with its own progress bars."""
         return self.executor == "local" and (self.parallel or 1) == 1
 
 
@@ -115,10 +119,11 @@ def train_with_executor(class_names: list[str], gan_config: GANConfig, options: 
                         data_path: str | Path | None, runs_dir: str | Path, executor: ExecutorOptions,
                         reporter: "Reporter | None" = None) -> None:
     """Train `class_names` where `executor` says; raise UserError after the summary if any class failed."""
-    from cifar_synth.executors.job import ClassJob, limit_threads, start_session
-    from cifar_synth.training import open_training_data, train_classes
-
+    from cifar_synth.classes import SHARED_START
+    from cifar_synth.executors.board import drive
+    from cifar_synth.executors.job import STATE_DIR, ClassJob, limit_threads, start_session
     from cifar_synth.reporter import Reporter
+    from cifar_synth.training import open_training_data, train_classes
 
     reporter = reporter or Reporter()
     executor.validate()
@@ -126,19 +131,20 @@ def train_with_executor(class_names: list[str], gan_config: GANConfig, options: 
         limit_threads(executor.cpus())
         train_classes(class_names, gan_config, options, data_path, runs_dir, reporter)
         return
-    engine = _engine(executor)  # before any work: a missing extra or an unreachable cluster fails first
+    engine = engine_for(executor)  # before any work: a missing extra or an unreachable cluster fails first
     data = open_training_data(data_path, options, reporter)
     data.sha256  # hashed now, once, and sent along: not again by every worker
     runs_dir = Path(runs_dir).absolute()
-    session = start_session(runs_dir, uuid.uuid4().hex[:12])
+    session = start_session(runs_dir / STATE_DIR)
     jobs = [ClassJob(name, data, gan_config, options, runs_dir, session, executor.cpus(), os.getcwd())
             for name in class_names]
-    from cifar_synth.executors.board import drive
+    # The shared start runs alone, first: the classes may start from it.
+    first_alone = len(jobs) > 1 and jobs[0].name == SHARED_START
+    drive(engine, [jobs[:1], jobs[1:]] if first_alone else [jobs], reporter)
 
-    drive(engine, jobs, reporter)
 
-
-def _engine(executor: ExecutorOptions):
+def engine_for(executor: ExecutorOptions):
+    """The engine that runs jobs where `executor` says (not in this process)."""
     if executor.executor == "local":
         from cifar_synth.executors.local import LocalProcesses
 

@@ -1,30 +1,28 @@
-"""The driver's loop and display: one live Rich row per class while an engine runs them, then a summary table.
+"""The driver's loop and display: one live Rich row per job while an engine runs them, then a summary table.
 
-A row's state is queued until the class's worker reports, then running (retried once an earlier attempt died),
-then done or failed as the engine says; its epoch, losses and images/s come from the run's history.csv.
+A row's state is queued until the job's worker reports, then running (retried once an earlier attempt died),
+then done or failed as the engine says; the job's own columns (a class's epoch, losses and images/s) come from what
+it leaves (`Job.cells`).
 """
 
 import contextlib
-import csv
 import time
-from pathlib import Path
 
 from rich.live import Live
 from rich.table import Table
 
-from cifar_synth.classes import SHARED_START
 from cifar_synth.errors import UserError
-from cifar_synth.executors.job import ClassJob, read_status
+from cifar_synth.executors.job import Job, read_status
 from cifar_synth.reporter import Reporter
 
 POLL_SECONDS = 1.0
 
 
-def drive(engine, jobs: list[ClassJob], reporter: Reporter) -> None:
-    """Run `jobs` on `engine` until each is done or failed; raise UserError after the summary if any failed."""
-    outcomes: dict[str, str | None] = {}  # class → None when done, else its error
-    # The shared start runs alone, first: the classes may start from it.
-    stages = [jobs[:1], jobs[1:]] if len(jobs) > 1 and jobs[0].class_name == SHARED_START else [jobs]
+def drive(engine, stages: list[list[Job]], reporter: Reporter) -> None:
+    """Run the jobs of each stage on `engine`, a stage once the one before it is done, until each is done or failed;
+    raise UserError after the summary if any failed (the stages after a failed one do not start)."""
+    jobs = [job for stage in stages for job in stage]
+    outcomes: dict[str, str | None] = {}  # job name → None when done, else its error
     try:
         display = Live(console=reporter.console, refresh_per_second=2, transient=True)
         with contextlib.nullcontext() if reporter.quiet else display:
@@ -33,71 +31,54 @@ def drive(engine, jobs: list[ClassJob], reporter: Reporter) -> None:
                 while True:
                     outcomes.update(engine.poll())
                     display.update(_table(jobs, outcomes))
-                    if all(job.class_name in outcomes for job in stage):
+                    if all(job.name in outcomes for job in stage):
                         break
                     time.sleep(POLL_SECONDS)
-                if any(outcomes[job.class_name] is not None for job in stage):
+                if any(outcomes[job.name] is not None for job in stage):
                     break
     finally:
         engine.close()
     jobs[0].session_file.unlink(missing_ok=True)  # every worker is done with it (an interrupted session keeps it)
     if not reporter.quiet:
         reporter.console.print(_table(jobs, outcomes, summary=True))
-    failed = [job for job in jobs if outcomes.get(job.class_name) is not None]
+    failed = [job for job in jobs if outcomes.get(job.name) is not None]
     for job in failed:  # below the table, whole: a table cell would cut a long error or path
-        reporter.warn(f"{job.class_name} failed: {_error_of(job, outcomes[job.class_name])}\n"
+        reporter.warn(f"{job.name} failed: {_error_of(job, outcomes[job.name])}\n"
                       f"  log: {read_status(job).get('log', job.log_file)}")
     if failed:
-        unstarted = [job.class_name for job in jobs if job.class_name not in outcomes]
+        unstarted = [job.name for job in jobs if job.name not in outcomes]
         not_started = f"; not started: {', '.join(unstarted)}" if unstarted else ""
-        raise UserError(f"{len(failed)} of {len(jobs)} classes failed ({', '.join(job.class_name for job in failed)})"
-                        f"{not_started}; run the same command again to resume them once their errors are fixed")
+        raise UserError(f"{len(failed)} of {len(jobs)} {jobs[0].NOUNS[1]} failed "
+                        f"({', '.join(job.name for job in failed)}){not_started}; {jobs[0].AFTER_FAILURE}")
 
 
-def _error_of(job: ClassJob, engine_error: str | None) -> str | None:
-    """A failed class's error as its worker reported it, else as the engine saw it (e.g. a killed process)."""
+def _error_of(job: Job, engine_error: str | None) -> str | None:
+    """A failed job's error as its worker reported it, else as the engine saw it (e.g. a killed process)."""
     if engine_error is None:
         return None
     status = read_status(job)
     return status.get("error") if status.get("state") == "failed" else engine_error
 
 
-def _table(jobs: list[ClassJob], outcomes: dict[str, str | None], summary: bool = False) -> Table:
+def _table(jobs: list[Job], outcomes: dict[str, str | None], summary: bool = False) -> Table:
     table = Table(title="Training summary" if summary else None, title_justify="left")
-    for column in ("class", "state", "epoch", "d_loss", "g_loss", "images/s", "host"):
-        table.add_column(column, justify="right" if column in ("epoch", "d_loss", "g_loss", "images/s") else "left")
+    table.add_column(jobs[0].NOUNS[0])
+    table.add_column("state")
+    for column in jobs[0].COLUMNS:
+        table.add_column(column, justify="right")
+    table.add_column("host")
     for job in jobs:
         table.add_row(*_row(job, outcomes))
     return table
 
 
-def _row(job: ClassJob, outcomes: dict[str, str | None]) -> list[str]:
+def _row(job: Job, outcomes: dict[str, str | None]) -> list[str]:
     status = read_status(job)
     attempt = status.get("attempt", 0)
-    if job.class_name in outcomes:
-        state = "[red]failed[/]" if outcomes[job.class_name] is not None else "[green]done[/]"
+    if job.name in outcomes:
+        state = "[red]failed[/]" if outcomes[job.name] is not None else "[green]done[/]"
     else:
         state = "queued" if not attempt else "running" if attempt == 1 else "[yellow]retried[/]"
     if attempt > 1:
         state += f" (attempt {attempt})"
-    epochs = job.options.epochs
-    last = _last_epoch(job.runs_dir / job.class_name / "history.csv")
-    epoch = f"{last['epoch']}/{epochs}" if last else f"-/{epochs}" if epochs else "-"
-    losses = [f"{float(last[name]):.3f}" if last else "" for name in ("d_loss", "g_loss")]
-    rate = f"{last['rate']:.0f}" if last and last["rate"] else ""
-    return [job.class_name, state, epoch, *losses, rate, status.get("host", "")]
-
-
-def _last_epoch(history: Path) -> dict | None:
-    """The last history row, with `rate`: that epoch's real images per second."""
-    try:
-        with history.open(newline="") as file:
-            rows = list(csv.DictReader(file))
-    except OSError:
-        return None
-    if not rows:
-        return None
-    last = rows[-1]
-    before = int(rows[-2]["images_seen"]) if len(rows) > 1 else 0
-    seconds = float(last["seconds"])
-    return {**last, "rate": (int(last["images_seen"]) - before) / seconds if seconds > 0 else None}
+    return [job.name, state, *job.cells(status), status.get("host", "")]

@@ -7,14 +7,14 @@ import signal
 import sys
 from pathlib import Path
 
-from cifar_synth.executors.job import ClassJob, run_job
+from cifar_synth.executors.job import Job, run_job
 
 # Seconds to let interrupted workers save their last finished epoch and exit before they are terminated.
 STOP_GRACE_SECONDS = 30
 
 
 class LocalProcesses:
-    """Start a spawned process per class, at most `parallel` at a time, in the order given.
+    """Start a spawned process per job, at most `parallel` at a time, in the order given.
 
     Spawned, not forked: a fresh interpreter whose TensorFlow starts with its own thread pools (a forked child
     would inherit a TensorFlow runtime already initialised in the parent).
@@ -23,10 +23,10 @@ class LocalProcesses:
     def __init__(self, executor):
         self.parallel = executor.parallel or 1
         self.context = multiprocessing.get_context("spawn")
-        self.queued: list[ClassJob] = []
+        self.queued: list[Job] = []
         self.running: dict[str, multiprocessing.Process] = {}
 
-    def submit(self, jobs: list[ClassJob]) -> None:
+    def submit(self, jobs: list[Job]) -> None:
         self.queued = list(jobs)
 
     def poll(self) -> dict[str, str | None]:
@@ -38,9 +38,9 @@ class LocalProcesses:
         while self.queued and len(self.running) < self.parallel:
             job = self.queued.pop(0)
             process = self.context.Process(target=_work, args=(job.log_file, pickle.dumps(job)),
-                                           name=f"cifar-synth {job.class_name}")
+                                           name=f"cifar-synth {job.name}")
             process.start()
-            self.running[job.class_name] = process
+            self.running[job.name] = process
         return finished
 
     def close(self) -> None:

@@ -1,21 +1,21 @@
-"""`--executor ray`: one Ray task per class, with its CPUs and GPUs, retried in a new worker if its worker dies."""
+"""`--executor ray`: one Ray task per job, with its CPUs and GPUs, retried in a new worker if its worker dies."""
 
 import logging
 import os
 
 from cifar_synth.executors import require_extra
-from cifar_synth.executors.job import ClassJob, run_job
+from cifar_synth.executors.job import Job, run_job
 
-# Attempts after a worker dies (node lost, out of memory, killed); each resumes from the run directory.
+# Attempts after a worker dies (node lost, out of memory, killed); a class's resumes from its run directory.
 RETRIES = 3
 
 
 class RayTasks:
-    """Submit each class as a task of `run_job` to the Ray cluster at `--address` / $RAY_ADDRESS, else to a local
+    """Submit each job as a task of `run_job` to the Ray cluster at `--address` / $RAY_ADDRESS, else to a local
     Ray started for this run (and stopped after it).
 
     `max_calls=1` gives every task a fresh worker process, so TensorFlow's memory (a GPU's included) is released
-    when a class ends. A failure inside `run_job` (a user error, a non-finite loss) is not retried: it would fail
+    when a job ends. A failure inside `run_job` (a user error, a non-finite loss) is not retried: it would fail
     again the same way.
     """
 
@@ -34,10 +34,10 @@ class RayTasks:
         self.task = self.ray.remote(num_cpus=executor.cpus(), num_gpus=executor.gpus_per_class, max_calls=1,
                                     max_retries=RETRIES)(run_job)
         self.parallel = executor.parallel
-        self.queued: list[ClassJob] = []
-        self.running: dict = {}  # ObjectRef → class name
+        self.queued: list[Job] = []
+        self.running: dict = {}  # ObjectRef → job name
 
-    def submit(self, jobs: list[ClassJob]) -> None:
+    def submit(self, jobs: list[Job]) -> None:
         self.queued = list(jobs)
 
     def poll(self) -> dict[str, str | None]:
@@ -48,7 +48,7 @@ class RayTasks:
                 finished[self.running.pop(ref)] = self._error(ref)
         while self.queued and (self.parallel is None or len(self.running) < self.parallel):
             job = self.queued.pop(0)
-            self.running[self.task.options(name=f"cifar-synth {job.class_name}").remote(job)] = job.class_name
+            self.running[self.task.options(name=f"cifar-synth {job.name}").remote(job)] = job.name
         return finished
 
     def _error(self, ref) -> str | None:

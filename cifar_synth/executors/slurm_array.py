@@ -1,25 +1,25 @@
-"""`--executor slurm`: one Slurm job array through submitit, a task per class, requeued (and resumed) when Slurm
+"""`--executor slurm`: one Slurm job array through submitit, a task per job, requeued (and resumed) when Slurm
 stops it at its time limit or preempts it."""
 
 from cifar_synth.executors import require_extra
-from cifar_synth.executors.job import STATE_DIR, ClassJob, run_job
+from cifar_synth.executors.job import Job, run_job
 
-# Requeues after a time limit per class (preemptions do not count); submitit's default of 3 would abandon a class
+# Requeues after a time limit per job (preemptions do not count); submitit's default of 3 would abandon a class
 # that needs more than four --slurm-time slots.
 TIMEOUT_REQUEUES = 50
 
 
 class SlurmArray:
-    """Submit all classes as one array; submitit keeps its scripts, pickles and Slurm logs in
-    runs/.cifar-synth/slurm/."""
+    """Submit all jobs as one array; submitit keeps its scripts, pickles and Slurm logs in
+    <state dir>/slurm/ (runs/.cifar-synth/slurm/ for `train`)."""
 
     def __init__(self, executor):
         self.submitit = require_extra("submitit", "slurm")
         self.executor = executor
-        self.jobs: dict = {}  # class name → submitit Job
+        self.jobs: dict = {}  # job name → submitit Job
 
-    def submit(self, jobs: list[ClassJob]) -> None:
-        folder = jobs[0].runs_dir / STATE_DIR / "slurm"
+    def submit(self, jobs: list[Job]) -> None:
+        folder = jobs[0].state_dir / "slurm"
         submitter = self.submitit.AutoExecutor(folder=folder, cluster=self.executor.slurm_cluster,
                                                 slurm_max_num_timeout=TIMEOUT_REQUEUES)
         parameters = {"name": "cifar-synth", "timeout_min": self.executor.slurm_minutes(),
@@ -34,7 +34,7 @@ class SlurmArray:
             parameters["slurm_additional_parameters"] = self.executor.sbatch_options()
         submitter.update_parameters(**parameters)
         submitted = submitter.map_array(_Requeueable(), jobs)
-        self.jobs = {job.class_name: handle for job, handle in zip(jobs, submitted)}
+        self.jobs = {job.name: handle for job, handle in zip(jobs, submitted)}
 
     def poll(self) -> dict[str, str | None]:
         finished = {}
@@ -59,12 +59,12 @@ def _error(handle) -> str | None:
 
 class _Requeueable:
     """The job submitit runs; on a timeout or preemption signal submitit calls `checkpoint` and requeues the same
-    call, which resumes from the run directory."""
+    call: a class resumes from its run directory, an evaluation's classifier trains again."""
 
-    def __call__(self, job: ClassJob) -> None:
+    def __call__(self, job: Job) -> None:
         run_job(job)
 
-    def checkpoint(self, job: ClassJob):
+    def checkpoint(self, job: Job):
         import submitit
 
         return submitit.helpers.DelayedSubmission(self, job)
