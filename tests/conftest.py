@@ -78,6 +78,25 @@ def real_tree(tmp_path_factory) -> Path:
     return write_real_tree(tmp_path_factory.mktemp("real") / "cifar10")
 
 
+# --- Ray (tests/test_scale.py, tests/test_evaluate.py) ---------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray for the session (its start-up costs seconds): loopback only, no dashboard, no usage stats."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # Read when Ray is imported: the node is then 127.0.0.1 and every Ray server listens on loopback only
+    # (otherwise on all interfaces, even with _node_ip_address="127.0.0.1").
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    # Ray renices its workers by 15 (to 19 under a `nice -n 5` pytest), which beside other busy processes gets a
+    # task ~1% of a core: measured 344 s for a one-step classifier that took 14 s as a submitit subprocess.
+    os.environ["RAY_worker_niceness"] = "0"
+    ray = pytest.importorskip("ray", reason="the Ray tests need the ray extra")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    assert [node["NodeManagerAddress"] for node in ray.nodes()] == ["127.0.0.1"]
+    yield ray
+    ray.shutdown()
+
+
 # --- trained runs for export, show and publish (tiny Dense generators) -------------------------------------------
 
 LATENT_DIM = 8

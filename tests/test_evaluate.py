@@ -306,7 +306,8 @@ def cli_options(synthetic: Path, real) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cli_report(real, tmp_path_factory) -> tuple[Path, dict, Path]:
-    """The synthetic set, the report `evaluate --json` printed (all classifiers trained in its process), its --out."""
+    """The synthetic set, the report `evaluate --json` printed (all classifiers trained in its process), its --out
+    (beside it, the `cache` of its baselines)."""
     folder = tmp_path_factory.mktemp("cli")
     synthetic = write_csv(folder / "synthetic.csv", colour_images(20, seed=9))
     result = invoke(*cli_options(synthetic, real), "--cache-dir", str(folder / "cache"), "--out",
@@ -493,3 +494,37 @@ def test_cli_executor_without_its_extra_is_named(monkeypatch, real, tmp_path):
     synthetic = write_parquet(tmp_path / "s.parquet", colour_images(2, seed=11))
     result = invoke("--synthetic", str(synthetic), "--data", str(real[0]), "--executor", "slurm")
     assert_user_error(result, "pip install 'cifar-synth[slurm]'")
+
+
+def evaluate_with_cached_baseline(real, cli_report, out: Path, **executor) -> Report:
+    """`cli_report`'s evaluation with the bundled CNN alone, as tasks of `executor`, its baseline from that report's
+    cache: one task, the synthetic-trained CNN. Its report, after checking that the task ran in a worker of its own
+    and gave the in-process figures."""
+    from cifar_synth.executors import ExecutorOptions
+
+    synthetic, here, here_out = cli_report
+    report = evaluator.evaluate_synthetic(
+        synthetic, real[0], out, EvaluatorConfig.budget("quick", epochs=1), cache_dir=here_out.parent / "cache",
+        inception=False, judges=("cnn",), reporter=Reporter(quiet=True),
+        executor=ExecutorOptions(unit="task", cpus_per_class=1, **executor))
+    assert report.baseline_cached is True
+    assert report.headline.cas == pytest.approx(here["headline"]["cas"], abs=0.02)
+    status = json.loads((out / ".cifar-synth" / "status" / "cnn-synthetic.json").read_text())
+    assert status["state"] == "done" and status["pid"] != os.getpid()
+    assert not (out / ".cifar-synth" / "status" / "cnn-real.json").exists()
+    return report
+
+
+@pytest.mark.slow
+def test_executor_ray_trains_the_classifier_as_a_ray_task(ray_cluster, real, cli_report, tmp_path):
+    evaluate_with_cached_baseline(real, cli_report, tmp_path / "report", executor="ray")
+    assert ray_cluster.is_initialized(), "a cluster the caller started is left running"
+
+
+@pytest.mark.slow
+def test_executor_slurm_trains_the_classifier_as_a_job_of_a_submitit_array(real, cli_report, tmp_path):
+    pytest.importorskip("submitit", reason="the Slurm tests need the slurm extra")
+    # submitit's local executor: the same job array, as subprocesses of this machine.
+    evaluate_with_cached_baseline(real, cli_report, tmp_path / "report", executor="slurm", slurm_cluster="local",
+                                  slurm_time="10")
+    assert list((tmp_path / "report" / ".cifar-synth" / "slurm").iterdir()), "submitted through submitit"

@@ -186,20 +186,7 @@ def test_a_missing_extra_is_named(monkeypatch, real_tree, tmp_path):
     assert_user_error(result, "pip install 'cifar-synth[ray]'")
 
 
-# Ray: one local cluster for the session (its start-up costs seconds), loopback only, no dashboard, no usage stats.
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    # Read when Ray is imported: the node is then 127.0.0.1 and every Ray server listens on loopback only
-    # (otherwise on all interfaces, even with _node_ip_address="127.0.0.1").
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    ray = pytest.importorskip("ray", reason="the Ray tests need the ray extra")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    assert [node["NodeManagerAddress"] for node in ray.nodes()] == ["127.0.0.1"]
-    yield ray
-    ray.shutdown()
-
+# Ray: the local cluster of conftest's `ray_cluster` fixture.
 
 @pytest.mark.slow
 def test_ray_trains_two_classes_into_one_runs_directory_resumably(ray_cluster, real_tree, tmp_path):
