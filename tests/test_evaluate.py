@@ -481,6 +481,23 @@ def test_a_classifier_task_that_cannot_see_the_report_directory_says_so(tmp_path
         run_job(job)
 
 
+def test_a_failed_classifier_task_is_named_with_its_error_and_log(tmp_path):
+    from cifar_synth.executors import ExecutorOptions, engine_for
+    from cifar_synth.executors.board import drive
+    from cifar_synth.executors.job import start_session
+
+    state = tmp_path / "report" / ".cifar-synth"
+    job = evaluator.FitJob(evaluator._Fit("cnn", TINY, "synthetic"), (tmp_path / "absent.npz",), tmp_path / "t.npz",
+                           tmp_path / "m.keras", 0, state, start_session(state), 1, str(tmp_path))
+    warnings = io.StringIO()
+    reporter = Reporter(quiet=True, err_console=Console(file=warnings, width=400))
+    with pytest.raises(UserError, match=r"1 of 1 classifiers failed \(cnn-synthetic\); run the same command again"):
+        drive(engine_for(ExecutorOptions(parallel=2, unit="task")), [[job]], reporter)
+    assert "cnn-synthetic failed: FileNotFoundError" in warnings.getvalue()
+    assert f"log: {state / 'logs' / 'cnn-synthetic.log'}" in warnings.getvalue()
+    assert "Traceback" in (state / "logs" / "cnn-synthetic.log").read_text()
+
+
 def test_cli_executor_options_are_checked_before_any_work(real, tmp_path):
     common = ["--synthetic", str(tmp_path / "absent.parquet"), "--data", str(real[0])]
     assert_user_error(invoke(*common, "--cpus-per-task", "0"), "--cpus-per-task must be at least 1, got 0")
