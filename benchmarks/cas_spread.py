@@ -29,23 +29,20 @@ def judge_result(report: Report, judge: str) -> ClassifierResult:
 
 
 def retrain(report: Report, judge_name: str, seed: int) -> dict:
-    """Train `judge_name` on the report's synthetic data with `seed`; its accuracies on the real test split."""
-    from cifar_synth.classifier import make_predictor
+    """Train `judge_name` on the report's synthetic data with `seed`, as the evaluator does; its accuracies on the
+    real test split."""
     from cifar_synth.data import open_real_data
-    from cifar_synth.evaluator import subsample_per_class
+    from cifar_synth.evaluator import _Fit, subsample_per_class, train_and_test
     from cifar_synth.judges import JUDGES
+    from cifar_synth.reporter import Reporter
     from cifar_synth.synthetic import load_synthetic
 
-    judge = JUDGES[judge_name]
-    config = judge.config_class(**(report.config if judge_name == "cnn" else report.judges[judge_name].config))
+    config = JUDGES[judge_name].config_class(
+        **(report.config if judge_name == "cnn" else report.judges[judge_name].config))
     synthetic = subsample_per_class(load_synthetic(report.synthetic["path"]), report.train_images_per_class, seed)
     test = open_real_data(report.real_data["source"]).load("test")
-    model = judge.train(synthetic, config, seed, title=f"{judge_name} synthetic-trained, seed {seed}")
-    probabilities, _ = make_predictor(model, config.test_time_flip)(test.images)
-    predicted = probabilities.argmax(1)
-    return {"seed": seed, "accuracy": float((predicted == test.labels).mean()),
-            "per_class_accuracy": {name: float((predicted[test.labels == label] == label).mean())
-                                   for label, name in enumerate(CLASS_NAMES)}}
+    _, result = train_and_test(_Fit(judge_name, config, "synthetic"), synthetic, test, seed, Reporter())
+    return {"seed": seed, "accuracy": result.accuracy, "per_class_accuracy": result.per_class_accuracy}
 
 
 def main() -> None:
