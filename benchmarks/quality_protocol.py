@@ -410,8 +410,9 @@ def run_protocol(args) -> None:
     protocol.work.mkdir(parents=True, exist_ok=True)
     protocol.record()
     if args.extend and "shared" not in protocol.state:
-        check_extension(read_state(args.extend), protocol.state)
-        protocol.record("shared", read_state(args.extend).get("shared"))
+        extended = read_state(args.extend)
+        check_extension(extended, protocol.state)
+        protocol.record("shared", extended.get("shared"))
     run_all = args.stage == "all"
 
     if run_all or args.stage == "train":
