@@ -1,7 +1,7 @@
 """Executors: the same classes and epochs trained one after another, with `--parallel 2`, and as two Ray tasks.
 
     python benchmarks/executors_bench.py --data /tmp/cifar/cifar10-jpeg [--classes cat dog deer horse] [--epochs 2]
-        [--rounds 3] [--evaluate EXPORT] [-- MORE TRAIN OPTIONS]
+        [--rounds 3] [--evaluate EXPORT [--evaluate-epochs N]] [-- MORE TRAIN OPTIONS]
 
 Each mode is one `cifar-synth train` process into a fresh runs directory, timed from start to exit (so process and
 Ray start-up count, as a user waits for them): sequential (one process, TensorFlow's default threads), local
@@ -60,7 +60,7 @@ def run_evaluate(extra: list[str], args, out: Path) -> tuple[float, int]:
     """Wall seconds of one `cifar-synth evaluate` and the seconds its classifiers trained, from its report."""
     seconds = timed([sys.executable, "-m", "cifar_synth", "evaluate", "--synthetic", args.evaluate, "--data", args.data,
                      "--budget", "quick", "--judges", "cnn", "--no-cache", "--no-inception-fid", "--out", str(out),
-                     "--quiet", *extra])
+                     "--quiet", *(["--epochs", str(args.evaluate_epochs)] if args.evaluate_epochs else []), *extra])
     timings = json.loads((out / "report.json").read_text())["timings"]
     return seconds, round(timings.get("parallel_training_seconds")
                           or timings["baseline_seconds"] + timings["synthetic_seconds"])
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="rounds; every mode runs once per round")
     parser.add_argument("--evaluate", metavar="EXPORT", help="also time `cifar-synth evaluate` of this export")
+    parser.add_argument("--evaluate-epochs", type=int, help="the evaluated classifiers' epochs (default: the quick preset's)")
     parser.add_argument("--no-append", dest="append", action="store_false", help="print only, do not append")
     parser.add_argument("train_options", nargs=argparse.REMAINDER, help="after --: more `cifar-synth train` options")
     args = parser.parse_args()
@@ -102,7 +103,8 @@ def main() -> None:
     body = (f"{len(args.classes)} classes ({', '.join(args.classes)}), {args.epochs} epochs each, "
             f"{' '.join(args.train_options) or 'default networks'}; medians of {args.rounds} rounds (range in "
             "brackets), the modes alternating within each round; wall time includes process and Ray start-up."
-            + (f" Evaluate: `{args.evaluate}`, `--budget quick --judges cnn --no-cache`; its figure is the seconds "
+            + (f" Evaluate: `{args.evaluate}`, `--budget quick --judges cnn --no-cache`"
+               f"{f' --epochs {args.evaluate_epochs}' if args.evaluate_epochs else ''}; its figure is the seconds "
                "the two classifiers trained (report.json timings)." if args.evaluate else "") + "\n\n"
             + markdown_table(["mode", "wall s", "throughput", "speed-up (median of the rounds' ratios)"], rows))
     publish_results("Executors: sequential vs --parallel 2 vs Ray", body, append=args.append)
