@@ -109,6 +109,20 @@ class Protocol:
             for class_name in class_names:
                 self.train([class_name])
 
+    def reuse_source_runs(self, source_work: Path, retrained: list[str]) -> None:
+        """For a replicate: copy the source protocol's shared start and every class not retrained, runs and records
+        alike, so that only the retrained classes train again (with this protocol's seed)."""
+        source = read_state(source_work)
+        if "shared" in source and "shared" not in self.state:
+            shutil.rmtree(self.runs / SHARED_START, ignore_errors=True)
+            shutil.copytree(source_work / "runs" / SHARED_START, self.runs / SHARED_START)
+            self.record("shared", source["shared"])
+        for class_name in CLASS_NAMES:
+            if class_name not in retrained and class_name not in self.state["classes"]:
+                shutil.rmtree(self.runs / class_name, ignore_errors=True)
+                shutil.copytree(source_work / "runs" / class_name, self.runs / class_name)
+                self.record(class_name=class_name, value={**source["classes"][class_name], "reused": True})
+
     def reset_run(self, class_name: str) -> None:
         """Remove a class's run directory; when extending another protocol, copy that protocol's run in its place."""
         shutil.rmtree(self.runs / class_name, ignore_errors=True)
@@ -197,6 +211,22 @@ def check_extension(source: dict, state: dict) -> None:
                if source.get(key) != state.get(key)]
     if changed:
         raise ProtocolError(f"--extend: that protocol was trained with other {', '.join(changed)}")
+
+
+def check_replication(source: dict, state: dict) -> None:
+    """Refuse to replicate a protocol that is unfinished, trained with other settings, or with the same seed."""
+    if set(source["classes"]) != set(CLASS_NAMES):
+        raise ProtocolError("--replicate: that protocol has not trained all ten classes yet")
+    if source["seed"] == state["seed"]:
+        raise ProtocolError(f"--replicate: give another --seed than that protocol's {source['seed']}")
+    unknown = sorted(set(state["retrained"]) - set(CLASS_NAMES))
+    if unknown or not state["retrained"]:
+        raise ProtocolError(f"--retrain: name classes of {', '.join(CLASS_NAMES)}"
+                            + (f" (not {', '.join(unknown)})" if unknown else ""))
+    changed = [key for key in ("recipe", "train_options", "minutes_per_class", "shared_minutes", "budget_clock",
+                               "count", "data") if source.get(key) != state.get(key)]
+    if changed:
+        raise ProtocolError(f"--replicate: that protocol was run with other {', '.join(changed)}")
 
 
 def _worker_done(runs: Path, class_name: str) -> bool:
@@ -371,6 +401,9 @@ def results_section(work: Path) -> tuple[str, str]:
     state = variants[0][1]
     options = f" with `{state['train_options']}`" if state.get("train_options") else ""
     extends = f", continuing the runs of `{state['extends']}`" if state.get("extends") else ""
+    if state.get("replicates"):
+        extends += (f", replicating `{state['replicates']}` with another seed: {', '.join(state['retrained'])} "
+                    "trained again from its shared start, its other classes' runs reused")
     body = f"Recipe `{state['recipe']}`{options}{extends}, work directory `{work}`, seed {state['seed']}.\n\n" + variants_tables(
         variants, PER_CLASS)
     return f"Quality protocol: {state['recipe']} recipe, {state['minutes_per_class']:g} min per class", body
@@ -399,12 +432,16 @@ def run_protocol(args) -> None:
         raise ProtocolError("--shared-minutes applies to the default recipe (cifar-synth train) only")
     if args.budget_clock != "wall" and args.recipe != "default":
         raise ProtocolError("the hobby recipe counts wall time only (--budget-clock wall)")
+    if bool(args.replicate) != bool(args.retrain) or (args.replicate and args.extend):
+        raise ProtocolError("--replicate needs --retrain CLASS … (and no --extend), and --retrain needs --replicate")
     settings = {"recipe": args.recipe, "train_options": args.train_options or None,
                 "minutes_per_class": args.minutes_per_class, "shared_minutes": args.shared_minutes,
                 "budget_clock": args.budget_clock,
                 "count": args.count,
                 "seed": args.seed, "data": str(Path(args.data).resolve()) if args.data else None,
-                "extends": str(args.extend.resolve()) if args.extend else None}
+                "extends": str(args.extend.resolve()) if args.extend else None,
+                "replicates": str(args.replicate.resolve()) if args.replicate else None,
+                "retrained": args.retrain}
     resources = {"threads": args.threads, "cpus": args.cpus, "parallel": args.parallel}
     protocol = Protocol(args.work, settings, resources, training=args.stage in ("all", "train"))
     protocol.work.mkdir(parents=True, exist_ok=True)
@@ -413,6 +450,10 @@ def run_protocol(args) -> None:
         extended = read_state(args.extend)
         check_extension(extended, protocol.state)
         protocol.record("shared", extended.get("shared"))
+    if args.replicate:
+        check_replication(read_state(args.replicate), protocol.state)
+        if args.stage in ("all", "train"):
+            protocol.reuse_source_runs(args.replicate, args.retrain)
     run_all = args.stage == "all"
 
     if run_all or args.stage == "train":
@@ -470,6 +511,10 @@ def main() -> None:
     parser.add_argument("--extend", type=Path, metavar="WORK",
                         help="continue a finished protocol's runs (copied, its shared start reused) to the longer "
                              "--minutes-per-class, for a quality curve: each class trains for the difference")
+    parser.add_argument("--replicate", type=Path, metavar="WORK",
+                        help="repeat a finished protocol with another --seed for the --retrain classes only (from its "
+                             "shared start; its other classes' runs reused), to measure the spread over training seeds")
+    parser.add_argument("--retrain", nargs="+", metavar="CLASS", help="with --replicate: the classes trained again")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("WORK_A", "WORK_B"),
                         help="print and append a side-by-side table of two finished protocols")
     args = parser.parse_args()

@@ -202,17 +202,28 @@ def test_protocol_records_the_classes_that_finished_when_another_failed(tmp_path
     assert quality_protocol.read_state(tmp_path)["classes"] == {"cat": {"steps": "cat"}}
 
 
+SHARED_START_SETTINGS = {"recipe": "default", "minutes_per_class": 4.8, "shared_minutes": 12.0, "budget_clock": "cpu",
+                         "count": 5000, "seed": 0, "data": None, "train_options": "--flip"}
+
+
+def finished_protocol(work: Path, resources: dict, marker: str) -> quality_protocol.Protocol:
+    """A protocol with the shared-start settings whose shared start and ten classes all trained: each run directory
+    holds a file `weights` reading "<name> <marker>"."""
+    protocol = quality_protocol.Protocol(work, SHARED_START_SETTINGS, resources, training=True)
+    work.mkdir()
+    protocol.record("shared", {"steps": 7})
+    for name in [quality_protocol.SHARED_START, *CLASS_NAMES]:
+        (protocol.runs / name).mkdir(parents=True)
+        (protocol.runs / name / "weights").write_text(f"{name} {marker}")
+        if name != quality_protocol.SHARED_START:
+            protocol.record(class_name=name, value={"steps": 1})
+    return protocol
+
+
 def test_protocol_extends_a_finished_protocol_for_the_difference_in_minutes(tmp_path, monkeypatch):
-    settings = {"recipe": "default", "minutes_per_class": 4.8, "shared_minutes": 12.0, "budget_clock": "cpu",
-                "count": 5000, "seed": 0, "data": None, "train_options": "--flip"}
+    settings = SHARED_START_SETTINGS
     resources = {"threads": 1, "cpus": None, "parallel": 1}
-    source = quality_protocol.Protocol(tmp_path / "short", settings, resources, training=True)
-    (tmp_path / "short").mkdir()
-    source.record("shared", {"steps": 7})
-    for name in CLASS_NAMES:
-        (source.runs / name).mkdir(parents=True)
-        (source.runs / name / "epoch").write_text("short")
-        source.record(class_name=name, value={"steps": 1})
+    source = finished_protocol(tmp_path / "short", resources, "short")
     longer = {**settings, "minutes_per_class": 13.8, "extends": str(tmp_path / "short")}
     with pytest.raises(quality_protocol.ProtocolError, match="must exceed that protocol's 4.8"):
         quality_protocol.check_extension(source.state, {**longer, "minutes_per_class": 4.8})
@@ -224,15 +235,44 @@ def test_protocol_extends_a_finished_protocol_for_the_difference_in_minutes(tmp_
 
     def run_child(argv, threads=None):
         commands.append(argv)
-        assert (protocol.runs / "cat" / "epoch").read_text() == "short"  # resumes the copied run
-        (protocol.runs / "cat" / "epoch").write_text("long")
+        assert (protocol.runs / "cat" / "weights").read_text() == "cat short"  # resumes the copied run
+        (protocol.runs / "cat" / "weights").write_text("cat long")
 
     monkeypatch.setattr(protocol, "run_child", run_child)
     monkeypatch.setattr(quality_protocol, "default_run_stats", lambda run_dir: {"steps": 2})
     protocol.train(["cat"])
     protocol.train(["cat"])  # a rerun starts again from the copy, not from the interrupted attempt
     assert [argv[argv.index("--minutes") + 1] for argv in commands] == ["9", "9"]
-    assert (source.runs / "cat" / "epoch").read_text() == "short"
+    assert (source.runs / "cat" / "weights").read_text() == "cat short"
+
+
+def test_protocol_replicates_a_finished_protocol_retraining_only_the_named_classes(tmp_path, monkeypatch):
+    settings = SHARED_START_SETTINGS
+    resources = {"threads": 1, "cpus": None, "parallel": 2}
+    source = finished_protocol(tmp_path / "seed0", resources, "seed 0")
+    replicate = {**settings, "seed": 1, "replicates": str(tmp_path / "seed0"), "retrained": ["cat", "dog"]}
+    with pytest.raises(quality_protocol.ProtocolError, match="another --seed than that protocol's 0"):
+        quality_protocol.check_replication(source.state, {**replicate, "seed": 0})
+    with pytest.raises(quality_protocol.ProtocolError, match=r"not tiger"):
+        quality_protocol.check_replication(source.state, {**replicate, "retrained": ["cat", "tiger"]})
+    with pytest.raises(quality_protocol.ProtocolError, match="other minutes_per_class"):
+        quality_protocol.check_replication(source.state, {**replicate, "minutes_per_class": 6.0})
+
+    protocol = quality_protocol.Protocol(tmp_path / "seed1", replicate, resources, training=True)
+    protocol.record()
+    protocol.reuse_source_runs(tmp_path / "seed0", ["cat", "dog"])
+    commands = []
+    monkeypatch.setattr(protocol, "run_child", lambda argv, threads=None: commands.append(argv))
+    monkeypatch.setattr(quality_protocol, "default_run_stats", lambda run_dir: {"steps": 2})
+    protocol.train_all([name for name in CLASS_NAMES if name not in protocol.state["classes"]])
+    (argv,) = commands  # the shared start is reused, not trained again
+    assert [argv[i + 1] for i, option in enumerate(argv) if option == "--class"] == ["cat", "dog"]
+    assert argv[argv.index("--seed") + 1] == "1" and argv[argv.index("--init-from") + 1] == "shared"
+    assert argv[argv.index("--minutes") + 1] == "4.8"
+    assert (protocol.runs / "shared" / "weights").read_text() == "shared seed 0"
+    assert (protocol.runs / "horse" / "weights").read_text() == "horse seed 0"
+    state = quality_protocol.read_state(tmp_path / "seed1")
+    assert state["classes"]["horse"] == {"steps": 1, "reused": True} and state["classes"]["cat"] == {"steps": 2}
 
 
 def test_protocol_stages_run_at_once_keep_each_others_records(tmp_path):
