@@ -87,7 +87,10 @@ def main() -> None:
         for round_ in range(args.rounds):
             for number, (mode, (run, extra)) in enumerate(modes.items()):
                 results[mode].append(run(extra, args, Path(work) / f"{round_}-{number}"))
-                print(f"round {round_ + 1}/{args.rounds}, {mode}: {results[mode][-1][0]:.0f} s", flush=True)
+                # Every run's figures as they come: an interrupted benchmark still leaves its finished rounds.
+                wall, figure = results[mode][-1]
+                unit = "classifier seconds" if run is run_evaluate else "real images"
+                print(f"round {round_ + 1}/{args.rounds}, {mode}: {wall:.1f} s wall, {figure} {unit}", flush=True)
 
     def baseline(mode: str) -> str:
         return "evaluate, sequential" if mode.startswith("evaluate") else "sequential"
