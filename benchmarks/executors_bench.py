@@ -60,6 +60,8 @@ def run_evaluate(extra: list[str], args, out: Path) -> tuple[float, int]:
     """Wall seconds of one `cifar-synth evaluate` and the seconds its classifiers trained, from its report."""
     seconds = timed([sys.executable, "-m", "cifar_synth", "evaluate", "--synthetic", args.evaluate, "--data", args.data,
                      "--budget", "quick", "--judges", "cnn", "--no-cache", "--no-inception-fid", "--out", str(out),
+                     # --no-cache still stores the baseline it trained: keep it out of the user's cache
+                     "--cache-dir", str(out / "cache"),
                      "--quiet", *(["--epochs", str(args.evaluate_epochs)] if args.evaluate_epochs else []), *extra])
     timings = json.loads((out / "report.json").read_text())["timings"]
     return seconds, round(timings.get("parallel_training_seconds")
