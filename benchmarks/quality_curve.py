@@ -7,7 +7,9 @@ Each --work directory is one point. Its budget per class counts the shared start
 minutes is 6 minutes per class. The plot shows the CAS of the bundled CNN and of the second judge, unfiltered and
 classifier-filtered where the protocol evaluated them, with the real-trained baselines as dashed lines; the same
 figures are appended as a table to docs/benchmarks.md. Where a protocol's unfiltered report has evaluator-seed
-retrainings (benchmarks/cas_spread.py), that point's CNN figure gets their range as an error bar.
+retrainings (benchmarks/cas_spread.py), that point's CNN figure gets their range as an error bar; a --work that
+replicates another with other training seeds (quality_protocol.py --replicate) adds its CAS to that point's range
+over training seeds, a second error bar.
 """
 
 import argparse
@@ -39,7 +41,8 @@ def curve_point(work: Path) -> dict:
     variants = load_variants(work)
     state, report = variants[0][1], variants[0][2]
     by_filter = {name.endswith("classifier-filtered"): variant_report for name, _, variant_report in variants}
-    point = {"work": str(work), "minutes": budget_per_class(state),
+    point = {"work": str(work), "minutes": budget_per_class(state), "replicates": state.get("replicates"),
+             "training_seeds": [report.headline.cas],
              "steps": statistics.median(entry["steps"] for entry in state["classes"].values()),
              "baseline": report.headline.baseline_accuracy, "seeds": seed_accuracies(state, report),
              "lowest": min(report.classifiers["synthetic"].per_class_accuracy.items(), key=lambda item: item[1])}
@@ -71,6 +74,11 @@ def plot(points: list[dict], path: Path) -> None:
     spreads = [(p["minutes"], p["cas"], min(p["seeds"]), max(p["seeds"])) for p in points if len(p["seeds"]) > 1]
     for m, cas, low, high in spreads:
         axes.errorbar([m], [cas], yerr=[[cas - low], [high - cas]], color="C0", capsize=4)
+    for p in points:
+        if len(p["training_seeds"]) > 1:  # beside the evaluator-seed bar, so that both stay readable
+            low, high = min(p["training_seeds"]), max(p["training_seeds"])
+            axes.errorbar([p["minutes"] + 0.2], [p["cas"]], yerr=[[p["cas"] - low], [high - p["cas"]]], color="C2",
+                          capsize=4, label="CAS over training seeds")
     axes.axhline(points[0]["baseline"], color="C0", linestyle="--", linewidth=0.8, label="CNN real-trained")
     if points[0]["judge_baseline"] is not None:
         axes.axhline(points[0]["judge_baseline"], color="C1", linestyle="--", linewidth=0.8,
@@ -93,19 +101,26 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/benchmarks.md")
     args = parser.parse_args()
 
-    points = sorted((curve_point(work) for work in args.work), key=lambda p: p["minutes"])
+    points = [curve_point(work) for work in args.work]
+    replicates = [p for p in points if p["replicates"]]
+    points = sorted((p for p in points if not p["replicates"]), key=lambda p: p["minutes"])
+    for replicate in replicates:  # a replicate is its source's point with another training seed
+        source = [p for p in points if Path(p["work"]).resolve() == Path(replicate["replicates"]).resolve()]
+        if not source:
+            raise SystemExit(f"error: {replicate['work']} replicates {replicate['replicates']}, which is not a --work")
+        source[0]["training_seeds"].append(replicate["cas"])
     plot(points, args.plot)
 
-    def seeds(p: dict) -> str:
-        return (f"{', '.join(percent(a) for a in p['seeds'])} ({100 * (max(p['seeds']) - min(p['seeds'])):.1f} "
-                "points)" if len(p["seeds"]) > 1 else "–")
+    def seeds(accuracies: list[float]) -> str:
+        return (f"{', '.join(percent(a) for a in accuracies)} ({100 * (max(accuracies) - min(accuracies)):.1f} "
+                "points)" if len(accuracies) > 1 else "–")
 
     rows = [[f"{p['minutes']:g}", f"{p['steps']:,.0f}", percent(p["cas"]), percent(p["cas_filtered"]),
              percent(p["judge"]), percent(p["judge_filtered"]), f"{p['lowest'][0]} {percent(p['lowest'][1])}",
-             seeds(p), f"`{p['work']}`"] for p in points]
+             seeds(p["seeds"]), seeds(p["training_seeds"]), f"`{p['work']}`"] for p in points]
     table = markdown_table(["minutes per class", "steps per class (median)", "CAS", "CAS, filtered", "judge CAS",
                             "judge CAS, filtered", "lowest class (CNN)", "CAS over evaluator seeds",
-                            "protocol"], rows)
+                            "CAS over training seeds", "protocol"], rows)
     body = (f"{table}\n\nBaselines (real-trained, same test images): CNN {percent(points[0]['baseline'])}, ResNet "
             f"judge {percent(points[0]['judge_baseline'])}. Plot: `{args.plot}`.")
     publish_results("Quality curve", body, append=not args.no_append)

@@ -18,6 +18,7 @@ from cifar_synth.classes import CLASS_NAMES  # noqa: E402
 from conftest import TINY_GAN_CLI  # noqa: E402
 import hobby_recipe  # noqa: E402
 import kill_resume  # noqa: E402
+import quality_curve  # noqa: E402
 import quality_protocol  # noqa: E402
 import throughput  # noqa: E402
 
@@ -327,3 +328,21 @@ def test_protocol_results_show_the_filtered_evaluation_as_its_own_column(tmp_pat
     assert "| figure | default | default, classifier-filtered | hobby |" in body
     assert "| CAS: synthetic-trained accuracy on real test | 32.8% | 32.8% | 19.1% |" in body
     assert "real-trained acc." not in body
+
+
+def test_quality_curve_gives_a_replicate_as_its_sources_range_over_training_seeds(tmp_path, monkeypatch, capsys):
+    source = recorded_protocol(tmp_path, "protocol-default")
+    replicate = recorded_protocol(tmp_path, "protocol-hobby")  # another CAS, standing in for a seed-1 replicate
+    state = json.loads((replicate / "protocol.json").read_text())
+    (replicate / "protocol.json").write_text(json.dumps({**state, "replicates": str(source)}))
+    plot = tmp_path / "curve.png"
+    monkeypatch.setattr(sys, "argv", ["quality_curve.py", "--work", str(source), str(replicate), "--plot", str(plot),
+                                      "--no-append"])
+    quality_curve.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 6 |")]
+    assert len(rows) == 1 and "| 32.8%, 19.1% (13.7 points) |" in rows[0]  # one point, both training seeds
+    assert plot.stat().st_size > 0
+
+    (replicate / "protocol.json").write_text(json.dumps({**state, "replicates": str(tmp_path / "elsewhere")}))
+    with pytest.raises(SystemExit, match="which is not a --work"):
+        quality_curve.main()
