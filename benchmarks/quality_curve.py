@@ -57,6 +57,11 @@ def curve_point(work: Path) -> dict:
     return point
 
 
+def judge_baseline(points: list[dict]) -> float | None:
+    """The second judge's real-trained accuracy, from the points evaluated with it (the same for all)."""
+    return next((p["judge_baseline"] for p in points if p["judge_baseline"] is not None), None)
+
+
 def plot(points: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -80,9 +85,8 @@ def plot(points: list[dict], path: Path) -> None:
             axes.errorbar([p["minutes"] + 0.2], [p["cas"]], yerr=[[p["cas"] - low], [high - p["cas"]]], color="C2",
                           capsize=4, label="CAS over training seeds")
     axes.axhline(points[0]["baseline"], color="C0", linestyle="--", linewidth=0.8, label="CNN real-trained")
-    if points[0]["judge_baseline"] is not None:
-        axes.axhline(points[0]["judge_baseline"], color="C1", linestyle="--", linewidth=0.8,
-                     label="ResNet real-trained")
+    if judge_baseline(points) is not None:
+        axes.axhline(judge_baseline(points), color="C1", linestyle="--", linewidth=0.8, label="ResNet real-trained")
     axes.set_xlabel("training minutes per class (one core; shared start's share included)")
     axes.set_ylabel("accuracy on real test images")
     axes.set_ylim(0, 1)
@@ -122,7 +126,7 @@ def main() -> None:
                             "judge CAS, filtered", "lowest class (CNN)", "CAS over evaluator seeds",
                             "CAS over training seeds", "protocol"], rows)
     body = (f"{table}\n\nBaselines (real-trained, same test images): CNN {percent(points[0]['baseline'])}, ResNet "
-            f"judge {percent(points[0]['judge_baseline'])}. Plot: `{args.plot}`.")
+            f"judge {percent(judge_baseline(points))}. Plot: `{args.plot}`.")
     publish_results("Quality curve", body, append=not args.no_append)
 
 
