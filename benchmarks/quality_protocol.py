@@ -3,6 +3,8 @@
     python benchmarks/quality_protocol.py --recipe default --data /tmp/cifar/cifar10-jpeg --work /tmp/protocol-default
     python benchmarks/quality_protocol.py --recipe hobby --data /tmp/cifar/cifar10-jpeg --work /tmp/protocol-hobby
     python benchmarks/quality_protocol.py --compare /tmp/protocol-default /tmp/protocol-hobby
+    python benchmarks/quality_protocol.py ... --work /tmp/protocol-seed1 --seed 1 --replicate /tmp/protocol-default \
+        --retrain cat dog deer          # the same protocol with another training seed for three classes
 
 Every class trains in a fresh child process for `--minutes-per-class` of training-loop wall time (the default
 recipe through `cifar-synth train --minutes`, the hobby reference through benchmarks/hobby_recipe.py); then
@@ -402,8 +404,9 @@ def results_section(work: Path) -> tuple[str, str]:
     options = f" with `{state['train_options']}`" if state.get("train_options") else ""
     extends = f", continuing the runs of `{state['extends']}`" if state.get("extends") else ""
     if state.get("replicates"):
+        start = " from its shared start" if state.get("shared_minutes") else ""
         extends += (f", replicating `{state['replicates']}` with another seed: {', '.join(state['retrained'])} "
-                    "trained again from its shared start, its other classes' runs reused")
+                    f"trained again{start}, its other classes' runs reused")
     body = f"Recipe `{state['recipe']}`{options}{extends}, work directory `{work}`, seed {state['seed']}.\n\n" + variants_tables(
         variants, PER_CLASS)
     return f"Quality protocol: {state['recipe']} recipe, {state['minutes_per_class']:g} min per class", body
