@@ -76,14 +76,14 @@ def plot(points: list[dict], path: Path) -> None:
         shown = [(m, p[key]) for m, p in zip(minutes, points) if p[key] is not None]
         if shown:
             axes.plot(*zip(*shown), style, marker="o", color=colour, label=label)
-    spreads = [(p["minutes"], p["cas"], min(p["seeds"]), max(p["seeds"])) for p in points if len(p["seeds"]) > 1]
-    for m, cas, low, high in spreads:
-        axes.errorbar([m], [cas], yerr=[[cas - low], [high - cas]], color="C0", capsize=4)
-    for p in points:
-        if len(p["training_seeds"]) > 1:  # beside the evaluator-seed bar, so that both stay readable
-            low, high = min(p["training_seeds"]), max(p["training_seeds"])
-            axes.errorbar([p["minutes"] + 0.2], [p["cas"]], yerr=[[p["cas"] - low], [high - p["cas"]]], color="C2",
-                          capsize=4, label="CAS over training seeds")
+    # The training-seed bar sits beside the evaluator-seed one, so that both stay readable.
+    bars = (("seeds", "C0", 0.0, None), ("training_seeds", "C2", 0.2, "CAS over training seeds"))
+    for key, colour, offset, label in bars:
+        for p in points:
+            if len(p[key]) > 1:
+                low, high = min(p[key]), max(p[key])
+                axes.errorbar([p["minutes"] + offset], [p["cas"]], yerr=[[p["cas"] - low], [high - p["cas"]]],
+                              color=colour, capsize=4, label=label)
     axes.axhline(points[0]["baseline"], color="C0", linestyle="--", linewidth=0.8, label="CNN real-trained")
     if judge_baseline(points) is not None:
         axes.axhline(judge_baseline(points), color="C1", linestyle="--", linewidth=0.8, label="ResNet real-trained")
