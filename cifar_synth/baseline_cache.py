@@ -74,15 +74,27 @@ def cached_cnn_classifiers(cache_dir: str | Path | None = None) -> list[Path]:
     return sorted(path for path in cache_dir.glob(f"*/{CLASSIFIER_FILE}") if is_complete(path.parent))
 
 
+def _training_images(entry: Path) -> int:
+    """Images a cached CNN baseline was trained on (per class × epochs) by its key; 0 when the key does not say."""
+    try:
+        key = json.loads((entry / METRICS_FILE).read_text())["key"]
+        return int(key["per_class"]) * int(key["config"]["epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def the_cached_cnn_classifier(cache_dir: str | Path | None = None) -> Path:
-    """The one real-trained CNN cached in `cache_dir` (default: the default cache), for the export filter and the
-    classifier guidance of training; none or several is a user error that says what to do."""
+    """The real-trained CNN cached in `cache_dir` (default: the default cache) for the export filter and the
+    classifier guidance of training: the one trained longest, so that a quick evaluation's smaller baseline does not
+    stand in the way. None, or a tie for the longest, is a user error that says what to do."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     found = cached_cnn_classifiers(cache_dir)
-    if len(found) == 1:
-        return found[0]
     if not found:
         raise UserError(f"no real-trained classifier is cached in {cache_dir}: run `cifar-synth evaluate` first "
                         "(it caches one) or pass the classifier's path")
-    raise UserError(f"{len(found)} cached real-trained classifiers in {cache_dir} "
+    trained = {path: _training_images(path.parent) for path in found}
+    found = [path for path in found if trained[path] == max(trained.values())]
+    if len(found) == 1:
+        return found[0]
+    raise UserError(f"{len(found)} cached real-trained classifiers in {cache_dir} were trained alike "
                     f"({', '.join(str(path) for path in found)}); pass the path of one")

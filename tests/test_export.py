@@ -404,7 +404,7 @@ def test_filter_gives_up_on_a_class_it_never_accepts(bright_runs, tmp_path):
     assert visible(tmp_path) == [] and leftovers(tmp_path) == []
 
 
-def test_filter_uses_the_evaluators_only_cached_classifier(bright_runs, tmp_path, monkeypatch):
+def test_filter_uses_the_evaluators_longest_trained_cached_classifier(bright_runs, tmp_path, monkeypatch):
     runs, classifier = bright_runs
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
@@ -413,11 +413,17 @@ def test_filter_uses_the_evaluators_only_cached_classifier(bright_runs, tmp_path
     assert_user_error(CliRunner().invoke(app, args), "run `cifar-synth evaluate` first")
 
     cache = tmp_path / "cache/cifar-synth/evaluator"
-    for index, entry in enumerate(("0123abcd", "4567ef01")):
-        (cache / entry).mkdir(parents=True)
-        (cache / entry / "classifier.keras").write_bytes(classifier.read_bytes())
-        if index == 0:
-            (cache / entry / "metrics.json").write_text("{}")  # the second entry is incomplete: ignored
+
+    def cache_entry(name: str, per_class: int, epochs: int | None) -> None:
+        (cache / name).mkdir(parents=True)
+        (cache / name / "classifier.keras").write_bytes(classifier.read_bytes())
+        if epochs is not None:  # without metrics.json the entry is incomplete: ignored
+            key = {"per_class": per_class, "config": {"epochs": epochs}}
+            (cache / name / "metrics.json").write_text(json.dumps({"key": key, "metrics": {}}))
+
+    cache_entry("0123abcd", 5000, 10)
+    cache_entry("4567ef01", 5000, None)
+    cache_entry("89abcdef", 1000, 10)  # a quick evaluation's smaller baseline
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     cached = cache / "0123abcd/classifier.keras"
@@ -427,6 +433,6 @@ def test_filter_uses_the_evaluators_only_cached_classifier(bright_runs, tmp_path
     assert manifest["filter"]["classifier"] | {"sha256": None} == {"path": str(cached), "sha256": None,
                                                                    "from_evaluator_cache": True}
 
-    (cache / "4567ef01/metrics.json").write_text("{}")
+    (cache / "4567ef01/metrics.json").write_text((cache / "0123abcd/metrics.json").read_text())
     assert_user_error(CliRunner().invoke(app, [*args, "--name", "again"]),
                       "2 cached real-trained classifiers")
