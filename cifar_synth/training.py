@@ -224,7 +224,8 @@ def _fit(gan: DCGAN, class_name: str, images: np.ndarray, options: TrainOptions,
                         f"{artifacts.last_saved_epoch}) is kept in {paths.root}; try lower learning rates or --fresh.")
     seconds = time.perf_counter() - started
     images_per_second = artifacts.images_trained / seconds if seconds else 0.0
-    reporter.info(f"{class_name}: {artifacts.last_saved_epoch} epochs, {images_per_second:.0f} real images/s; "
+    epochs = f"{artifacts.last_saved_epoch} epoch{'' if artifacts.last_saved_epoch == 1 else 's'}"
+    reporter.info(f"{class_name}: {epochs}, {images_per_second:.0f} real images/s; "
                   f"samples in {paths.latest_samples}")
     return RunResult(class_name, paths.root, artifacts.last_saved_epoch, images_per_second, artifacts.diversity_ratio)
 
