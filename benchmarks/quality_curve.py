@@ -85,8 +85,9 @@ def plot(points: list[dict], path: Path) -> None:
                 axes.errorbar([p["minutes"] + offset], [p["cas"]], yerr=[[p["cas"] - low], [high - p["cas"]]],
                               color=colour, capsize=4, label=label)
     axes.axhline(points[0]["baseline"], color="C0", linestyle="--", linewidth=0.8, label="CNN real-trained")
-    if judge_baseline(points) is not None:
-        axes.axhline(judge_baseline(points), color="C1", linestyle="--", linewidth=0.8, label="ResNet real-trained")
+    resnet_baseline = judge_baseline(points)
+    if resnet_baseline is not None:
+        axes.axhline(resnet_baseline, color="C1", linestyle="--", linewidth=0.8, label="ResNet real-trained")
     axes.set_xlabel("training minutes per class (one core; shared start's share included)")
     axes.set_ylabel("accuracy on real test images")
     axes.set_ylim(0, 1)

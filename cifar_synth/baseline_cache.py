@@ -93,7 +93,8 @@ def the_cached_cnn_classifier(cache_dir: str | Path | None = None) -> Path:
         raise UserError(f"no real-trained classifier is cached in {cache_dir}: run `cifar-synth evaluate` first "
                         "(it caches one) or pass the classifier's path")
     trained = {path: _training_images(path.parent) for path in found}
-    found = [path for path in found if trained[path] == max(trained.values())]
+    longest = max(trained.values())
+    found = [path for path in found if trained[path] == longest]
     if len(found) == 1:
         return found[0]
     raise UserError(f"{len(found)} cached real-trained classifiers in {cache_dir} were trained alike "
