@@ -45,10 +45,9 @@ from cifar_synth.images import IMAGE_SHAPE, to_uint8
 from cifar_synth.locks import hold
 from cifar_synth.provenance import package_versions
 from cifar_synth.reporter import Reporter
+from cifar_synth.runs import GENERATOR_FILE, RunPaths, trained_classes
 from cifar_synth.synthetic import FORMAT_VERSION, MANIFEST
 
-GENERATOR_FILE = "generator.keras"
-RUN_CONFIG_FILE = "config.json"
 DEFAULT_BATCH_SIZE = 2048  # large batches run the generator near its FLOP bound (docs/benchmarks.md)
 SAMPLES_PER_CLASS = 10  # images of each class in the sample sheet
 LATENT_RECIPE = (
@@ -188,14 +187,9 @@ def accepted_candidates(class_entry: dict) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
-def trained_classes(runs_dir: Path) -> list[str]:
-    """Classes, in label order, that have `runs_dir/<class>/generator.keras`."""
-    return [name for name in CLASS_NAMES if (Path(runs_dir) / name / GENERATOR_FILE).is_file()]
-
-
 def first_images(runs_dir: Path, class_name: str, count: int, seed: int = 0) -> np.ndarray:
     """The first `count` images an unfiltered export with `seed` holds for the class (uint8)."""
-    path = Path(runs_dir) / class_name / GENERATOR_FILE
+    path = RunPaths(Path(runs_dir) / class_name).generator
     generator, latent_dim = _load_generator(path)
     latents = next(_latent_batches(seed, CLASS_NAMES.index(class_name), count, latent_dim, count))
     return _generate(generator, latents, path)
@@ -359,7 +353,7 @@ def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
             reporter.info(f"Filtering with {image_filter}")
         for class_name in classes:
             label = CLASS_NAMES.index(class_name)
-            generator_path = options.runs_dir / class_name / GENERATOR_FILE
+            generator_path = RunPaths(options.runs_dir / class_name).generator
             progress.update(task, description=f"loading {class_name}")
             generator, latent_dim = _load_generator(generator_path)
             progress.update(task, description=class_name)
@@ -468,7 +462,7 @@ def _class_entry(class_name: str, generator_path: Path, latent_dim: int, options
     entry = {
         "name": class_name, "label": CLASS_NAMES.index(class_name), "count": options.count, "latent_dim": latent_dim,
         "generator": {"path": str(generator_path), "sha256": sha256_file(generator_path)},
-        "run_config": _read_run_config(options.runs_dir / class_name / RUN_CONFIG_FILE),
+        "run_config": _read_run_config(RunPaths(options.runs_dir / class_name).config),
     }
     if image_filter is not None:
         entry["filter"] = _filter_entry(class_name, np.concatenate(decisions), options.count, image_filter)

@@ -1,25 +1,5 @@
-"""`cifar-synth train`: one DCGAN per class, each in its own resumable run directory.
+"""`cifar-synth train`: train (or resume) one class's DCGAN into its run directory (layout: `cifar_synth.runs`)."""
 
-runs/<class>/
-    checkpoint/state.json   the resume record, written last after every epoch: the one truth about the run (below)
-    checkpoint/gan_epoch_NNNN.weights.h5   both networks, the moving average and both optimizers after that epoch
-    config.json             every hyperparameter, the data source and checksum, package versions, and `sessions`:
-                            every invocation that trained the run (when, from which epoch, what it changed)
-    generator.keras         the sampling generator alone (loadable by keras.models.load_model)
-    samples/epoch_NNN.png   10×10 grids from a fixed latent batch; samples/latest.png
-    history.csv, losses.png per-epoch losses, D's outputs, seconds and sample diversity
-    tb/                     TensorBoard logs (with --tensorboard)
-runs/.<class>.lock(.json)   held while a process trains the class (cifar_synth.locks)
-
-The resume record names the epoch, the images seen, the weights file, the generator it wrote and the state of the
-latents' and augmentations' random stream. A run resumes from it and first trims everything else to it: history
-rows, sample grids and weights files of a later, unrecorded epoch are dropped, and a generator.keras that is not
-the recorded one is rewritten from the checkpoint. So a process killed at any instant loses at most the epoch in
-progress (docs/train.md).
-"""
-
-import csv
-import io
 import json
 import math
 import shutil
@@ -45,13 +25,13 @@ from cifar_synth.locks import hold
 from cifar_synth.metrics import mean_pairwise_distance
 from cifar_synth.progress import RichProgress
 from cifar_synth.reporter import Reporter
+from cifar_synth.runs import (HISTORY_COLUMNS, ResumeRecord, RunPaths, plot_losses, read_history, read_record,
+                              trim_to_record, write_history)
 from cifar_synth.provenance import package_versions
 
 if TYPE_CHECKING:
     from cifar_synth.data import RealData
 
-HISTORY_COLUMNS = ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_seen",
-                   "diversity", "diversity_ratio")
 GRID_SIDE = 10
 # Generated samples whose mean pairwise distance falls below this fraction of real images' are likely collapsed.
 COLLAPSE_RATIO = 0.5
@@ -67,52 +47,6 @@ class RunResult:
     epochs_done: int
     images_per_second: float
     diversity_ratio: float | None
-
-
-@dataclass(frozen=True)
-class ResumeRecord:
-    """What a run has finished: written last after every epoch, it is the truth everything else is trimmed to."""
-
-    epoch: int
-    images_seen: int
-    weights: str  # file in checkpoint/ with both networks and both optimizers after `epoch`
-    generator_sha256: str | None  # of the generator.keras written for `epoch`
-    seed_generator_state: list[int] | None  # where the latents' and augmentations' random stream stands
-    session: int  # index in config.json's "sessions" of the invocation that trained `epoch`
-
-
-class RunPaths:
-    def __init__(self, run_dir: Path):
-        self.root = run_dir
-        self.config = run_dir / "config.json"
-        self.generator = run_dir / "generator.keras"
-        self.checkpoint = run_dir / "checkpoint"
-        self.record = self.checkpoint / "state.json"
-        self.samples = run_dir / "samples"
-        self.latest_samples = self.samples / "latest.png"
-        self.history = run_dir / "history.csv"
-        self.losses = run_dir / "losses.png"
-        self.tensorboard = run_dir / "tb"
-
-    def weights(self, epoch: int) -> Path:
-        return self.checkpoint / f"gan_epoch_{epoch:04d}.weights.h5"
-
-    def epoch_samples(self, epoch: int) -> Path:
-        return self.samples / f"epoch_{epoch:03d}.png"
-
-
-def read_record(run_dir: str | Path) -> ResumeRecord | None:
-    """The resume record of a run directory; None before its first epoch has finished."""
-    path = RunPaths(Path(run_dir)).record
-    try:
-        values = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:
-        raise UserError(f"cannot read the resume record {path}: {error}; pass --fresh to start over") from None
-    # Records of cifar-synth before the resume record: one weights file, no random-stream state, no sessions.
-    defaults = {"weights": "gan.weights.h5", "generator_sha256": None, "seed_generator_state": None, "session": 0}
-    return ResumeRecord(**{**defaults, **values})
 
 
 def train_classes(class_names: list[str], gan_config: GANConfig, options: TrainOptions,
@@ -308,34 +242,10 @@ def _resume_point(paths: RunPaths, gan_config: GANConfig) -> ResumeRecord | None
             raise UserError(f"{paths.root} was trained with a different architecture ({differences}); "
                             "use the same options to resume, --fresh to start over, or another --runs directory.")
     try:
-        _trim(paths, record)
+        trim_to_record(paths.root, record)
     except OSError as error:
         raise cannot_write(error.filename or paths.root, error) from None
     return record
-
-
-def _trim(paths: RunPaths, record: ResumeRecord | None) -> None:
-    """Remove what an epoch after `record` (killed before its record was written) left behind."""
-    epoch = record.epoch if record else 0
-    history = _read_history(paths.history)
-    kept = [row for row in history if int(row["epoch"]) <= epoch]
-    if record is None:
-        for path in (paths.generator, paths.history, paths.losses, paths.latest_samples):
-            path.unlink(missing_ok=True)
-    elif len(kept) < len(history):
-        _write_history(paths.history, kept)
-        _plot_losses(kept, paths.losses)
-        if paths.epoch_samples(epoch).exists():
-            shutil.copyfile(paths.epoch_samples(epoch), paths.latest_samples)
-    for grid in paths.samples.glob("epoch_*.png"):
-        if int(grid.stem.removeprefix("epoch_")) > epoch:
-            grid.unlink()
-    for weights in paths.checkpoint.glob("*.weights.h5"):
-        if record is None or weights.name != record.weights:
-            weights.unlink()
-    for folder in (paths.root, paths.samples, paths.checkpoint):  # temporary files of writes a SIGKILL cut short
-        for temp in folder.glob(".*.tmp*"):
-            temp.unlink()
 
 
 def _restore(paths: RunPaths, gan: DCGAN, record: ResumeRecord | None) -> DCGAN:
@@ -399,22 +309,8 @@ def collapse_suspected(diversity_ratios: list[float]) -> bool:
 
 
 def _last_diversity_ratio(paths: RunPaths) -> float | None:
-    rows = _read_history(paths.history)
+    rows = read_history(paths.root)
     return float(rows[-1]["diversity_ratio"]) if rows else None
-
-
-def _read_history(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def _write_history(path: Path, rows: list[dict]) -> None:
-    with atomic_path(path) as temp, temp.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=HISTORY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def image_grid(images: np.ndarray, side: int = GRID_SIDE) -> Image.Image:
@@ -456,7 +352,7 @@ class RunArtifacts(keras.callbacks.Callback):
         self.options = options
         self.session = session
         self.reporter = reporter
-        self.history = _read_history(paths.history)  # already trimmed to the record
+        self.history = read_history(paths.root)  # already trimmed to the record
         self.last_saved_epoch = record.epoch if record else 0
         self.images_seen = record.images_seen if record else 0
         self.recorded_weights = record.weights if record else None
@@ -516,7 +412,7 @@ class RunArtifacts(keras.callbacks.Callback):
         epoch = row["epoch"]
         if epoch % self.options.sample_every == 0:
             _save_png(grid, self.paths.epoch_samples(epoch))
-        _write_history(self.paths.history, [*self.history, row])
+        write_history(self.paths.root, [*self.history, row])
         with atomic_path(self.paths.generator) as temp:
             self.gan.sampler.save(temp)
         weights = self.paths.weights(epoch)
@@ -534,7 +430,7 @@ class RunArtifacts(keras.callbacks.Callback):
             (self.paths.checkpoint / self.recorded_weights).unlink(missing_ok=True)
         self.recorded_weights = weights.name
         _save_png(grid, self.paths.latest_samples)
-        _plot_losses(self.history, self.paths.losses)
+        plot_losses(self.paths.root, self.history)
 
     def _log_tensorboard(self, row: dict, grid: Image.Image):
         if self.writer is None:
@@ -548,24 +444,3 @@ class RunArtifacts(keras.callbacks.Callback):
 def _save_png(image: Image.Image, path: Path):
     with atomic_path(path) as temp:
         image.save(temp, format="PNG")
-
-
-def _plot_losses(history: list[dict], path: Path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    epochs = [int(row["epoch"]) for row in history]
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    for name in ("d_loss", "g_loss"):
-        axis.plot(epochs, [float(row[name]) for row in history], label=name)
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("loss")
-    axis.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    with atomic_path(path) as temp:
-        temp.write_bytes(buffer.getvalue())

@@ -12,7 +12,6 @@ directory on shared storage anyway: one mechanism for all three engines.
 """
 
 import contextlib
-import csv
 import json
 import os
 import socket
@@ -91,27 +90,14 @@ class ClassJob(Job):
         return {"epochs_done": result.epochs_done, "images_per_second": result.images_per_second}
 
     def cells(self, status: dict) -> list[str]:
+        from cifar_synth.runs import run_summary
+
         epochs = self.options.epochs
-        last = _last_epoch(self.runs_dir / self.name / "history.csv")
-        epoch = f"{last['epoch']}/{epochs}" if last else f"-/{epochs}" if epochs else "-"
-        losses = [f"{float(last[name]):.3f}" if last else "" for name in ("d_loss", "g_loss")]
-        rate = f"{last['rate']:.0f}" if last and last["rate"] else ""
+        summary = run_summary(self.runs_dir / self.name)
+        epoch = f"{summary.epochs}/{epochs}" if summary else f"-/{epochs}" if epochs else "-"
+        losses = [f"{float(summary.last[name]):.3f}" if summary else "" for name in ("d_loss", "g_loss")]
+        rate = f"{summary.last_rate:.0f}" if summary and summary.last_rate else ""
         return [epoch, *losses, rate]
-
-
-def _last_epoch(history: Path) -> dict | None:
-    """The last history row, with `rate`: that epoch's real images per second."""
-    try:
-        with history.open(newline="") as file:
-            rows = list(csv.DictReader(file))
-    except OSError:
-        return None
-    if not rows:
-        return None
-    last = rows[-1]
-    before = int(rows[-2]["images_seen"]) if len(rows) > 1 else 0
-    seconds = float(last["seconds"])
-    return {**last, "rate": (int(last["images_seen"]) - before) / seconds if seconds > 0 else None}
 
 
 def session_file(state_dir: Path, session: str) -> Path:

@@ -1,0 +1,193 @@
+"""The run directory: the one definition of what `train` writes for a class and everyone else reads.
+
+runs/<class>/
+    checkpoint/state.json   the resume record, written last after every epoch: the one truth about the run (below)
+    checkpoint/gan_epoch_NNNN.weights.h5   both networks, the moving average and both optimizers after that epoch
+    config.json             every hyperparameter, the data source and checksum, package versions, and `sessions`:
+                            every invocation that trained the run (when, from which epoch, what it changed)
+    generator.keras         the sampling generator alone (loadable by keras.models.load_model)
+    samples/epoch_NNN.png   10×10 grids from a fixed latent batch; samples/latest.png
+    history.csv, losses.png per-epoch losses, D's outputs, seconds and sample diversity
+    tb/                     TensorBoard logs (with --tensorboard)
+runs/.<class>.lock(.json)   held while a process trains the class (cifar_synth.locks)
+
+The resume record names the epoch, the images seen, the weights file, the generator it wrote and the state of the
+latents' and augmentations' random stream. A run resumes from it and first trims everything else to it
+(`trim_to_record`): history rows, sample grids and weights files of a later, unrecorded epoch are dropped. So a
+process killed at any instant loses at most the epoch in progress (docs/train.md).
+
+Importable without TensorFlow: export, `show`, the executors' live table and the benchmarks read runs through it.
+"""
+
+import csv
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.errors import UserError
+from cifar_synth.files import atomic_path
+
+GENERATOR_FILE = "generator.keras"
+CONFIG_FILE = "config.json"
+HISTORY_COLUMNS = ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_seen",
+                   "diversity", "diversity_ratio")
+
+
+class RunPaths:
+    """Every path of one run directory."""
+
+    def __init__(self, run_dir: str | Path):
+        run_dir = Path(run_dir)
+        self.root = run_dir
+        self.config = run_dir / CONFIG_FILE
+        self.generator = run_dir / GENERATOR_FILE
+        self.checkpoint = run_dir / "checkpoint"
+        self.record = self.checkpoint / "state.json"
+        self.samples = run_dir / "samples"
+        self.latest_samples = self.samples / "latest.png"
+        self.history = run_dir / "history.csv"
+        self.losses = run_dir / "losses.png"
+        self.tensorboard = run_dir / "tb"
+
+    def weights(self, epoch: int) -> Path:
+        return self.checkpoint / f"gan_epoch_{epoch:04d}.weights.h5"
+
+    def epoch_samples(self, epoch: int) -> Path:
+        return self.samples / f"epoch_{epoch:03d}.png"
+
+
+@dataclass(frozen=True)
+class ResumeRecord:
+    """What a run has finished: written last after every epoch, it is the truth everything else is trimmed to."""
+
+    epoch: int
+    images_seen: int
+    weights: str  # file in checkpoint/ with both networks and both optimizers after `epoch`
+    generator_sha256: str | None  # of the generator.keras written for `epoch`
+    seed_generator_state: list[int] | None  # where the latents' and augmentations' random stream stands
+    session: int  # index in config.json's "sessions" of the invocation that trained `epoch`
+
+
+def read_record(run_dir: str | Path) -> ResumeRecord | None:
+    """The resume record of a run directory; None before its first epoch has finished."""
+    path = RunPaths(run_dir).record
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read the resume record {path}: {error}; pass --fresh to start over") from None
+    # Records of cifar-synth before the resume record: one weights file, no random-stream state, no sessions.
+    defaults = {"weights": "gan.weights.h5", "generator_sha256": None, "seed_generator_state": None, "session": 0}
+    return ResumeRecord(**{**defaults, **values})
+
+
+def read_config(run_dir: str | Path) -> dict:
+    """A run's config.json (raises OSError or ValueError when it is missing or not JSON)."""
+    return json.loads(RunPaths(run_dir).config.read_text())
+
+
+def read_history(run_dir: str | Path) -> list[dict]:
+    """The run's history rows (strings, as csv gives them); empty before the first epoch."""
+    try:
+        with RunPaths(run_dir).history.open(newline="") as file:
+            return list(csv.DictReader(file))
+    except FileNotFoundError:
+        return []
+
+
+def write_history(run_dir: str | Path, rows: list[dict]) -> None:
+    with atomic_path(RunPaths(run_dir).history) as temp, temp.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_losses(run_dir: str | Path, history: list[dict]) -> None:
+    """losses.png: both losses per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    epochs = [int(row["epoch"]) for row in history]
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    for name in ("d_loss", "g_loss"):
+        axis.plot(epochs, [float(row[name]) for row in history], label=name)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("loss")
+    axis.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    with atomic_path(RunPaths(run_dir).losses) as temp:
+        temp.write_bytes(buffer.getvalue())
+
+
+def trim_to_record(run_dir: str | Path, record: ResumeRecord | None) -> None:
+    """Remove what an epoch after `record` (killed before its record was written) left behind."""
+    paths = RunPaths(run_dir)
+    epoch = record.epoch if record else 0
+    history = read_history(run_dir)
+    kept = [row for row in history if int(row["epoch"]) <= epoch]
+    if record is None:
+        for path in (paths.generator, paths.history, paths.losses, paths.latest_samples):
+            path.unlink(missing_ok=True)
+    elif len(kept) < len(history):
+        write_history(run_dir, kept)
+        plot_losses(run_dir, kept)
+        if paths.epoch_samples(epoch).exists():
+            shutil.copyfile(paths.epoch_samples(epoch), paths.latest_samples)
+    for grid in paths.samples.glob("epoch_*.png"):
+        if int(grid.stem.removeprefix("epoch_")) > epoch:
+            grid.unlink()
+    for weights in paths.checkpoint.glob("*.weights.h5"):
+        if record is None or weights.name != record.weights:
+            weights.unlink()
+    for folder in (paths.root, paths.samples, paths.checkpoint):  # temporary files of writes a SIGKILL cut short
+        for temp in folder.glob(".*.tmp*"):
+            temp.unlink()
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """How much a run has trained, from its history and settings."""
+
+    epochs: int
+    images_seen: int
+    steps: int
+    loop_seconds: float  # training-loop wall time of the recorded epochs
+    last_rate: float | None  # real images per second of the last epoch
+    last: dict  # the last history row
+
+    @property
+    def text(self) -> str:
+        return f"{self.steps:,} steps, {self.epochs} epoch{'' if self.epochs == 1 else 's'}, " \
+               f"{self.images_seen:,} images seen"
+
+
+def run_summary(run_dir: str | Path) -> RunSummary | None:
+    """The summary of a run's recorded epochs; None before its first epoch (or when its files are unreadable)."""
+    try:
+        history = read_history(run_dir)
+        batch_size = read_config(run_dir)["gan"]["batch_size"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if not history:
+        return None
+    last = history[-1]
+    images = int(last["images_seen"])
+    before = int(history[-2]["images_seen"]) if len(history) > 1 else 0
+    seconds = float(last["seconds"])
+    return RunSummary(epochs=int(last["epoch"]), images_seen=images, steps=images // batch_size,
+                      loop_seconds=round(sum(float(row["seconds"]) for row in history), 1),
+                      last_rate=(images - before) / seconds if seconds > 0 else None, last=last)
+
+
+def trained_classes(runs_dir: str | Path) -> list[str]:
+    """Classes, in label order, that have `runs_dir/<class>/generator.keras`."""
+    return [name for name in CLASS_NAMES if RunPaths(Path(runs_dir) / name).generator.is_file()]
