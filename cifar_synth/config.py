@@ -31,9 +31,9 @@ class GANConfig:
     # learning more than it curbed D's overfitting (docs/train.md).
     augment: str = ""
     ema_decay: float = 0.999  # 0 disables the moving average of G
-    # Random horizontal flips of the real images: a free doubling of a class's 5,000 images, used by every CIFAR GAN
-    # code base. Off until a protocol run isolates it (docs/train.md: the per-class proxy liked it).
-    flip: bool = False
+    # Random horizontal flips of the real images: a free doubling of a class's images, used by every CIFAR GAN
+    # code base; part of the measured recipe (docs/train.md).
+    flip: bool = True
     # Weight of the classifier-guidance loss: cross-entropy of a frozen real-trained CNN toward the run's class on
     # (randomly flipped and shifted) fakes, added to G's loss. 0 disables it.
     guidance: float = 0.0
@@ -81,16 +81,28 @@ class GANConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-DEFAULT_EPOCHS = 30
+# The measured recipe's budget (docs/train.md): each class trains this many steps from a shared start trained
+# twice as many on all classes. Steps, unlike minutes, give the same run on every machine.
+DEFAULT_STEPS = 4000
+SHARED_STEPS_PER_CLASS_STEP = 2
 BUDGET_CLOCKS = ("wall", "cpu")
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding, which keras.utils.set_random_seed uses, takes no more
+# `--init-from none`: random weights.
+NO_INIT = "none"
+# The share of each class's training images held out as the validation slice: never trained on, it is where
+# snapshots, thresholds and recipes are compared, so that the test split is scored once per headline.
+DEFAULT_VALIDATION_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
 class TrainOptions:
     """How long and how to run, as opposed to what to train (`GANConfig`). Validated on creation."""
 
-    epochs: int | None = None  # total epochs; default DEFAULT_EPOCHS, or unlimited when `minutes` is given
+    epochs: int | None = None  # total epochs
+    # Total training steps of each class run; default DEFAULT_STEPS when neither `epochs` nor `minutes` is given.
+    steps: int | None = None
+    # Total steps of the shared start when the budget is in steps; None: SHARED_STEPS_PER_CLASS_STEP × `steps`.
+    shared_steps: int | None = None
     minutes: float | None = None  # time budget of this invocation's training loop
     # What `minutes` counts: "wall" time, or "cpu" time of this process (all its threads), which a busy shared
     # machine does not eat into: a fair budget for comparing recipes.
@@ -102,25 +114,44 @@ class TrainOptions:
     tensorboard: bool = False
     # The real-trained classifier of classifier guidance (GANConfig.guidance); None: the evaluator's cached one.
     guide: str | None = None
-    # Where a new run's networks start: "shared" (the shared start, `<runs>/shared`, trained on all ten classes) or
-    # another run directory; None: random weights. A run that has a resume record resumes from it instead.
+    # Where a new run's networks start: "shared" (the shared start, `<runs>/shared`, trained on all classes, and
+    # trained first when it is missing), another run directory, or "none" (random weights). A run that has a resume
+    # record resumes from it instead. None: the recipe's default, "shared".
     init_from: str | None = None
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION
 
     def __post_init__(self):
+        # frozen: the one place the defaults are applied
+        if self.epochs is None and self.minutes is None and self.steps is None:
+            object.__setattr__(self, "steps", DEFAULT_STEPS)
+        if isinstance(self.steps, int) and self.shared_steps is None:
+            object.__setattr__(self, "shared_steps", SHARED_STEPS_PER_CLASS_STEP * self.steps)
         self.validate()
-        if self.epochs is None and self.minutes is None:
-            object.__setattr__(self, "epochs", DEFAULT_EPOCHS)  # frozen: the one place the default is applied
+
+    @property
+    def start(self) -> str:
+        """Where new runs start: "shared", "none" or a run directory."""
+        return self.init_from if self.init_from is not None else "shared"
+
+    def for_run(self, shared_start: bool) -> "TrainOptions":
+        """The options of one run: the shared start trains to `shared_steps`."""
+        return replace(self, steps=self.shared_steps) if shared_start and self.steps is not None else self
 
     def validate(self) -> None:
         """Raise `UserError` naming the first option that cannot work."""
-        if self.epochs is not None:
-            _check_int("epochs", self.epochs, minimum=1)
+        for name in ("epochs", "steps", "shared_steps"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
         if self.minutes is not None:
             _check("minutes", self.minutes, math.isfinite(self.minutes) and self.minutes > 0, "a positive number")
         _check("budget_clock", self.budget_clock, self.budget_clock in BUDGET_CLOCKS,
                f"one of {', '.join(BUDGET_CLOCKS)}")
         _check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
         _check_int("sample_every", self.sample_every, minimum=1)
+        _check("validation_fraction", self.validation_fraction, 0 <= self.validation_fraction < 1, "in [0, 1)")
+        if self.shared_steps is not None and self.steps is None:
+            raise UserError("--shared-steps is the shared start's budget when the classes' is --steps; "
+                            "with --epochs or --minutes, both train to that")
 
 
 # Options whose command-line name is not the field's name with dashes; messages use the command-line names.

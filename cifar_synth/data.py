@@ -50,6 +50,23 @@ _LOCAL_COPY_HINT = (
 _EXPECTED_TREE = "{train,test}/<class>/*.png|jpg|jpeg"
 
 
+# The validation slice's draw is fixed, not the training seed: every run, seed and command holds out the same images.
+VALIDATION_SEED = 0
+
+
+def split_validation(data: LabeledImages, fraction: float) -> tuple[LabeledImages, LabeledImages]:
+    """(training part, validation slice) of a training split: of each class, `fraction` of its images (rounded
+    down), drawn by `numpy.random.default_rng([VALIDATION_SEED, label])` from the images in stored order, so the
+    slice of a class is the same whichever other classes were loaded with it."""
+    held = np.zeros(len(data), dtype=bool)
+    for label in np.unique(data.labels):
+        indices = np.flatnonzero(data.labels == label)
+        order = np.random.default_rng([VALIDATION_SEED, int(label)]).permutation(len(indices))
+        held[indices[order[: int(len(indices) * fraction)]]] = True
+    return (LabeledImages(data.images[~held], data.labels[~held]),
+            LabeledImages(data.images[held], data.labels[held]))
+
+
 def open_real_data(path: str | Path | None = None, *, download: bool = True) -> "RealData":
     """The CIFAR-10 at `path`, else at env CIFAR_SYNTH_DATA, else in datasets/cifar10/ (downloaded if absent)."""
     if path is None:

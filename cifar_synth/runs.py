@@ -69,6 +69,10 @@ class ResumeRecord:
     generator_sha256: str | None  # of the generator.keras written for `epoch`
     seed_generator_state: list[int] | None  # where the latents' and augmentations' random stream stands
     session: int  # index in config.json's "sessions" of the invocation that trained `epoch`
+    steps: int | None = None  # training steps done (None in records before it was recorded)
+    # Whether the session that wrote the record stopped because its budget (steps, epochs, minutes) was spent,
+    # not because it was interrupted: a shared start that reached its budget is reused as it is.
+    budget_reached: bool = False
 
 
 def read_record(run_dir: str | Path) -> ResumeRecord | None:

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import shutil
 import socket
 import time
@@ -16,7 +17,7 @@ import tensorflow as tf
 from PIL import Image
 
 from cifar_synth.classes import CLASS_NAMES, SHARED_START
-from cifar_synth.config import MAX_SEED, GANConfig, TrainOptions
+from cifar_synth.config import MAX_SEED, NO_INIT, GANConfig, TrainOptions
 from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path, cannot_write, sha256_file, write_json_atomic
 from cifar_synth.gan import DCGAN, build_gan, make_dataset
@@ -25,8 +26,8 @@ from cifar_synth.locks import hold
 from cifar_synth.metrics import mean_pairwise_distance
 from cifar_synth.progress import RichProgress
 from cifar_synth.reporter import Reporter
-from cifar_synth.runs import (HISTORY_COLUMNS, ResumeRecord, RunPaths, plot_losses, read_history, read_record,
-                              trim_to_record, write_history)
+from cifar_synth.runs import (HISTORY_COLUMNS, ResumeRecord, RunPaths, plot_losses, read_config, read_history,
+                              read_record, run_summary, trim_to_record, write_history)
 from cifar_synth.provenance import package_versions
 
 if TYPE_CHECKING:
@@ -52,11 +53,33 @@ class RunResult:
 def train_classes(class_names: list[str], gan_config: GANConfig, options: TrainOptions,
                   data_path: str | Path | None, runs_dir: str | Path,
                   reporter: Reporter | None = None) -> list[RunResult]:
-    """Train each class in turn; every class is an independent job with its own run directory."""
+    """Train each class in turn, the shared start first where the recipe needs it (`plan_runs`); every class is
+    an independent job with its own run directory."""
     reporter = reporter or Reporter()
     gan_config.validate()
     data = open_training_data(data_path, options, reporter)
-    return [train_class_from(data, class_name, gan_config, options, runs_dir, reporter) for class_name in class_names]
+    return [train_class_from(data, class_name, gan_config, run_options, runs_dir, reporter)
+            for class_name, run_options in plan_runs(class_names, options, runs_dir, reporter)]
+
+
+def plan_runs(class_names: list[str], options: TrainOptions, runs_dir: str | Path,
+              reporter: Reporter | None = None) -> list[tuple[str, TrainOptions]]:
+    """The runs to train, in order, each with its options: the default recipe starts new class runs from the shared
+    start, so it trains (or finishes) the shared start first when the runs directory has none that reached its
+    budget; a finished one is reused. The shared start is never made `--fresh` unless it is asked for by name."""
+    plan = [(name, options) for name in class_names]
+    if options.start != SHARED_START or SHARED_START in class_names:
+        return plan
+    new_runs = [name for name in class_names if options.fresh or read_record(Path(runs_dir) / name) is None]
+    shared = read_record(Path(runs_dir) / SHARED_START)
+    if not new_runs:
+        return plan
+    if shared is not None and shared.budget_reached:
+        summary = run_summary(Path(runs_dir) / SHARED_START)
+        (reporter or Reporter()).info(f"{', '.join(new_runs)}: starting from the shared start in {runs_dir}, "
+                                      f"reused ({summary.text if summary else 'trained'})")
+        return plan
+    return [(SHARED_START, replace(options, fresh=False)), *plan]
 
 
 def open_training_data(data_path: str | Path | None, options: TrainOptions, reporter: Reporter) -> "RealData":
@@ -74,16 +97,25 @@ def train_class_from(data: "RealData", class_name: str, gan_config: GANConfig, o
                      runs_dir: str | Path, reporter: Reporter | None = None) -> RunResult:
     """Load one class's images from `data` and train it into `runs_dir/<class>` (one job of `train_classes`).
 
-    The class `shared` is the shared start: all ten classes' images.
+    The class `shared` is the shared start: all classes' images. The validation slice of the training split
+    (`options.validation_fraction` of each class, `data.split_validation`) is never trained on.
     """
-    labels = None if class_name == SHARED_START else [CLASS_NAMES.index(class_name)]
-    splits = ("train", "test") if options.include_test else ("train",)
-    images = np.concatenate([data.load(split, classes=labels).images for split in splits])
+    from cifar_synth.data import VALIDATION_SEED, split_validation
+
+    shared = class_name == SHARED_START
+    labels = None if shared else [CLASS_NAMES.index(class_name)]
+    train, validation = split_validation(data.load("train", classes=labels), options.validation_fraction)
+    parts = [train.images] + ([data.load("test", classes=labels).images] if options.include_test else [])
+    images = np.concatenate(parts)
     if len(images) < gan_config.batch_size:
         raise UserError(f"only {len(images)} images of class {class_name!r} in {data.source}; "
                         f"need at least one batch ({gan_config.batch_size})")
-    data_info = {"source": data.source, "kind": data.kind, "sha256": data.sha256, "splits": list(splits)}
-    return train_class(class_name, images, data_info, gan_config, options, Path(runs_dir) / class_name, reporter)
+    data_info = {"source": data.source, "kind": data.kind, "sha256": data.sha256,
+                 "splits": ["train", "test"] if options.include_test else ["train"],
+                 "validation": {"fraction": options.validation_fraction, "seed": VALIDATION_SEED,
+                                "images": len(validation)}}
+    return train_class(class_name, images, data_info, gan_config, options.for_run(shared),
+                       Path(runs_dir) / class_name, reporter)
 
 
 def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config: GANConfig,
@@ -102,13 +134,18 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
         if options.fresh and run_dir.exists():
             shutil.rmtree(run_dir)
         record = _resume_point(paths, gan_config)
-        start_epoch = record.epoch if record else 0
-        if options.epochs is not None and start_epoch >= options.epochs:
+        source = _init_source(options.start, run_dir)
+        if record is not None and options.init_from is not None and source is not None:
+            reporter.info(f"{class_name} resumes its own run; --init-from applies to new runs only; use --fresh to "
+                          f"start over from {options.init_from}")
+        if _budget_spent(options, record, gan_config.batch_size):
             if not _generator_is_recorded(paths, record):  # the guide is not part of the checkpoint: not needed
                 _restore(paths, build_gan(replace(gan_config, guidance=0.0), seed=options.seed), record)
-            reporter.info(f"{class_name}: already trained for {start_epoch} epochs (--epochs {options.epochs}); "
-                          "raise --epochs to continue or pass --fresh to start over.")
-            return RunResult(class_name, run_dir, start_epoch, 0.0, _last_diversity_ratio(paths))
+            budget = f"--steps {options.steps}" if options.steps is not None else f"--epochs {options.epochs}"
+            reporter.info(f"{class_name}: already trained for {_record_steps(record, gan_config.batch_size):,} steps, "
+                          f"{record.epoch} epochs ({budget}); raise it to continue or pass --fresh to start over.")
+            return RunResult(class_name, run_dir, record.epoch, 0.0, _last_diversity_ratio(paths))
+        start_epoch = record.epoch if record else 0
         keras.utils.set_random_seed((options.seed + start_epoch) % (MAX_SEED + 1))
         guide = _load_guide(options.guide) if gan_config.guidance > 0 else None
         gan = build_gan(gan_config, seed=options.seed, guide=guide, class_index=class_index)
@@ -116,8 +153,8 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
         start = None
         if record:
             reporter.info(f"{class_name}: resuming after epoch {start_epoch} from {run_dir}")
-        elif (source := _init_source(options.init_from, run_dir)) is not None:
-            start = _start_from(gan, source, reporter)
+        elif source is not None:
+            start = _start_from(gan, source, run_dir, reporter)
         session = _start_session(paths, {
             "class_name": class_name,
             "class_index": class_index,
@@ -125,9 +162,36 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
             "training": asdict(options),
             "data": data_info,
             "train_images": len(images),
+            # Whether any weights of this run ever trained on the test split: carried through resume and
+            # --init-from, so a later session without --include-test cannot launder it.
+            "saw_test_split": options.include_test or _saw_test_split(paths.root if record else None)
+                              or bool(start and start["saw_test_split"]),
             "versions": package_versions(),
         }, start_epoch, start)
         return _fit(gan, class_name, images, options, paths, record, session, reporter)
+
+
+def _record_steps(record: ResumeRecord, batch_size: int) -> int:
+    """Training steps a record has done (records before `steps` was recorded: from the images seen)."""
+    return record.steps if record.steps is not None else record.images_seen // batch_size
+
+
+def _budget_spent(options: TrainOptions, record: ResumeRecord | None, batch_size: int) -> bool:
+    if record is None:
+        return False
+    return ((options.epochs is not None and record.epoch >= options.epochs)
+            or (options.steps is not None and _record_steps(record, batch_size) >= options.steps))
+
+
+def _saw_test_split(run_dir: Path | None) -> bool:
+    """Whether the run at `run_dir` (None: no run) trained on the test split, by its config.json."""
+    if run_dir is None:
+        return False
+    try:
+        config = read_config(run_dir)
+    except (OSError, ValueError):
+        return False
+    return bool(config.get("saw_test_split") or config.get("training", {}).get("include_test"))
 
 
 def _fit(gan: DCGAN, class_name: str, images: np.ndarray, options: TrainOptions, paths: RunPaths,
@@ -137,7 +201,10 @@ def _fit(gan: DCGAN, class_name: str, images: np.ndarray, options: TrainOptions,
     steps_per_epoch = len(images) // batch_size
     artifacts = RunArtifacts(gan, paths, images, options, record, session, reporter)
     budget = [TimeBudget(options.minutes * 60, _CLOCKS[options.budget_clock])] if options.minutes is not None else []
-    progress = RichProgress(options.epochs, steps_per_epoch, class_name, start_epoch, reporter)
+    if options.steps is not None:
+        budget.append(StepBudget(options.steps - artifacts.steps_done))
+    shown_epochs = options.epochs or (math.ceil(options.steps / steps_per_epoch) if options.steps else None)
+    progress = RichProgress(shown_epochs, steps_per_epoch, class_name, start_epoch, reporter)
     started = time.perf_counter()
     try:
         gan.fit(make_dataset(images, batch_size, seed=options.seed + start_epoch),
@@ -159,8 +226,8 @@ def _fit(gan: DCGAN, class_name: str, images: np.ndarray, options: TrainOptions,
     seconds = time.perf_counter() - started
     images_per_second = artifacts.images_trained / seconds if seconds else 0.0
     epochs = f"{artifacts.last_saved_epoch} epoch{'' if artifacts.last_saved_epoch == 1 else 's'}"
-    reporter.info(f"{class_name}: {epochs}, {images_per_second:.0f} real images/s; "
-                  f"samples in {paths.latest_samples}")
+    reporter.info(f"{class_name}: {artifacts.steps_done:,} steps, {epochs}, {artifacts.images_seen:,} images seen, "
+                  f"{images_per_second:.0f} real images/s; samples in {paths.latest_samples}")
     return RunResult(class_name, paths.root, artifacts.last_saved_epoch, images_per_second, artifacts.diversity_ratio)
 
 
@@ -171,19 +238,21 @@ def _load_guide(path: str | None) -> keras.Model:
     return load_classifier(path if path is not None else the_cached_cnn_classifier())
 
 
-def _init_source(init_from: str | None, run_dir: Path) -> Path | None:
-    """The run directory `--init-from` names (`shared`: the shared start beside `run_dir`); None for none, and for
-    the shared start itself under `--init-from shared` (one command may train it and the classes that start from
-    it)."""
-    if init_from is None or (init_from == SHARED_START and run_dir.name == SHARED_START):
+def _init_source(init_from: str, run_dir: Path) -> Path | None:
+    """The run directory `--init-from` names (`shared`: the shared start beside `run_dir`); None for `none`, and
+    for the shared start itself (one command may train it and the classes that start from it). A named run
+    directory that does not exist is refused even when the run resumes, so a typo never goes unseen."""
+    if init_from == NO_INIT or (init_from == SHARED_START and run_dir.name == SHARED_START):
         return None
     source = run_dir.parent / SHARED_START if init_from == SHARED_START else Path(init_from)
+    if init_from != SHARED_START and not source.is_dir():
+        raise UserError(f"--init-from {init_from}: no such run directory")
     if source.resolve() == run_dir.resolve():
         raise UserError(f"--init-from {init_from}: a run cannot start from itself")
     return source
 
 
-def _start_from(gan: DCGAN, source: Path, reporter: Reporter) -> dict:
+def _start_from(gan: DCGAN, source: Path, run_dir: Path, reporter: Reporter) -> dict:
     """Give a new run's networks (G, D and G's moving average) the weights of the run at `source`, as its resume
     record left them; the optimizers start afresh, as in fine-tuning. Returns what to record about the start."""
     record = read_record(source)
@@ -197,7 +266,8 @@ def _start_from(gan: DCGAN, source: Path, reporter: Reporter) -> dict:
         raise UserError(f"--init-from: cannot read the settings of {source}: {error}") from None
     if changed:
         differences = "; ".join(f"{name} {saved} there, {wanted} here" for name, saved, wanted in changed)
-        raise UserError(f"--init-from: {source} has other networks ({differences}); use its settings")
+        raise UserError(f"--init-from: {source} has other networks ({differences}); use its settings, or "
+                        f"--init-from {NO_INIT} to start from random weights")
     donor = build_gan(replace(gan.config, guidance=0.0))
     try:
         donor.load_weights(RunPaths(source).checkpoint / record.weights)
@@ -209,8 +279,10 @@ def _start_from(gan: DCGAN, source: Path, reporter: Reporter) -> dict:
         if network is not None:
             network.set_weights(trained.get_weights())
     reporter.info(f"starting from {source} after its epoch {record.epoch} ({record.images_seen:,} images seen)")
-    return {"run": str(source.absolute()), "epoch": record.epoch, "images_seen": record.images_seen,
-            "generator_sha256": record.generator_sha256}
+    # Relative to the runs folder: the record travels into exports' manifests, which must not carry machine paths.
+    return {"run": os.path.relpath(source.absolute(), run_dir.parent.absolute()), "epoch": record.epoch,
+            "images_seen": record.images_seen, "steps": _record_steps(record, gan.config.batch_size),
+            "generator_sha256": record.generator_sha256, "saw_test_split": _saw_test_split(source)}
 
 
 # What reading a run's config.json may raise: missing or unreadable, not JSON, or not the settings of a run.
@@ -338,6 +410,20 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StepBudget(keras.callbacks.Callback):
+    """Stop training after `steps` more steps (the epoch in progress is then recorded as a partial epoch)."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps = steps
+        self.done = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done += 1
+        if self.done >= self.steps:
+            self.model.stop_training = True
+
+
 class RunArtifacts(keras.callbacks.Callback):
     """Per epoch: sample grid, history row, loss plot, diversity watch, generator, checkpoint and resume record.
 
@@ -355,6 +441,7 @@ class RunArtifacts(keras.callbacks.Callback):
         self.history = read_history(paths.root)  # already trimmed to the record
         self.last_saved_epoch = record.epoch if record else 0
         self.images_seen = record.images_seen if record else 0
+        self.steps_done = _record_steps(record, gan.config.batch_size) if record else 0
         self.recorded_weights = record.weights if record else None
         self.images_trained = 0
         self.bad_loss: str | None = None
@@ -398,6 +485,7 @@ class RunArtifacts(keras.callbacks.Callback):
         # Counted only once the epoch is recorded, so a failed save leaves the run's figures at the last record.
         self.images_trained += images_this_epoch
         self.images_seen += images_this_epoch
+        self.steps_done += self.steps_this_epoch
         self.diversity_ratio = diversity_ratio
         self._log_tensorboard(row, grid)
         if not self.warned_collapse and collapse_suspected([float(past["diversity_ratio"]) for past in self.history]):
@@ -422,7 +510,9 @@ class RunArtifacts(keras.callbacks.Callback):
             epoch=epoch, images_seen=row["images_seen"], weights=weights.name,
             generator_sha256=sha256_file(self.paths.generator),
             seed_generator_state=keras.ops.convert_to_numpy(self.gan.seed_generator.state).tolist(),
-            session=self.session)
+            session=self.session, steps=self.steps_done + self.steps_this_epoch,
+            # A budget callback stops training in the epoch's last step, before this end-of-epoch save.
+            budget_reached=bool(self.model.stop_training) or epoch == self.options.epochs)
         write_json_atomic(self.paths.record, asdict(record))
         self.history.append(row)
         self.last_saved_epoch = epoch

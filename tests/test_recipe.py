@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -34,7 +35,7 @@ def guide_path(tmp_path):
 
 
 def train(images, run_dir, config, **options):
-    options = TrainOptions(**{"epochs": 1, **options})
+    options = TrainOptions(**{"epochs": 1, "init_from": "none", **options})
     return train_class("dog", images, DATA_INFO, config, options, run_dir, Reporter(quiet=True))
 
 
@@ -98,10 +99,11 @@ def test_class_runs_start_from_the_shared_start_and_a_resume_ignores_it(real_tre
     result = CliRunner().invoke(app, [*command, "--class", "dog", "--class", "shared", "--init-from", "shared"])
     assert result.exit_code == 0, result.output
     shared = json.loads((runs / "shared" / "config.json").read_text())
-    assert shared["class_index"] is None and shared["train_images"] == 160  # every class's train images
+    # every class's train images but the validation slice (10% of 16 per class, rounded down: 1)
+    assert shared["class_index"] is None and shared["train_images"] == 150
     dog = json.loads((runs / "dog" / "config.json").read_text())
     start = dog["sessions"][0]["started_from"]
-    assert start["run"] == str((runs / "shared").absolute()) and start["epoch"] == 1
+    assert start["run"] == "shared" and start["epoch"] == 1  # relative to the runs folder: no machine path
     donor, started = (keras.models.load_model(runs / name / "generator.keras") for name in ("shared", "dog"))
     assert not np.allclose(donor.get_weights()[0], started.get_weights()[0])  # trained on from the donor
 
@@ -114,7 +116,7 @@ def test_the_start_copies_all_three_networks_and_fresh_optimizers(images, tmp_pa
     train(images, tmp_path / "shared", TINY_GAN)
     run_dir = tmp_path / "dog"
     gan = build_gan(TINY_GAN)
-    start = _start_from(gan, tmp_path / "shared", Reporter(quiet=True))
+    start = _start_from(gan, tmp_path / "shared", run_dir, Reporter(quiet=True))
     donor = build_gan(TINY_GAN)
     donor.load_weights(tmp_path / "shared" / "checkpoint" / "gan_epoch_0001.weights.h5")
     for name in ("generator", "discriminator", "ema_generator"):
@@ -124,14 +126,17 @@ def test_the_start_copies_all_three_networks_and_fresh_optimizers(images, tmp_pa
     assert start["epoch"] == 1 and not run_dir.exists()
 
 
-@pytest.mark.parametrize("prepare, message", [
-    (lambda runs: None, "has no finished epoch to start from; train it first: cifar-synth train --class shared"),
+@pytest.mark.parametrize("prepare, init_from, message", [
+    (lambda runs: (runs / "donor").mkdir(parents=True), "donor",
+     "has no finished epoch to start from; train it first, or name a run directory that has"),
+    (lambda runs: None, "missing", "--init-from missing: no such run directory"),
     (lambda runs: train(random_images(32, 0), runs / "shared", GANConfig(**{**TINY_GAN.to_dict(), "g_width": 8})),
-     "has other networks (g_width 8 there, 4 here)"),
+     "shared", "has other networks (g_width 8 there, 4 here)"),
 ])
-def test_an_unusable_start_is_one_clear_error(real_tree, tmp_path, prepare, message):
+def test_an_unusable_start_is_one_clear_error(real_tree, tmp_path, monkeypatch, prepare, init_from, message):
     prepare(tmp_path / "runs")
-    result = CliRunner().invoke(app, ["train", "--class", "dog", "--init-from", "shared", "--epochs", "1",
+    monkeypatch.chdir(tmp_path / "runs" if (tmp_path / "runs").exists() else tmp_path)
+    result = CliRunner().invoke(app, ["train", "--class", "dog", "--init-from", init_from, "--epochs", "1",
                                       "--data", str(real_tree), "--runs", str(tmp_path / "runs"), *TINY_GAN_CLI])
     assert_user_error(result, message)
     assert not (tmp_path / "runs" / "dog" / "checkpoint" / "state.json").exists()
@@ -141,3 +146,55 @@ def test_the_shared_start_cannot_be_guided(real_tree, tmp_path):
     result = CliRunner().invoke(app, ["train", "--class", "shared", "--guidance", "0.5", "--epochs", "1",
                                       "--data", str(real_tree), "--runs", str(tmp_path / "runs"), *TINY_GAN_CLI])
     assert_user_error(result, "--guidance needs a class to guide toward")
+
+
+LOUD_TINY_GAN_CLI = [option for option in TINY_GAN_CLI if option != "--quiet"]  # info lines are printed
+
+
+def steps_of(run_dir: Path) -> int:
+    return json.loads((run_dir / "checkpoint" / "state.json").read_text())["steps"]
+
+
+def test_the_default_recipe_trains_the_shared_start_once_then_counts_steps_exactly(real_tree, tmp_path):
+    runs = tmp_path / "runs"
+    command = ["train", "--data", str(real_tree), "--runs", str(runs), *LOUD_TINY_GAN_CLI]
+    result = CliRunner().invoke(app, [*command, "--class", "dog", "--steps", "3"])
+    assert result.exit_code == 0, result.output
+    assert steps_of(runs / "shared") == 6 and steps_of(runs / "dog") == 3  # the shared start: twice --steps
+    assert json.loads((runs / "dog" / "config.json").read_text())["sessions"][0]["started_from"]["run"] == "shared"
+    assert "dog: 3 steps" in result.output
+    shared_history = (runs / "shared" / "history.csv").read_text()
+
+    result = CliRunner().invoke(app, [*command, "--class", "cat", "--steps", "3"])
+    assert result.exit_code == 0, result.output
+    assert "starting from the shared start" in result.output and "reused (6 steps" in " ".join(result.output.split())
+    assert (runs / "shared" / "history.csv").read_text() == shared_history  # not trained again
+
+    result = CliRunner().invoke(app, [*command, "--class", "dog", "--steps", "5"])  # resumes to exactly 5
+    assert result.exit_code == 0, result.output
+    assert steps_of(runs / "dog") == 5 and (runs / "shared" / "history.csv").read_text() == shared_history
+    result = CliRunner().invoke(app, [*command, "--class", "dog", "--steps", "5"])
+    assert result.exit_code == 0 and "already trained for 5 steps" in " ".join(result.output.split())
+
+
+def test_having_seen_the_test_split_survives_resume_and_init_from(real_tree, tmp_path):
+    runs = tmp_path / "runs"
+    command = ["train", "--data", str(real_tree), "--runs", str(runs), "--epochs", "1", *TINY_GAN_CLI]
+    assert CliRunner().invoke(app, [*command, "--class", "shared", "--include-test"]).exit_code == 0
+    assert CliRunner().invoke(app, [*command, "--class", "dog"]).exit_code == 0
+    assert CliRunner().invoke(app, [*command, "--class", "dog", "--epochs", "2"]).exit_code == 0
+    dog = json.loads((runs / "dog" / "config.json").read_text())
+    assert dog["training"]["include_test"] is False and dog["saw_test_split"] is True
+    assert dog["sessions"][0]["started_from"]["saw_test_split"] is True
+
+
+def test_init_from_on_a_run_that_resumes_says_so_and_still_checks_the_path(real_tree, tmp_path):
+    runs = tmp_path / "runs"
+    command = ["train", "--class", "dog", "--data", str(real_tree), "--runs", str(runs), *LOUD_TINY_GAN_CLI]
+    assert CliRunner().invoke(app, [*command, "--epochs", "1", "--init-from", "none"]).exit_code == 0
+    result = CliRunner().invoke(app, [*command, "--epochs", "2", "--init-from", str(runs)])
+    assert result.exit_code == 0, result.output
+    assert "dog resumes its own run; --init-from applies to new runs only; use --fresh to start over from" in \
+        " ".join(result.output.split())
+    assert_user_error(CliRunner().invoke(app, [*command, "--epochs", "3", "--init-from", str(tmp_path / "nope")]),
+                      "no such run directory")

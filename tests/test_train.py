@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from cifar_synth import training
 from cifar_synth.cli import app
-from cifar_synth.config import DEFAULT_EPOCHS, GANConfig, TrainOptions
+from cifar_synth.config import DEFAULT_STEPS, SHARED_STEPS_PER_CLASS_STEP, GANConfig, TrainOptions
 from cifar_synth.errors import UserError
 from cifar_synth.gan import DCGAN, build_gan
 from cifar_synth.locks import hold
@@ -36,7 +36,7 @@ def images(tiny_images):
 
 
 def run(images, run_dir, config=TINY, **options):
-    options = TrainOptions(**{"epochs": 1, **options})
+    options = TrainOptions(**{"epochs": 1, "init_from": "none", **options})
     return train_class("dog", images, DATA_INFO, config, options, run_dir, Reporter(quiet=True))
 
 
@@ -177,10 +177,12 @@ def test_collapse_warning_fires_on_a_fall_or_a_run_that_never_diversifies():
 
 def test_cli_trains_a_class_from_a_class_folder_tree(real_tree, tmp_path):
     result = CliRunner().invoke(app, ["train", "--class", "DOG", "--epochs", "1", "--data", str(real_tree),
-                                      "--runs", str(tmp_path / "runs"), *TINY_GAN_CLI])
+                                      "--runs", str(tmp_path / "runs"), "--init-from", "none", *TINY_GAN_CLI])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "runs" / "dog" / "generator.keras").exists()
-    assert json.loads((tmp_path / "runs" / "dog" / "config.json").read_text())["train_images"] == 16
+    assert (tmp_path / "runs" / "dog" / "generator.keras").exists() and not (tmp_path / "runs" / "shared").exists()
+    config = json.loads((tmp_path / "runs" / "dog" / "config.json").read_text())
+    # 16 train images, less the validation slice: 10% rounded down
+    assert config["train_images"] == 15 and config["data"]["validation"]["images"] == 1
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -268,8 +270,8 @@ def test_a_resume_continues_the_random_stream_instead_of_replaying_it(images, tm
     after_first_session = record(tmp_path / "resumed")["seed_generator_state"]
     run(images, tmp_path / "resumed", epochs=2)
 
-    # Two latent batches per step (D's and G's), one counter increment each.
-    assert after_first_session == [0, 2 * STEPS]
+    # Two latent batches per step (D's and G's) and the flips of the real batch, one counter increment each.
+    assert after_first_session == [0, 3 * STEPS]
     assert record(tmp_path / "resumed")["seed_generator_state"] == record(tmp_path / "once")["seed_generator_state"]
 
 
@@ -306,7 +308,14 @@ def test_run_files_follow_the_umask(images, tmp_path, umask_022):
 
 
 def test_one_default_and_one_validation_for_python_and_cli():
-    assert TrainOptions().epochs == DEFAULT_EPOCHS and TrainOptions(minutes=5).epochs is None
+    assert TrainOptions().steps == DEFAULT_STEPS and TrainOptions().epochs is None
+    assert TrainOptions().shared_steps == SHARED_STEPS_PER_CLASS_STEP * DEFAULT_STEPS
+    assert TrainOptions(minutes=5).steps is None and TrainOptions(epochs=3).steps is None
+    assert TrainOptions(steps=10).for_run(shared_start=True).steps == 10 * SHARED_STEPS_PER_CLASS_STEP
+    with pytest.raises(UserError, match="--steps must be at least 1, got 0"):
+        TrainOptions(steps=0)
+    with pytest.raises(UserError, match="--shared-steps is the shared start's budget"):
+        TrainOptions(epochs=2, shared_steps=5)
     with pytest.raises(UserError, match="--epochs must be at least 1, got 0"):
         TrainOptions(epochs=0)
     with pytest.raises(UserError, match="--seed must be a whole number, got 1.5"):

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from cifar_synth.cli._app import app, reporter, user_errors_exit
-from cifar_synth.config import DEFAULT_EPOCHS, GANConfig, TrainOptions
+from cifar_synth.config import DEFAULT_STEPS, SHARED_STEPS_PER_CLASS_STEP, GANConfig, TrainOptions
 from cifar_synth.executors import ExecutorOptions
 
 DEFAULTS = GANConfig()
@@ -20,9 +20,14 @@ def train_command(
     class_names: Annotated[list[str], typer.Option(
         "--class", help="CIFAR-10 class to train (case-insensitive); repeat it, or 'all' for all ten; 'shared' trains "
                     "the shared start on all ten classes' images (first), for --init-from shared.")],
+    steps: Annotated[int | None, typer.Option(
+        help=f"Total training steps of each class (a rerun resumes up to this). Default {DEFAULT_STEPS} when "
+             "neither --epochs nor --minutes is given.")] = None,
+    shared_steps: Annotated[int | None, typer.Option(
+        help=f"Total steps of the shared start, with a budget in steps. Default {SHARED_STEPS_PER_CLASS_STEP}× "
+             "--steps.")] = None,
     epochs: Annotated[int | None, typer.Option(
-        help=f"Total epochs (a rerun resumes up to this). Default {DEFAULT_EPOCHS}, or unlimited with --minutes.")
-    ] = None,
+        help="Total epochs instead of steps (a rerun resumes up to this).")] = None,
     minutes: Annotated[float | None, typer.Option(
         help="Time budget per class for this run's training loop, in minutes (see --budget-clock).")] = None,
     budget_clock: Annotated[str, typer.Option(
@@ -55,15 +60,18 @@ def train_command(
              "mixed_bfloat16 where the CPU computes bfloat16 natively, else float32.")
     ] = DEFAULTS.precision,
     init_from: Annotated[str | None, typer.Option(
-        help="Start new runs from another run's networks instead of random weights: 'shared' (the shared start, "
-             "trained on all ten classes by --class shared) or a run directory. Runs that have a checkpoint resume "
-             "from it instead.")] = None,
+        help="Where new runs' networks start: 'shared' (default: the shared start in --runs, trained on all ten "
+             "classes first when there is none, reused when there is), a run directory, or 'none' (random "
+             "weights). Runs that have a checkpoint resume from it instead.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = TRAIN_DEFAULTS.seed,
     data: Annotated[Path | None, typer.Option(
         help="Real CIFAR-10: archive, batches folder or class-folder tree. Default: $CIFAR_SYNTH_DATA, "
              "else datasets/cifar10/ (downloaded if absent).")] = None,
     runs: Annotated[Path, typer.Option(help="Directory holding one run directory per class.")] = Path("runs"),
     sample_every: Annotated[int, typer.Option(help="Save a sample grid every N epochs.")] = TRAIN_DEFAULTS.sample_every,
+    validation_fraction: Annotated[float, typer.Option(
+        help="Share of each class's training images held out as the validation slice, never trained on (where "
+             "snapshots and recipes are compared); 0 trains on all.")] = TRAIN_DEFAULTS.validation_fraction,
     include_test: Annotated[bool, typer.Option(
         help="Also train on the test split (evaluation on it is then no longer honest).")] = False,
     fresh: Annotated[bool, typer.Option(help="Start over instead of resuming an existing run.")] = False,
@@ -91,7 +99,8 @@ def train_command(
         help="Extra sbatch option as KEY=VALUE (e.g. account=myproject); repeatable.",
         rich_help_panel="Executor")] = None,
 ):
-    """Train one DCGAN per CIFAR-10 class; rerunning the same command resumes."""
+    """Train one DCGAN per CIFAR-10 class, by default from a shared start on all classes (trained first when
+    --runs has none); rerunning the same command resumes."""
     from cifar_synth.classes import parse_class_names
     from cifar_synth.executors import train_with_executor
 
@@ -101,7 +110,8 @@ def train_command(
         loss=loss, augment="" if augment.lower() == "none" else augment, ema_decay=ema, precision=precision,
         flip=flip, guidance=guidance,
     )
-    options = TrainOptions(epochs=epochs, minutes=minutes, budget_clock=budget_clock, seed=seed,
+    options = TrainOptions(epochs=epochs, steps=steps, shared_steps=shared_steps, minutes=minutes,
+                           budget_clock=budget_clock, seed=seed, validation_fraction=validation_fraction,
                            sample_every=sample_every, include_test=include_test, fresh=fresh, tensorboard=tensorboard,
                            guide=str(guide) if guide is not None else None, init_from=init_from)
     executor_options = ExecutorOptions(

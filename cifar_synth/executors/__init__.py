@@ -123,7 +123,7 @@ def train_with_executor(class_names: list[str], gan_config: GANConfig, options: 
     from cifar_synth.executors.board import drive
     from cifar_synth.executors.job import STATE_DIR, ClassJob, limit_threads, start_session
     from cifar_synth.reporter import Reporter
-    from cifar_synth.training import open_training_data, train_classes
+    from cifar_synth.training import open_training_data, plan_runs, train_classes
 
     reporter = reporter or Reporter()
     executor.validate()
@@ -136,8 +136,8 @@ def train_with_executor(class_names: list[str], gan_config: GANConfig, options: 
     data.sha256  # hashed now, once, and sent along: not again by every worker
     runs_dir = Path(runs_dir).absolute()
     session = start_session(runs_dir / STATE_DIR)
-    jobs = [ClassJob(name, data, gan_config, options, runs_dir, session, executor.cpus(), os.getcwd())
-            for name in class_names]
+    jobs = [ClassJob(name, data, gan_config, run_options, runs_dir, session, executor.cpus(), os.getcwd())
+            for name, run_options in plan_runs(class_names, options, runs_dir, reporter)]
     # The shared start runs alone, first: the classes may start from it.
     first_alone = len(jobs) > 1 and jobs[0].name == SHARED_START
     drive(engine, [jobs[:1], jobs[1:]] if first_alone else [jobs], reporter)

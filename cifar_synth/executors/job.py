@@ -92,9 +92,12 @@ class ClassJob(Job):
     def cells(self, status: dict) -> list[str]:
         from cifar_synth.runs import run_summary
 
-        epochs = self.options.epochs
         summary = run_summary(self.runs_dir / self.name)
-        epoch = f"{summary.epochs}/{epochs}" if summary else f"-/{epochs}" if epochs else "-"
+        if self.options.steps is not None:
+            epoch = f"{summary.steps if summary else '-'}/{self.options.steps} steps"
+        else:
+            epochs = self.options.epochs
+            epoch = f"{summary.epochs}/{epochs}" if summary else f"-/{epochs}" if epochs else "-"
         losses = [f"{float(summary.last[name]):.3f}" if summary else "" for name in ("d_loss", "g_loss")]
         rate = f"{summary.last_rate:.0f}" if summary and summary.last_rate else ""
         return [epoch, *losses, rate]
