@@ -13,13 +13,14 @@ so `import cifar_synth` stays light (no TensorFlow):
 """
 
 import importlib
-import os as _os
+
+from cifar_synth.tensorflow_startup import quiet_tensorflow_import
 
 __version__ = "0.1.0"
 
-# TensorFlow's C++ log is noise for a CLI user: start-up chatter, and with bfloat16 a harmless "remapper failed"
-# graph-optimizer error on every compile. Real failures still surface as Python exceptions.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Here, not in the CLI: every process imports this package before TensorFlow, the workers of `train --parallel`,
+# Slurm and Ray jobs and Python API scripts included.
+quiet_tensorflow_import()
 
 _API = {
     "train_classes": "cifar_synth.training", "TrainOptions": "cifar_synth.config", "GANConfig": "cifar_synth.config",

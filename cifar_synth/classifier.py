@@ -143,7 +143,8 @@ def fit_fresh(build: Callable, config, data: LabeledImages, seed: int, optimizer
               title: str, reporter: Reporter | None) -> keras.Model:
     """Seeded, deterministic training of `build(config)` on `data` with `optimizer_for(config, total_steps)`."""
     keras.utils.set_random_seed(seed)
-    # Process-wide. Measured on this project's 2-core CPU: no cost in CPU time per epoch, so reproducibility is free.
+    # Process-wide. On: a figure someone reruns must come out the same, and on the CPU it costs no measurable time
+    # (docs/evaluate.md).
     tf.config.experimental.enable_op_determinism()
     model = build(config)
     batch_size = min(config.batch_size, len(data))

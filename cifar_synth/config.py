@@ -10,6 +10,7 @@ from pathlib import Path
 from cifar_synth.errors import UserError
 
 AUGMENTATIONS = ("color", "translation", "cutout")
+LOSSES = ("bce", "hinge")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 
@@ -37,8 +38,8 @@ class GANConfig:
     # Weight of the classifier-guidance loss: cross-entropy of a frozen real-trained CNN toward the run's class on
     # (randomly flipped and shifted) fakes, added to G's loss. 0 disables it.
     guidance: float = 0.0
-    # "mixed_bfloat16" computes in bfloat16, weights stay float32: 1.3x the real images per second of float32 on this
-    # project's AVX512-BF16 CPU at one thread (docs/train.md). "auto" picks it where the CPU computes bfloat16 natively.
+    # "mixed_bfloat16" computes in bfloat16, weights stay float32: faster steps where the CPU computes bfloat16
+    # natively (docs/train.md), so "auto" picks it there; elsewhere bfloat16 is emulated, and "auto" picks float32.
     precision: str = "auto"
 
     # Fields that change the shape of the saved networks: a resumed run must not change them.
@@ -56,8 +57,8 @@ class GANConfig:
         unknown = set(filter(None, self.augment.split(","))) - set(AUGMENTATIONS)
         if unknown:
             raise UserError(f"unknown augmentation {', '.join(sorted(unknown))}; valid: {', '.join(AUGMENTATIONS)}")
-        if self.loss not in ("hinge", "bce"):
-            raise UserError(f"unknown loss {self.loss!r}; valid: hinge, bce")
+        if self.loss not in LOSSES:
+            raise UserError(f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
         if self.precision not in PRECISIONS:
             raise UserError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         _check("guidance", self.guidance, math.isfinite(self.guidance) and self.guidance >= 0, "a number ≥ 0")

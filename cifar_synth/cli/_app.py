@@ -2,8 +2,9 @@
 clean exits."""
 
 import functools
+import os
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.markup import escape
 
 from cifar_synth.errors import UserError
 from cifar_synth.reporter import Reporter
+from cifar_synth.tensorflow_startup import VERBOSE_VARIABLE
 
 app = typer.Typer(
     name="cifar-synth",
@@ -38,10 +40,15 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
-                                 help="Print the version and exit."),
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help=f"Show TensorFlow's own log on stderr (or set "
+                                          f"{VERBOSE_VARIABLE}=1).")] = False,
 ) -> None:
     """Labeled synthetic CIFAR-10 datasets from per-class DCGANs, and an honest measure of their worth."""
+    if verbose:
+        # In the environment, so worker processes see it too; TensorFlow is imported later, inside the command.
+        os.environ[VERBOSE_VARIABLE] = "1"
 
 
 def user_errors_exit(command: Callable[..., Any]) -> Callable[..., Any]:

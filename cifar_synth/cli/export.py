@@ -8,7 +8,9 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from cifar_synth.cli._app import app, console, reporter, user_errors_exit
-from cifar_synth.exporter import DEFAULT_BATCH_SIZE
+from cifar_synth.exporter import ExportOptions
+
+EXPORT_DEFAULTS = ExportOptions()
 
 
 @app.command("export")
@@ -19,7 +21,7 @@ def export_command(
     class_names: Annotated[list[str] | None, typer.Option(
         "--class", metavar="NAME",
         help="Class to export (repeatable, or 'all'); default: every class with a trained generator.")] = None,
-    count: Annotated[int, typer.Option("--count", metavar="N", help="Images per class.")] = 5000,
+    count: Annotated[int, typer.Option("--count", metavar="N", help="Images per class.")] = EXPORT_DEFAULTS.count,
     formats: Annotated[list[str] | None, typer.Option(
         "--format", metavar="FORMAT", help="parquet, images or csv (repeatable); default: parquet.")] = None,
     out: Annotated[Path | None, typer.Option(
@@ -28,7 +30,7 @@ def export_command(
         "--name", help="Name of the default output directory; default: <runs dir name>-seed<seed>.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the latent vectors: same seed, same images.")] = 0,
     batch_size: Annotated[int, typer.Option(
-        "--batch-size", help="Images per generator call; bounds memory.")] = DEFAULT_BATCH_SIZE,
+        "--batch-size", help="Images per generator call; bounds memory.")] = EXPORT_DEFAULTS.batch_size,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export at the output.")] = False,
     filter_by: Annotated[str, typer.Option(
         "--filter", metavar="none|classifier",
@@ -45,7 +47,7 @@ def export_command(
     """Sample each class's generator into a labeled dataset that is also a Hugging Face dataset repository: a card
     (README.md), Parquet shards in data/ (or a CSV of pixel columns, or a class-folder PNG tree) and a
     manifest.json that makes every image reproducible."""
-    from cifar_synth.exporter import ExportOptions, export_dataset
+    from cifar_synth.exporter import export_dataset
 
     options = ExportOptions(
         runs_dir=runs, classes=tuple(class_names) if class_names else None, count=count,

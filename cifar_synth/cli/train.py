@@ -6,7 +6,8 @@ from typing import Annotated
 import typer
 
 from cifar_synth.cli._app import app, reporter, user_errors_exit
-from cifar_synth.config import DEFAULT_STEPS, SHARED_STEPS_PER_CLASS_STEP, GANConfig, TrainOptions
+from cifar_synth.config import (AUGMENTATIONS, BUDGET_CLOCKS, DEFAULT_STEPS, LOSSES, SHARED_STEPS_PER_CLASS_STEP,
+                                 GANConfig, TrainOptions)
 from cifar_synth.executors import ExecutorOptions
 
 DEFAULTS = GANConfig()
@@ -31,7 +32,7 @@ def train_command(
     minutes: Annotated[float | None, typer.Option(
         help="Time budget per class for this run's training loop, in minutes (see --budget-clock).")] = None,
     budget_clock: Annotated[str, typer.Option(
-        help="What --minutes counts: wall (elapsed time) or cpu (this process's CPU time, which other jobs on a "
+        metavar="|".join(BUDGET_CLOCKS), help="What --minutes counts: wall (elapsed time) or cpu (this process's CPU time, which other jobs on a "
              "shared machine do not eat into).")] = TRAIN_DEFAULTS.budget_clock,
     batch_size: Annotated[int, typer.Option(help="Real images per training step.")] = DEFAULTS.batch_size,
     latent_dim: Annotated[int, typer.Option(help="Size of the generator's latent vector.")] = DEFAULTS.latent_dim,
@@ -41,9 +42,9 @@ def train_command(
     d_lr: Annotated[float, typer.Option("--d-lr", help="Discriminator Adam learning rate.")] = DEFAULTS.d_learning_rate,
     beta_1: Annotated[float, typer.Option("--beta1", help="Adam beta_1 for both networks.")] = DEFAULTS.beta_1,
     beta_2: Annotated[float, typer.Option("--beta2", help="Adam beta_2 for both networks.")] = DEFAULTS.beta_2,
-    loss: Annotated[str, typer.Option(help="GAN loss: bce or hinge.")] = DEFAULTS.loss,
+    loss: Annotated[str, typer.Option(help=f"GAN loss: {' or '.join(LOSSES)}.")] = DEFAULTS.loss,
     augment: Annotated[str, typer.Option(
-        help="Differentiable augmentation for D: comma list of color, translation, cutout; 'none' disables.")
+        help=f"Differentiable augmentation for D: comma list of {', '.join(AUGMENTATIONS)}; 'none' disables.")
     ] = DEFAULTS.augment or "none",
     ema: Annotated[float, typer.Option(
         help="Decay of the generator's weight moving average used for sampling; 0 disables.")] = DEFAULTS.ema_decay,

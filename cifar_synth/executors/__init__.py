@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 EXECUTORS = ("local", "ray", "slurm")
 SLURM_CLUSTERS = ("slurm", "local")
+DEFAULT_SLURM_TIME = "4:00:00"
 # Slurm's own time formats (sbatch --time): M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
 _SLURM_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 
@@ -38,7 +39,7 @@ class ExecutorOptions:
     gpus_per_class: int = 0
     address: str | None = None  # Ray cluster; None: $RAY_ADDRESS, else a local Ray started for the run
     slurm_partition: str | None = None
-    slurm_time: str = "4:00:00"  # per job; a class that needs longer is requeued and resumes
+    slurm_time: str = DEFAULT_SLURM_TIME  # per job; a class that needs longer is requeued and resumes
     slurm_options: tuple[str, ...] = ()  # extra sbatch options as KEY=VALUE, e.g. account=abc, qos=high
     # "local" runs the same submitit job array as subprocesses of this machine (tests, a try without a cluster).
     slurm_cluster: str = "slurm"
@@ -62,7 +63,7 @@ class ExecutorOptions:
                             "(a local Ray does so on one machine)")
         if self.address is not None and self.executor != "ray":
             raise UserError("--address is for --executor ray")
-        slurm_set = self.slurm_partition is not None or self.slurm_options or self.slurm_time != "4:00:00"
+        slurm_set = self.slurm_partition is not None or self.slurm_options or self.slurm_time != DEFAULT_SLURM_TIME
         if slurm_set and self.executor != "slurm":
             raise UserError("--slurm-partition, --slurm-time and --slurm-option are for --executor slurm")
         if self.slurm_cluster not in SLURM_CLUSTERS:
