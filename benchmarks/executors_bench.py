@@ -27,6 +27,8 @@ from pathlib import Path
 
 from _common import markdown_table, publish_results
 
+from cifar_synth.runs import read_record
+
 TRAIN_MODES = {
     "sequential": [],
     "local --parallel 2": ["--parallel", "2", "--cpus-per-class", "1"],
@@ -51,8 +53,7 @@ def run_train(extra: list[str], args, runs: Path) -> tuple[float, int]:
     seconds = timed([sys.executable, "-m", "cifar_synth", "train", *(f"--class={name}" for name in args.classes),
                      "--epochs", str(args.epochs), "--data", args.data, "--runs", str(runs), "--quiet",
                      *args.train_options, *extra])
-    images = sum(json.loads((runs / name / "checkpoint" / "state.json").read_text())["images_seen"]
-                 for name in args.classes)
+    images = sum(read_record(runs / name).images_seen for name in args.classes)
     return seconds, images
 
 

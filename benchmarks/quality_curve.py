@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 
 from _common import REPO_ROOT, markdown_table, publish_results
-from quality_protocol import _key, load_variants
+from quality_protocol import load_variants, stage_key
 
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.report import Report, percent
@@ -31,7 +31,7 @@ def budget_per_class(state: dict) -> float:
 
 def seed_accuracies(state: dict, report: Report) -> list[float]:
     """The CNN's CAS with the report's seed and with every seed cas_spread.py retrained it with."""
-    spread_dir = Path(state[_key("evaluate", False)]["report"]).parent / "spread"
+    spread_dir = Path(state[stage_key("evaluate", False)]["report"]).parent / "spread"
     return [report.classifiers["synthetic"].accuracy] + [
         json.loads(path.read_text())["accuracy"] for path in sorted(spread_dir.glob("cnn-seed-*.json"))]
 
