@@ -1,6 +1,6 @@
 """Executors: the same classes and epochs trained one after another, with `--parallel 2`, and as two Ray tasks.
 
-    python benchmarks/executors_bench.py --data /tmp/cifar/cifar10-jpeg [--classes cat dog deer horse] [--epochs 2]
+    python benchmarks/executors_bench.py --data DATA [--classes cat dog deer horse] [--epochs 2]
         [--rounds 3] [--evaluate EXPORT [--evaluate-epochs N]] [-- MORE TRAIN OPTIONS]
 
 Each mode is one `cifar-synth train` process into a fresh runs directory, timed from start to exit (so process and

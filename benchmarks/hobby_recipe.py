@@ -3,7 +3,7 @@
 Written to the letter of the common tutorial recipe, including its per-batch Python loop with three
 `train_on_batch` calls and `generator.predict` for the fakes — that loop is what the benchmarks compare with.
 
-    python benchmarks/hobby_recipe.py --class dog --data /tmp/cifar/cifar10-jpeg --run-dir /tmp/hobby/dog --minutes 6
+    python benchmarks/hobby_recipe.py --class dog --data DATA --run-dir WORK/hobby/dog --minutes 6
 
 The run directory gets what `cifar-synth export` reads: generator.keras, config.json and history.csv.
 """

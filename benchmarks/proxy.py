@@ -1,7 +1,7 @@
 """A cheap per-class screen of a recipe before a full quality protocol: train a few (hard) classes for a short
 budget each, then score 1,000 samples per class in the features of a real-trained CNN (the judge).
 
-    python benchmarks/proxy.py --name base --classes cat dog deer --minutes 3 --data /tmp/cifar/cifar10-jpeg \
+    python benchmarks/proxy.py --name base --classes cat dog deer --minutes 3 --data DATA \
         --judge ~/.cache/cifar-synth/evaluator/<entry>/classifier.keras
     python benchmarks/proxy.py --name guided ... -- --guidance 0.3 --guide PATH   # options after -- go to train
 

@@ -1,12 +1,12 @@
 """The quality curve: CAS against training minutes per class, from finished quality protocols.
 
-    python benchmarks/quality_curve.py --work /tmp/protocol-shared /tmp/protocol-15 \
+    python benchmarks/quality_curve.py --work WORK/protocol-shared WORK/protocol-15 \
         [--plot docs/images/quality-curve.png] [--no-append]
 
 Each --work directory is one point. Its budget per class counts the shared start's share: 12 shared + 10 × 4.8
 minutes is 6 minutes per class. The plot shows the CAS of the bundled CNN and of the second judge, unfiltered and
 classifier-filtered where the protocol evaluated them, with the real-trained baselines as dashed lines; the same
-figures are appended as a table to docs/benchmarks.md. Where a protocol's unfiltered report has evaluator-seed
+figures are appended as a table to docs/benchmarks-history.md. Where a protocol's unfiltered report has evaluator-seed
 retrainings (benchmarks/cas_spread.py), that point's CNN figure gets their range as an error bar; a --work that
 replicates another with other training seeds (quality_protocol.py --replicate) adds its CAS to that point's range
 over training seeds, a second error bar.
@@ -103,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, nargs="+", required=True, help="finished quality protocols, one per point")
     parser.add_argument("--plot", type=Path, default=REPO_ROOT / "docs" / "images" / "quality-curve.png")
-    parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to the history")
     args = parser.parse_args()
 
     points = [curve_point(work) for work in args.work]

@@ -1,9 +1,9 @@
 """The headline quality protocol: all ten classes, a fixed training budget per class, export, evaluate.
 
-    python benchmarks/quality_protocol.py --recipe default --data /tmp/cifar/cifar10-jpeg --work /tmp/protocol-default
-    python benchmarks/quality_protocol.py --recipe hobby --data /tmp/cifar/cifar10-jpeg --work /tmp/protocol-hobby
-    python benchmarks/quality_protocol.py --compare /tmp/protocol-default /tmp/protocol-hobby
-    python benchmarks/quality_protocol.py ... --work /tmp/protocol-seed1 --seed 1 --replicate /tmp/protocol-default \
+    python benchmarks/quality_protocol.py --recipe default --data DATA --work WORK/protocol-default
+    python benchmarks/quality_protocol.py --recipe hobby --data DATA --work WORK/protocol-hobby
+    python benchmarks/quality_protocol.py --compare WORK/protocol-default WORK/protocol-hobby
+    python benchmarks/quality_protocol.py ... --work WORK/protocol-seed1 --seed 1 --replicate WORK/protocol-default \
         --retrain cat dog deer          # the same protocol with another training seed for three classes
 
 Every class trains in a fresh child process for `--minutes-per-class` of training-loop wall time (the default

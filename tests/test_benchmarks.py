@@ -95,16 +95,24 @@ def test_flop_counter_matches_hand_count():
 
 
 def test_publish_results_creates_then_appends(tmp_path):
-    path = tmp_path / "docs" / "benchmarks.md"
+    path = tmp_path / "docs" / "benchmarks-history.md"
     _common.publish_results("First", "body one", path=path)
     _common.publish_results("Second", "body two", path=path)
     text = path.read_text()
-    assert text.startswith("# Benchmarks\n") and text.count("# Benchmarks") == 1
+    assert text.startswith("# Benchmark history\n") and text.count("# Benchmark history") == 1
     assert text.index("## First") < text.index("body one") < text.index("## Second") < text.index("body two")
     assert re.search(r"- Commit: `([0-9a-f]+(\+dirty)?|unknown)`", text)
     assert "- Machine: " in text and "cores" in text
     _common.publish_results("Printed only", "body three", append=False, path=path)
     assert "body three" not in path.read_text()
+
+
+def test_published_results_hold_no_machine_paths():
+    text = (f"`/tmp/protocol-3/export`, --data /tmp/cifar/cifar10-jpeg, /root/.cache/x, /home/ann/w, "
+            f"{_common.REPO_ROOT}/docs/images/quality-curve.png, WORK/a/b, docs/x")
+    assert _common.without_machine_paths(text) == (
+        "`WORK/protocol-3/export`, --data WORK/cifar/cifar10-jpeg, WORK/.cache/x, WORK/w, "
+        "docs/images/quality-curve.png, WORK/a/b, docs/x")
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
