@@ -6,6 +6,7 @@ import this module as `_common`.
 
 import datetime
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -16,11 +17,16 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RESULTS_FILE = REPO_ROOT / "docs" / "benchmarks.md"
+# Every run's dated section goes to the history; docs/benchmarks.md is the page of current figures, edited by hand.
+HISTORY_FILE = REPO_ROOT / "docs" / "benchmarks-history.md"
+# Absolute paths of the machine a benchmark ran on (scratch and data folders), shown as WORK/… in what it publishes.
+MACHINE_PATH = re.compile(r"(?<![\w./-])/(?:tmp|work|root|home/[^/\s`'\"]+)/")
 
 # The environment variables TensorFlow 2.21 reads for its thread pools (tensorflow/core/common_runtime/
 # process_util.cc), plus OpenMP's in case a build routes oneDNN through OpenMP.
 THREAD_ENV_VARS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+# The CPU flags a figure depends on: oneDNN's kernels by vector width, and native bfloat16 (`--precision auto`).
+KERNEL_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
 def cpu_model() -> str:
@@ -42,10 +48,20 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def cpu_flags() -> list[str]:
+    """The flags of /proc/cpuinfo that decide TensorFlow's CPU kernels (vector width, bfloat16); [] elsewhere."""
+    try:
+        line = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    return [flag for flag in line.split(":", 1)[1].split() if flag in KERNEL_FLAGS]
+
+
 def machine_description() -> str:
-    """E.g. '2 cores (2 usable by this process), AMD EPYC'."""
+    """E.g. '2 cores (2 usable by this process), Intel(R) Xeon(R) Processor, avx2 avx512f avx512_bf16 amx_bf16'."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{os.cpu_count()} cores ({usable} usable by this process), {cpu_model()}"
+    return ", ".join([f"{os.cpu_count()} cores ({usable} usable by this process)", cpu_model(),
+                      *([" ".join(cpu_flags())] if cpu_flags() else [])])
 
 
 def git_commit() -> str:
@@ -76,8 +92,14 @@ def command_line() -> str:
     return shlex.join(["python", str(script), *sys.argv[1:]])
 
 
-def publish_results(title: str, body: str, *, append: bool = True, path: Path = RESULTS_FILE) -> None:
-    """Print `body`; with `append`, also add it as a dated section (machine, commit, command) to the results file."""
+def without_machine_paths(text: str) -> str:
+    """`text` with paths in this checkout made relative and other absolute scratch or data paths as WORK/…"""
+    return MACHINE_PATH.sub("WORK/", text.replace(f"{REPO_ROOT}/", ""))
+
+
+def publish_results(title: str, body: str, *, append: bool = True, path: Path = HISTORY_FILE) -> None:
+    """Print `body`; with `append`, also add it as a dated section (machine, commit, command) to the history file,
+    without this machine's paths."""
     print(body)
     if not append:
         return
@@ -90,9 +112,11 @@ def publish_results(title: str, body: str, *, append: bool = True, path: Path = 
         f"- Command: `{command_line()}`\n\n"
         f"{body.rstrip()}\n"
     )
+    section = without_machine_paths(section)
     with open(path, "a", encoding="utf-8") as f:
         if f.tell() == 0:
-            f.write("# Benchmarks\n")
+            f.write("# Benchmark history\n\nEvery benchmark run, dated, as its script appended it; the current figures "
+                    "are in [benchmarks.md](benchmarks.md).\n")
         f.write(section)
     print(f"appended to {path}")
 

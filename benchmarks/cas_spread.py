@@ -1,7 +1,7 @@
 """How much a CAS figure moves with the evaluator's own randomness: one export, its synthetic-trained CNN retrained
 with other seeds.
 
-    python benchmarks/cas_spread.py --report /tmp/protocol-shared/report --seeds 1 [--judge cnn] [--no-append]
+    python benchmarks/cas_spread.py --report WORK/protocol-shared/report --seeds 1 [--judge cnn] [--no-append]
 
 Reads the synthetic data, the real data and the judge's configuration from an existing `cifar-synth evaluate`
 report, trains that judge on the same synthetic images with each other seed (initialisation, augmentation and batch
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--report", type=Path, required=True, help="a report directory (or its report.json)")
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds other than the report's")
     parser.add_argument("--judge", default="cnn", help="cnn (the bundled CNN) or a second judge in the report")
-    parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to the history")
     args = parser.parse_args()
 
     report = Report.load(args.report)

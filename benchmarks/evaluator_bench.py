@@ -1,6 +1,6 @@
 """Accuracy against minutes of the evaluator's judges trained on real CIFAR-10 (the baselines of every report).
 
-    python benchmarks/evaluator_bench.py --data /tmp/cifar/cifar10-jpeg [--judge cnn|resnet]
+    python benchmarks/evaluator_bench.py --data DATA [--judge cnn|resnet]
         [--budgets quick default thorough] [--epochs 6 10] [--widths 32 64 128 256] [--per-class 5000] [--seed 0]
         [--no-append]
 
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+", default=None, help="… and these widths (default: default's)")
     parser.add_argument("--per-class", type=int, default=None, help="training images per class (default: all)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to the history")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,6 +1,6 @@
 """Executors: the same classes and epochs trained one after another, with `--parallel 2`, and as two Ray tasks.
 
-    python benchmarks/executors_bench.py --data /tmp/cifar/cifar10-jpeg [--classes cat dog deer horse] [--epochs 2]
+    python benchmarks/executors_bench.py --data DATA [--classes cat dog deer horse] [--epochs 2]
         [--rounds 3] [--evaluate EXPORT [--evaluate-epochs N]] [-- MORE TRAIN OPTIONS]
 
 Each mode is one `cifar-synth train` process into a fresh runs directory, timed from start to exit (so process and
@@ -27,6 +27,8 @@ from pathlib import Path
 
 from _common import markdown_table, publish_results
 
+from cifar_synth.runs import read_record
+
 TRAIN_MODES = {
     "sequential": [],
     "local --parallel 2": ["--parallel", "2", "--cpus-per-class", "1"],
@@ -51,8 +53,7 @@ def run_train(extra: list[str], args, runs: Path) -> tuple[float, int]:
     seconds = timed([sys.executable, "-m", "cifar_synth", "train", *(f"--class={name}" for name in args.classes),
                      "--epochs", str(args.epochs), "--data", args.data, "--runs", str(runs), "--quiet",
                      *args.train_options, *extra])
-    images = sum(json.loads((runs / name / "checkpoint" / "state.json").read_text())["images_seen"]
-                 for name in args.classes)
+    images = sum(read_record(runs / name).images_seen for name in args.classes)
     return seconds, images
 
 

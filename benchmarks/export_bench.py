@@ -29,10 +29,12 @@ from pathlib import Path
 from _common import REPO_ROOT, markdown_table, publish_results
 
 from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.runs import RunPaths
 
 
 def build_runs(runs: Path) -> str:
-    """Ten untrained default generators as runs/<class>/generator.keras; returns a description of the architecture."""
+    """Ten untrained default generators in runs/<class>/, as `train` leaves them; returns a description of the
+    architecture."""
     import keras
 
     from cifar_synth.config import GANConfig
@@ -42,9 +44,10 @@ def build_runs(runs: Path) -> str:
     config = GANConfig().with_resolved_precision(gpu=False)
     for index, class_name in enumerate(CLASS_NAMES):
         keras.utils.set_random_seed(index)
-        (runs / class_name).mkdir(parents=True)
-        build_generator(config).save(runs / class_name / "generator.keras")
-        (runs / class_name / "config.json").write_text(json.dumps({"class_name": class_name, "gan": config.to_dict()}))
+        paths = RunPaths(runs / class_name)
+        paths.root.mkdir(parents=True)
+        build_generator(config).save(paths.generator)
+        paths.config.write_text(json.dumps({"class_name": class_name, "gan": config.to_dict()}))
     return f"cifar_synth.gan default: latent_dim {config.latent_dim}, g_width {config.g_width}, {config.precision}"
 
 
@@ -73,7 +76,7 @@ def generator_rate(runs: Path, batch_size: int, batches: int = 10) -> tuple[floa
     import numpy as np
     from throughput import forward_flops, matmul_seconds
 
-    generator = keras.models.load_model(runs / "dog" / "generator.keras", compile=False)
+    generator = keras.models.load_model(RunPaths(runs / "dog").generator, compile=False)
     latents = np.random.default_rng(0).standard_normal((batch_size, generator.input_shape[1]), dtype=np.float32)
     np.asarray(generator(latents, training=False))
     rates = []
@@ -95,7 +98,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--code", type=Path, nargs="+", default=[REPO_ROOT],
                         help="checkouts to run (default: this one)")
-    parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to the history")
     args = parser.parse_args()
 
     results: dict[tuple, list[dict]] = {}

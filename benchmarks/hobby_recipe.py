@@ -3,7 +3,7 @@
 Written to the letter of the common tutorial recipe, including its per-batch Python loop with three
 `train_on_batch` calls and `generator.predict` for the fakes — that loop is what the benchmarks compare with.
 
-    python benchmarks/hobby_recipe.py --class dog --data /tmp/cifar/cifar10-jpeg --run-dir /tmp/hobby/dog --minutes 6
+    python benchmarks/hobby_recipe.py --class dog --data DATA --run-dir WORK/hobby/dog --minutes 6
 
 The run directory gets what `cifar-synth export` reads: generator.keras, config.json and history.csv.
 """
@@ -154,16 +154,18 @@ def _finished(step: int, max_steps: int | None, deadline: float | None) -> bool:
 
 def _save(generator, run_dir: Path, config: dict, history: list[dict]) -> None:
     from cifar_synth.files import atomic_path, write_json_atomic
+    from cifar_synth.runs import RunPaths
 
-    with atomic_path(run_dir / "generator.keras") as temp:
+    paths = RunPaths(run_dir)
+    with atomic_path(paths.generator) as temp:
         generator.save(temp)
-    write_json_atomic(run_dir / "config.json", config)
+    write_json_atomic(paths.config, config)
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=["epoch", "steps", "d_loss", "g_loss", "seconds"], lineterminator="\n")
     writer.writeheader()
     writer.writerows({**row, "d_loss": f"{row['d_loss']:.5f}", "g_loss": f"{row['g_loss']:.5f}",
                       "seconds": f"{row['seconds']:.2f}"} for row in history)
-    with atomic_path(run_dir / "history.csv") as temp:
+    with atomic_path(paths.history) as temp:
         temp.write_text(table.getvalue())
 
 

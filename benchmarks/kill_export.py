@@ -3,8 +3,8 @@ whole export, byte-identical to a clean one (the old or the new), and the next e
 
     python benchmarks/kill_export.py [--kills 12] [--count 300] [--seed 0]
 
-Builds untrained default generators for three classes, makes two clean reference exports (latent seeds 0 and 1),
-exports seed 0 to the target, then repeats: start `export --overwrite` with the other seed, SIGKILL it once it
+Builds untrained default generators for three classes, exports latent seed 0 then seed 1 to the target (the two
+clean references), then repeats: start `export --overwrite` with the other seed, SIGKILL it once it
 (with its encoder processes) has used a random amount of CPU time drawn uniformly over one clean run's, and compare
 the target with both references (every file's bytes). CPU time rather than wall time, so that a starved machine
 does not land every kill in the start-up. The phase each kill hit is read from what it left: a staging folder
@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from _common import REPO_ROOT, markdown_table, publish_results, run_for_cpu_seconds
@@ -98,73 +99,96 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=12)
     parser.add_argument("--count", type=int, default=300, help="images per class (three classes)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
-    parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to the history "
+                                                                 "(docs/benchmarks-history.md)")
     args = parser.parse_args()
-    moments = random.Random(args.seed)
-
-    rows, failures, orphaned = [], 0, 0
     with tempfile.TemporaryDirectory(prefix="kill-export-") as temp:
-        temp = Path(temp)
-        runs, target = temp / "runs", temp / "work" / "export"
-        build_runs(runs)
-        references = {}
-        for seed in (0, 1):
-            out = temp / f"reference-{seed}" / "export"
-            run(export_command(runs, out, args.count, seed))
-            references[seed] = snapshot(out)
-        run(export_command(runs, target, args.count, 0))
-        clean_cpu, _ = run(export_command(runs, target, args.count, 1))
-        current = 1
-
-        for kill in range(1, args.kills + 1):
-            seed = 1 - current
-            delay = moments.uniform(0, clean_cpu)
-            child = subprocess.Popen(export_command(runs, target, args.count, seed), cwd=REPO_ROOT,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            running = run_for_cpu_seconds(child, delay)
-            encoders = children(child.pid)
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-            state = snapshot(target)
-            holds = next((f"seed {s} ({'new' if s == seed else 'old'})" for s, files in references.items()
-                          if files == state), None)
-            if holds is None:
-                failures += 1
-                holds = "MISSING" if state is None else "NOT A WHOLE EXPORT"
-            if holds.startswith(f"seed {seed}"):
-                current = seed
-            phase = phase_at_kill(target, holds) if running else "finished before the kill"
-            left = beside(target)
-            size = sum(f.stat().st_size for name in left for f in (target.parent / name).rglob("*") if f.is_file())
-            alive = orphans_alive(encoders)
-            rows.append([kill, f"{delay:.1f}", phase, holds, f"{len(left)} ({size / 1e6:.1f} MB)",
-                         f"{len(encoders) - len(alive)} of {len(encoders)}"])
-            print(rows[-1], flush=True)
-            orphaned += len(alive)
-            for pid in alive:  # do not leave them behind
-                os.kill(pid, signal.SIGKILL)
-
-        _, stderr = run(export_command(runs, target, args.count, 1 - current))
-        final_ok = snapshot(target) == references[1 - current] and beside(target) == []
-        removed = stderr.count("left by a killed export")
-        shutil.rmtree(temp / "work", ignore_errors=True)
-
-    table = markdown_table(["kill", "after CPU s", "phase at the kill", "target holds", "left beside the target",
-                            "orphaned encoders that exited by themselves"], rows)
-    phases = collections.Counter(row[2] for row in rows)
-    body = (
-        f"{args.kills} SIGKILLs of `cifar-synth export --overwrite` ({len(CLASSES)} classes × {args.count} images, "
-        f"Parquet and images/, untrained default generators), each after a CPU time drawn uniformly over one clean "
-        f"run's ({clean_cpu:.1f} CPU s with its encoders, TensorFlow start-up included). Phases hit: "
-        f"{', '.join(f'{phase} ×{count}' for phase, count in phases.most_common())}. Target never partial or missing: "
-        f"**{'yes' if failures == 0 else f'NO ({failures} failures)'}**. The next clean export restored the "
-        f"expected state: **{'yes' if final_ok else 'NO'}** (it reported removing {removed} leftover folder(s); "
-        f"earlier ones were removed by the killed runs that followed them). Every encoder process a kill orphaned "
-        f"exited by itself within 60 s: **{'yes' if orphaned == 0 else f'NO ({orphaned} did not)'}**.\n\n{table}"
-    )
-    publish_results("Export --overwrite under SIGKILL", body, append=not args.no_append)
-    if failures or orphaned or not final_ok:
+        build_runs(Path(temp) / "runs")
+        proof = prove(Path(temp) / "runs", Path(temp), args.kills, args.count, args.seed)
+    publish_results("Export --overwrite under SIGKILL", report(proof), append=not args.no_append)
+    if not proof.passed:
         sys.exit(1)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What `prove` did and found."""
+
+    count: int
+    clean_cpu: float  # CPU seconds of one clean export, its encoders' included
+    rows: list[list]  # per kill: number, CPU seconds, phase, what the target holds, leftovers, encoders that exited
+    failures: int  # kills after which the target was not one whole export
+    orphaned: int  # encoders still alive 60 s after their export was killed
+    final_ok: bool  # the next clean export left the expected export and nothing beside it
+    removed: int  # leftover folders the final export reported removing
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and not self.orphaned and self.final_ok
+
+
+def prove(runs: Path, scratch: Path, kills: int, count: int, seed: int) -> Proof:
+    """Export `CLASSES` of `runs` (`count` images each) into `scratch`, SIGKILL `kills` overwriting exports at
+    random moments and check the target after each and after a final clean export."""
+    moments = random.Random(seed)
+    rows, failures, orphaned = [], 0, 0
+    target = scratch / "work" / "export"
+    run(export_command(runs, target, count, 0))
+    references = {0: snapshot(target)}  # what a clean export of each seed holds: every kill must leave one of them
+    clean_cpu, _ = run(export_command(runs, target, count, 1))
+    references[1] = snapshot(target)
+    current = 1
+
+    for kill in range(1, kills + 1):
+        seed = 1 - current
+        delay = moments.uniform(0, clean_cpu)
+        child = subprocess.Popen(export_command(runs, target, count, seed), cwd=REPO_ROOT,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        running = run_for_cpu_seconds(child, delay)
+        encoders = children(child.pid)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        state = snapshot(target)
+        holds = next((f"seed {s} ({'new' if s == seed else 'old'})" for s, files in references.items()
+                      if files == state), None)
+        if holds is None:
+            failures += 1
+            holds = "MISSING" if state is None else "NOT A WHOLE EXPORT"
+        if holds.startswith(f"seed {seed}"):
+            current = seed
+        phase = phase_at_kill(target, holds) if running else "finished before the kill"
+        left = beside(target)
+        size = sum(f.stat().st_size for name in left for f in (target.parent / name).rglob("*") if f.is_file())
+        alive = orphans_alive(encoders)
+        rows.append([kill, f"{delay:.1f}", phase, holds, f"{len(left)} ({size / 1e6:.1f} MB)",
+                     f"{len(encoders) - len(alive)} of {len(encoders)}"])
+        print(rows[-1], flush=True)
+        orphaned += len(alive)
+        for pid in alive:  # do not leave them behind
+            os.kill(pid, signal.SIGKILL)
+
+    _, stderr = run(export_command(runs, target, count, 1 - current))
+    final_ok = snapshot(target) == references[1 - current] and beside(target) == []
+    removed = stderr.count("left by a killed export")
+    shutil.rmtree(scratch / "work", ignore_errors=True)
+    return Proof(count, clean_cpu, rows, failures, orphaned, final_ok, removed)
+
+
+def report(proof: Proof) -> str:
+    table = markdown_table(["kill", "after CPU s", "phase at the kill", "target holds", "left beside the target",
+                            "orphaned encoders that exited by themselves"], proof.rows)
+    phases = collections.Counter(row[2] for row in proof.rows)
+    return (
+        f"{len(proof.rows)} SIGKILLs of `cifar-synth export --overwrite` ({len(CLASSES)} classes × {proof.count} "
+        f"images, Parquet and images/, untrained default generators), each after a CPU time drawn uniformly over one "
+        f"clean run's ({proof.clean_cpu:.1f} CPU s with its encoders, TensorFlow start-up included). Phases hit: "
+        f"{', '.join(f'{phase} ×{count}' for phase, count in phases.most_common())}. Target never partial or missing: "
+        f"**{'yes' if proof.failures == 0 else f'NO ({proof.failures} failures)'}**. The next clean export restored "
+        f"the expected state: **{'yes' if proof.final_ok else 'NO'}** (it reported removing {proof.removed} leftover "
+        f"folder(s); earlier ones were removed by the killed runs that followed them). Every encoder process a kill "
+        f"orphaned exited by itself within 60 s: "
+        f"**{'yes' if proof.orphaned == 0 else f'NO ({proof.orphaned} did not)'}**.\n\n{table}"
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ load. "Epochs lost" counts history rows written beyond the record at a kill (an 
 
 import argparse
 import collections
-import json
 import os
 import random
 import signal
@@ -26,9 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from _common import REPO_ROOT, markdown_table, publish_results, run_for_cpu_seconds
+
+from cifar_synth.runs import RunPaths, read_config, read_history, read_record
 
 TINY = ["--latent-dim", "8", "--g-width", "4", "--d-width", "4", "--batch-size", "8"]
 
@@ -43,42 +45,59 @@ def main() -> None:
                                                                     "the train process after its session started")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill delays")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temporary one)")
-    parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to the history "
+                                                                 "(docs/benchmarks-history.md)")
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="kill-resume-"))
-    data = write_data(work / "data", args.images)
-    runs = work / "runs"
+    proof = prove(write_data(work / "data", args.images), work / "runs", args.images, args.kills, args.epochs,
+                  args.max_delay, args.seed)
+    publish_results("Kill and resume", report(proof), append=not args.no_append)
+    if proof.problems:
+        sys.exit(1)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What `prove` did and found; `problems` is empty when nothing finished was lost."""
+
+    images: int
+    epochs: int
+    max_delay: float
+    refusal: str  # the second process's error message
+    kills: list[dict]  # per kill: delay, phase, recorded_epoch, unrecorded_rows
+    problems: list[str]
+
+
+def prove(data: Path, runs: Path, images: int, kills: int, epochs: int, max_delay: float, seed: int) -> Proof:
+    """Train dog (`images` training images in `data`) into `runs`: a refused second process, then `kills` SIGKILLs
+    at random moments, each followed by a resume, then a final resume to `epochs`; check what the run kept."""
     run_dir = runs / "dog"
     command = [sys.executable, "-m", "cifar_synth", "train", "--class", "dog", "--data", str(data), "--runs",
-               str(runs), "--epochs", str(args.epochs), "--quiet", *TINY]
+               str(runs), "--epochs", str(epochs), "--quiet", *TINY]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    rng = random.Random(args.seed)
+    rng = random.Random(seed)
 
-    refusal = check_second_process_is_refused(command, env, run_dir, work)
+    refusal = check_second_process_is_refused(command, env, run_dir)
     start = state(run_dir)  # what the refusal check's holder, killed at once, left
-    kills = []
-    for index in range(args.kills):
+    done = []
+    for index in range(kills):
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_session(run_dir, index + 2, process)  # session 1 was the refusal check's holder
-        delay = rng.uniform(0, args.max_delay)
+        delay = rng.uniform(0, max_delay)
         if not run_for_cpu_seconds(process, delay):
             sys.exit(f"train finished (exit {process.returncode}) before kill {index + 1}: raise --epochs")
         process.send_signal(signal.SIGKILL)
         process.wait()
-        kills.append({"delay": delay, "phase": phase_at_kill(run_dir), **state(run_dir)})
-        print(f"kill {index + 1}: {kills[-1]}", flush=True)
+        done.append({"delay": delay, "phase": phase_at_kill(run_dir), **state(run_dir)})
+        print(f"kill {index + 1}: {done[-1]}", flush=True)
 
     final = subprocess.run(command, env=env, capture_output=True, text=True)
     if final.returncode != 0:
         sys.exit(f"the final resume failed:\n{final.stderr}")
-    sessions = json.loads((run_dir / "config.json").read_text())["sessions"]
-    problems = check_resumes(start, kills, sessions[1:]) + check_finished_run(run_dir, args.epochs, args.images)
-    lost = sum(kill["unrecorded_rows"] for kill in kills)
-    body = report(args, refusal, kills, lost, problems)
-    publish_results("Kill and resume", body, append=not args.no_append)
-    if problems:
-        sys.exit(1)
+    sessions = read_config(run_dir)["sessions"]
+    problems = check_resumes(start, done, sessions[1:]) + check_finished_run(run_dir, epochs, images)
+    return Proof(images, epochs, max_delay, refusal, done, problems)
 
 
 def write_data(root: Path, images: int) -> Path:
@@ -99,7 +118,7 @@ def write_data(root: Path, images: int) -> Path:
     return root
 
 
-def check_second_process_is_refused(command, env, run_dir: Path, work: Path) -> str:
+def check_second_process_is_refused(command, env, run_dir: Path) -> str:
     """Start a holder, then a second process on the same class; the second must exit 1 naming the holder.
 
     The holder is stopped (SIGSTOP) once its session starts, so that it still holds the lock but does not use up
@@ -127,7 +146,7 @@ def wait_for_session(run_dir: Path, count: int, process: subprocess.Popen, timeo
         if process.poll() is not None:
             sys.exit(f"train exited with {process.returncode} before its session started")
         try:
-            if len(json.loads((run_dir / "config.json").read_text())["sessions"]) >= count:
+            if len(read_config(run_dir)["sessions"]) >= count:
                 return
         except (OSError, ValueError, KeyError):
             pass
@@ -147,7 +166,7 @@ def phase_at_kill(run_dir: Path) -> str:
         return f"saves: writing {target.as_posix()}"
     if state(run_dir)["unrecorded_rows"]:
         return "saves: between history.csv and the record"
-    record, losses = run_dir / "checkpoint" / "state.json", run_dir / "losses.png"
+    record, losses = RunPaths(run_dir).record, RunPaths(run_dir).losses
     if record.exists() and (not losses.exists() or losses.stat().st_mtime_ns < record.stat().st_mtime_ns):
         return "saves: after the record"
     return "training steps"
@@ -155,15 +174,10 @@ def phase_at_kill(run_dir: Path) -> str:
 
 def state(run_dir: Path) -> dict:
     """The record's epoch and the history rows beyond it, as the kill left them."""
-    import csv
-
-    record_path = run_dir / "checkpoint" / "state.json"
-    recorded = json.loads(record_path.read_text())["epoch"] if record_path.exists() else 0
-    rows = []
-    if (run_dir / "history.csv").exists():
-        with open(run_dir / "history.csv", newline="") as file:
-            rows = [int(row["epoch"]) for row in csv.DictReader(file)]
-    return {"recorded_epoch": recorded, "unrecorded_rows": sum(1 for epoch in rows if epoch > recorded)}
+    record = read_record(run_dir)
+    recorded = record.epoch if record else 0
+    return {"recorded_epoch": recorded,
+            "unrecorded_rows": sum(1 for row in read_history(run_dir) if int(row["epoch"]) > recorded)}
 
 
 def check_resumes(start: dict, kills: list[dict], sessions: list[dict]) -> list[str]:
@@ -184,41 +198,40 @@ def check_resumes(start: dict, kills: list[dict], sessions: list[dict]) -> list[
 
 
 def check_finished_run(run_dir: Path, epochs: int, images: int) -> list[str]:
-    import csv
-
     import keras
 
     from cifar_synth.config import GANConfig
     from cifar_synth.gan import build_gan
 
     problems = []
-    with open(run_dir / "history.csv", newline="") as file:
-        rows = list(csv.DictReader(file))
+    rows = read_history(run_dir)
     if [int(row["epoch"]) for row in rows] != list(range(1, epochs + 1)):
         problems.append(f"history.csv epochs: {[row['epoch'] for row in rows]}")
     per_epoch = images // 8 * 8
     if [int(row["images_seen"]) for row in rows] != [per_epoch * epoch for epoch in range(1, epochs + 1)]:
         problems.append(f"history.csv images_seen: {[row['images_seen'] for row in rows]}")
-    record = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    paths, record = RunPaths(run_dir), read_record(run_dir)
     gan = build_gan(GANConfig(latent_dim=8, g_width=4, d_width=4, batch_size=8))
-    gan.load_weights(run_dir / "checkpoint" / record["weights"])
+    gan.load_weights(paths.checkpoint / record.weights)
     if int(gan.d_optimizer.iterations) != epochs * (images // 8):
         problems.append(f"the checkpoint's optimizer made {int(gan.d_optimizer.iterations)} steps")
-    keras.models.load_model(run_dir / "generator.keras", compile=False)
-    if record["epoch"] != epochs:
-        problems.append(f"record epoch {record['epoch']}")
+    keras.models.load_model(paths.generator, compile=False)
+    if record.epoch != epochs:
+        problems.append(f"record epoch {record.epoch}")
     return problems
 
 
-def report(args, refusal: str, kills: list[dict], lost: int, problems: list[str]) -> str:
+def report(proof: Proof) -> str:
+    kills, problems = proof.kills, proof.problems
+    lost = sum(kill["unrecorded_rows"] for kill in kills)  # each an epoch killed during its saves
     phases = collections.Counter(kill["phase"] for kill in kills)
     in_saves = sum(count for phase, count in phases.items() if phase.startswith("saves"))
     rows = [[number, f"{kill['delay']:.2f}", kill["phase"], kill["recorded_epoch"], kill["unrecorded_rows"]]
             for number, kill in enumerate(kills, start=1)]
     return "\n".join([
-        f"{len(kills)} SIGKILLs of `train` (tiny networks, {args.images} images = {args.images // 8} steps per "
-        f"epoch), each after a random 0–{args.max_delay:g} s of the process's CPU time once its session started; "
-        f"{len(kills)} resumes, then a final resume to epoch {args.epochs}.",
+        f"{len(kills)} SIGKILLs of `train` (tiny networks, {proof.images} images = {proof.images // 8} steps per "
+        f"epoch), each after a random 0–{proof.max_delay:g} s of the process's CPU time once its session started; "
+        f"{len(kills)} resumes, then a final resume to epoch {proof.epochs}.",
         "",
         markdown_table(["kill", "after CPU s", "what it interrupted", "recorded epoch after the kill",
                         "history rows beyond the record (trimmed on resume)"], rows),
@@ -227,10 +240,10 @@ def report(args, refusal: str, kills: list[dict], lost: int, problems: list[str]
         f"{in_saves} of {len(kills)} kills during the end-of-epoch saves.",
         f"- Epochs lost: {lost} in all, each one an epoch killed during its saves (the epoch in progress); "
         "no recorded epoch was lost." if not problems else f"- Problems: {'; '.join(problems)}",
-        f"- Final run: history.csv holds epochs 1..{args.epochs} once each with consistent images_seen; the "
+        f"- Final run: history.csv holds epochs 1..{proof.epochs} once each with consistent images_seen; the "
         "checkpoint (its optimizers made exactly that many epochs of steps) and generator.keras load."
         if not problems else "",
-        f"- A second process on the same class was refused: `{refusal}`",
+        f"- A second process on the same class was refused: `{proof.refusal}`",
     ])
 
 

@@ -1,7 +1,7 @@
 """A cheap per-class screen of a recipe before a full quality protocol: train a few (hard) classes for a short
 budget each, then score 1,000 samples per class in the features of a real-trained CNN (the judge).
 
-    python benchmarks/proxy.py --name base --classes cat dog deer --minutes 3 --data /tmp/cifar/cifar10-jpeg \
+    python benchmarks/proxy.py --name base --classes cat dog deer --minutes 3 --data DATA \
         --judge ~/.cache/cifar-synth/evaluator/<entry>/classifier.keras
     python benchmarks/proxy.py --name guided ... -- --guidance 0.3 --guide PATH   # options after -- go to train
 
@@ -38,8 +38,6 @@ def train(class_name: str, cpu: str, args, runs: Path) -> None:
 
 
 def score(class_name: str, runs: Path, args) -> dict:
-    import csv
-
     import keras
 
     from cifar_synth.classes import CLASS_NAMES
@@ -47,10 +45,11 @@ def score(class_name: str, runs: Path, args) -> dict:
     from cifar_synth.data import open_real_data
     from cifar_synth.evaluator import frechet_distance, sampled_pairwise_distance
     from cifar_synth.images import to_uint8
+    from cifar_synth.runs import RunPaths, run_summary
 
     label = CLASS_NAMES.index(class_name)
     run_dir = runs / class_name
-    generator = keras.models.load_model(run_dir / "generator.keras", compile=False)
+    generator = keras.models.load_model(RunPaths(run_dir).generator, compile=False)
     latents = np.random.default_rng(args.seed + 1).standard_normal((SAMPLES, generator.input_shape[1]))
     samples = to_uint8(generator.predict(latents.astype(np.float32), batch_size=500, verbose=0))
     real = open_real_data(args.data).load("train", classes=[label]).images
@@ -59,11 +58,8 @@ def score(class_name: str, runs: Path, args) -> dict:
     probabilities, fake_features = predict(samples)
     _, real_features = predict(real)
     rng = np.random.default_rng(args.seed)
-    with (run_dir / "history.csv").open() as file:
-        history = list(csv.DictReader(file))
-    batch = json.loads((run_dir / "config.json").read_text())["gan"]["batch_size"]
     return {
-        "steps": int(history[-1]["images_seen"]) // batch,
+        "steps": run_summary(run_dir).steps,
         "recognizability": float(np.mean(probabilities.argmax(1) == label)),
         "frechet_distance": frechet_distance(fake_features, real_features),
         "diversity_ratio": (sampled_pairwise_distance(fake_features, rng)

@@ -1,12 +1,12 @@
 """The quality curve: CAS against training minutes per class, from finished quality protocols.
 
-    python benchmarks/quality_curve.py --work /tmp/protocol-shared /tmp/protocol-15 \
+    python benchmarks/quality_curve.py --work WORK/protocol-shared WORK/protocol-15 \
         [--plot docs/images/quality-curve.png] [--no-append]
 
 Each --work directory is one point. Its budget per class counts the shared start's share: 12 shared + 10 × 4.8
 minutes is 6 minutes per class. The plot shows the CAS of the bundled CNN and of the second judge, unfiltered and
 classifier-filtered where the protocol evaluated them, with the real-trained baselines as dashed lines; the same
-figures are appended as a table to docs/benchmarks.md. Where a protocol's unfiltered report has evaluator-seed
+figures are appended as a table to docs/benchmarks-history.md. Where a protocol's unfiltered report has evaluator-seed
 retrainings (benchmarks/cas_spread.py), that point's CNN figure gets their range as an error bar; a --work that
 replicates another with other training seeds (quality_protocol.py --replicate) adds its CAS to that point's range
 over training seeds, a second error bar.
@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 
 from _common import REPO_ROOT, markdown_table, publish_results
-from quality_protocol import _key, load_variants
+from quality_protocol import load_variants, stage_key
 
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.report import Report, percent
@@ -31,7 +31,7 @@ def budget_per_class(state: dict) -> float:
 
 def seed_accuracies(state: dict, report: Report) -> list[float]:
     """The CNN's CAS with the report's seed and with every seed cas_spread.py retrained it with."""
-    spread_dir = Path(state[_key("evaluate", False)]["report"]).parent / "spread"
+    spread_dir = Path(state[stage_key("evaluate", False)]["report"]).parent / "spread"
     return [report.classifiers["synthetic"].accuracy] + [
         json.loads(path.read_text())["accuracy"] for path in sorted(spread_dir.glob("cnn-seed-*.json"))]
 
@@ -103,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, nargs="+", required=True, help="finished quality protocols, one per point")
     parser.add_argument("--plot", type=Path, default=REPO_ROOT / "docs" / "images" / "quality-curve.png")
-    parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to the history")
     args = parser.parse_args()
 
     points = [curve_point(work) for work in args.work]

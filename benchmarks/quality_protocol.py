@@ -1,9 +1,9 @@
 """The headline quality protocol: all ten classes, a fixed training budget per class, export, evaluate.
 
-    python benchmarks/quality_protocol.py --recipe default --data /tmp/cifar/cifar10-jpeg --work /tmp/protocol-default
-    python benchmarks/quality_protocol.py --recipe hobby --data /tmp/cifar/cifar10-jpeg --work /tmp/protocol-hobby
-    python benchmarks/quality_protocol.py --compare /tmp/protocol-default /tmp/protocol-hobby
-    python benchmarks/quality_protocol.py ... --work /tmp/protocol-seed1 --seed 1 --replicate /tmp/protocol-default \
+    python benchmarks/quality_protocol.py --recipe default --data DATA --work WORK/protocol-default
+    python benchmarks/quality_protocol.py --recipe hobby --data DATA --work WORK/protocol-hobby
+    python benchmarks/quality_protocol.py --compare WORK/protocol-default WORK/protocol-hobby
+    python benchmarks/quality_protocol.py ... --work WORK/protocol-seed1 --seed 1 --replicate WORK/protocol-default \
         --retrain cat dog deer          # the same protocol with another training seed for three classes
 
 Every class trains in a fresh child process for `--minutes-per-class` of training-loop wall time (the default
@@ -18,7 +18,6 @@ the wall time.
 """
 
 import argparse
-import csv
 import json
 import os
 import shlex
@@ -27,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
@@ -34,10 +34,11 @@ from _common import publish_results, markdown_table, thread_env
 
 from cifar_synth.baseline_cache import CLASSIFIER_FILE
 from cifar_synth.classes import CLASS_NAMES, SHARED_START
-from cifar_synth.executors.job import STATE_DIR
+from cifar_synth.executors.job import STATE_DIR, Job, read_status, session_file
 from cifar_synth.files import write_json_atomic
 from cifar_synth.errors import UserError
 from cifar_synth.report import JudgeReport, Report, kid_cell, number, percent
+from cifar_synth.runs import read_config, run_summary
 
 BENCHMARKS = Path(__file__).resolve().parent
 STAGES = ("train", "export", "evaluate")
@@ -186,10 +187,10 @@ class Protocol:
             sys.executable, "-m", "cifar_synth", "export", "--runs", str(self.runs), "--count",
             str(self.state["count"]), "--format", "parquet", "--out", str(out), "--seed",
             str(self.state["seed"]), "--overwrite", *filter_options])
-        self.record(_key("export", filtered), {"path": str(out), "seconds": round(seconds, 1), **self.resources})
+        self.record(stage_key("export", filtered), {"path": str(out), "seconds": round(seconds, 1), **self.resources})
 
     def evaluate(self, inception_fid: bool, filtered: bool, judges: str) -> None:
-        export_key = _key("export", filtered)
+        export_key = stage_key("export", filtered)
         if export_key not in self.state:
             raise ProtocolError(f"nothing exported yet; run --stage export{' --filtered' if filtered else ''} first")
         data = ["--data", self.state["data"]] if self.state["data"] else []
@@ -199,7 +200,7 @@ class Protocol:
             sys.executable, "-m", "cifar_synth", "evaluate", "--synthetic", self.state[export_key]["path"], *data,
             "--out", str(report_dir), "--quiet", "--judges", judges,
             *([] if inception_fid else ["--no-inception-fid"])])
-        self.record(_key("evaluate", filtered), {"report": str(report_dir / "report.json"), "judges": judges,
+        self.record(stage_key("evaluate", filtered), {"report": str(report_dir / "report.json"), "judges": judges,
                                                   "seconds": round(seconds, 1), **self.resources})
 
 
@@ -232,14 +233,25 @@ def check_replication(source: dict, state: dict) -> None:
 
 
 def _worker_done(runs: Path, class_name: str) -> bool:
-    """Whether `cifar-synth train --parallel` reported the class done (its worker's status file)."""
-    try:
-        return json.loads((runs / STATE_DIR / "status" / f"{class_name}.json").read_text()).get("state") == "done"
-    except (OSError, ValueError):
+    """Whether the last `cifar-synth train --parallel` into `runs` reported the class done (its worker's status)."""
+    state_dir = runs / STATE_DIR
+    sessions = sorted(state_dir.glob(session_file(state_dir, "*").name), key=lambda path: path.stat().st_mtime_ns)
+    if not sessions:
         return False
+    session = sessions[-1].name.removeprefix(session_file(state_dir, "").name)
+    return read_status(_ReportedClass(class_name, state_dir, session)).get("state") == "done"
 
 
-def _key(stage: str, filtered: bool) -> str:
+@dataclass(frozen=True)
+class _ReportedClass(Job):
+    """A class trained by the last `train --parallel`: what `read_status` needs to find its worker's report."""
+
+    name: str
+    state_dir: Path
+    session: str
+
+
+def stage_key(stage: str, filtered: bool) -> str:
     """protocol.json's key of an export or evaluate stage, e.g. "evaluate_filtered"."""
     return f"{stage}_filtered" if filtered else stage
 
@@ -264,22 +276,20 @@ def read_state(work: Path) -> dict:
 
 
 def default_run_stats(run_dir: Path) -> dict:
-    """Steps, images and epochs of a `cifar-synth train` run, from its config.json and history.csv."""
-    config = json.loads((run_dir / "config.json").read_text())
-    with open(run_dir / "history.csv", newline="") as f:
-        history = list(csv.DictReader(f))
+    """Steps, images and epochs (fractional: the last one may be partial) of a `cifar-synth train` run."""
+    summary = run_summary(run_dir)
+    config = read_config(run_dir)
     batch = config["gan"]["batch_size"]
-    images = int(history[-1]["images_seen"])
     return {
-        "steps": images // batch,
-        "images_seen": images,
-        "epochs": round(images / (config["train_images"] // batch * batch), 3),
-        "loop_seconds": round(sum(float(row["seconds"]) for row in history), 1),
+        "steps": summary.steps,
+        "images_seen": summary.images_seen,
+        "epochs": round(summary.images_seen / (config["train_images"] // batch * batch), 3),
+        "loop_seconds": summary.loop_seconds,
     }
 
 
 def hobby_run_stats(run_dir: Path) -> dict:
-    config = json.loads((run_dir / "config.json").read_text())
+    config = read_config(run_dir)
     return {"steps": config["steps"], "images_seen": config["images_seen"], "epochs": config["epochs"],
             "loop_seconds": config["seconds"]}
 
@@ -372,9 +382,9 @@ def load_variants(work: Path) -> list[tuple[str, dict, Report]]:
         raise ProtocolError(f"{work} has not been evaluated yet; run its protocol to the end first")
     variants = []
     for filtered in (False, True):
-        if _key("evaluate", filtered) in state:
+        if stage_key("evaluate", filtered) in state:
             try:
-                report = Report.load(state[_key("evaluate", filtered)]["report"])
+                report = Report.load(state[stage_key("evaluate", filtered)]["report"])
             except UserError as error:
                 raise ProtocolError(str(error)) from None
             variants.append((state["recipe"] + (", classifier-filtered" if filtered else ""), state, report))
@@ -471,9 +481,9 @@ def run_protocol(args) -> None:
     # Without --filtered the export and evaluate stages act on the plain export; with it, on the filtered one,
     # which "all" makes after the plain evaluation (whose real-trained CNN does the filtering).
     for filtered in (False, True) if run_all and args.filtered else (args.filtered,):
-        if args.stage == "export" or (run_all and _key("export", filtered) not in protocol.state):
+        if args.stage == "export" or (run_all and stage_key("export", filtered) not in protocol.state):
             protocol.export_all(filtered)
-        if args.stage == "evaluate" or (run_all and _key("evaluate", filtered) not in protocol.state):
+        if args.stage == "evaluate" or (run_all and stage_key("evaluate", filtered) not in protocol.state):
             protocol.evaluate(args.inception_fid, filtered, args.judges)
     if run_all or args.stage == "evaluate":
         publish_results(*results_section(protocol.work))

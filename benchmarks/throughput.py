@@ -1,6 +1,6 @@
 """Training throughput: real images per second of cifar-synth's default training step vs the hobby reference.
 
-    python benchmarks/throughput.py --data /tmp/cifar/cifar10-jpeg [--class dog] [--rounds 5] [--steps 30] [--threads N]
+    python benchmarks/throughput.py --data DATA [--class dog] [--rounds 5] [--steps 30] [--threads N]
 
 Both recipes are built in one process, warmed up (tracing and compilation excluded), then timed in alternating
 rounds (default, hobby, matmul, default, hobby, matmul, …) so that load from other processes hits both alike;
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per recipe before the rounds")
     parser.add_argument("--threads", type=int, help="TensorFlow threads per pool (default: all cores)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to the history")
     args = parser.parse_args()
 
     configure_threads(args.threads)

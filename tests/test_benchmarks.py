@@ -15,8 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import _common  # noqa: E402
 from cifar_synth.classes import CLASS_NAMES  # noqa: E402
+from cifar_synth.executors.job import STATE_DIR, start_session  # noqa: E402
 from conftest import TINY_GAN_CLI  # noqa: E402
 import hobby_recipe  # noqa: E402
+import kill_export  # noqa: E402
 import kill_resume  # noqa: E402
 import quality_curve  # noqa: E402
 import quality_protocol  # noqa: E402
@@ -93,16 +95,24 @@ def test_flop_counter_matches_hand_count():
 
 
 def test_publish_results_creates_then_appends(tmp_path):
-    path = tmp_path / "docs" / "benchmarks.md"
+    path = tmp_path / "docs" / "benchmarks-history.md"
     _common.publish_results("First", "body one", path=path)
     _common.publish_results("Second", "body two", path=path)
     text = path.read_text()
-    assert text.startswith("# Benchmarks\n") and text.count("# Benchmarks") == 1
+    assert text.startswith("# Benchmark history\n") and text.count("# Benchmark history") == 1
     assert text.index("## First") < text.index("body one") < text.index("## Second") < text.index("body two")
     assert re.search(r"- Commit: `([0-9a-f]+(\+dirty)?|unknown)`", text)
     assert "- Machine: " in text and "cores" in text
     _common.publish_results("Printed only", "body three", append=False, path=path)
     assert "body three" not in path.read_text()
+
+
+def test_published_results_hold_no_machine_paths():
+    text = (f"`/tmp/protocol-3/export`, --data /tmp/cifar/cifar10-jpeg, /root/.cache/x, /home/ann/w, "
+            f"{_common.REPO_ROOT}/docs/images/quality-curve.png, WORK/a/b, docs/x")
+    assert _common.without_machine_paths(text) == (
+        "`WORK/protocol-3/export`, --data WORK/cifar/cifar10-jpeg, WORK/.cache/x, WORK/w, "
+        "docs/images/quality-curve.png, WORK/a/b, docs/x")
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
@@ -128,7 +138,7 @@ def test_kill_resume_reads_the_phase_from_what_the_kill_left(tmp_path):
     run = tmp_path / "dog"
     (run / "checkpoint").mkdir(parents=True)
     (run / "history.csv").write_text("epoch,images_seen\n1,256\n2,512\n")
-    (run / "checkpoint" / "state.json").write_text(json.dumps({"epoch": 2}))
+    (run / "checkpoint" / "state.json").write_text(json.dumps({"epoch": 2, "images_seen": 512}))
     os.utime(run / "checkpoint" / "state.json", ns=(1, 1))
     (run / "losses.png").touch()
     assert kill_resume.phase_at_kill(run) == "training steps"
@@ -188,10 +198,12 @@ def test_protocol_records_the_classes_that_finished_when_another_failed(tmp_path
 
     def run_child(argv, threads=None):
         commands.append(argv)
-        status = tmp_path / "runs" / ".cifar-synth" / "status"
-        status.mkdir(parents=True)
-        (status / "cat.json").write_text(json.dumps({"state": "done"}))
-        (status / "dog.json").write_text(json.dumps({"state": "failed"}))
+        state_dir = tmp_path / "runs" / STATE_DIR
+        (state_dir / "status").mkdir(parents=True)
+        session = start_session(state_dir)
+        (state_dir / "status" / "cat.json").write_text(json.dumps({"session": session, "state": "done"}))
+        # dog failed before it reported in this session: its "done" is an earlier session's
+        (state_dir / "status" / "dog.json").write_text(json.dumps({"session": "earlier", "state": "done"}))
         raise quality_protocol.ProtocolError("command failed")
 
     monkeypatch.setattr(protocol, "run_child", run_child)
@@ -346,3 +358,18 @@ def test_quality_curve_gives_a_replicate_as_its_sources_range_over_training_seed
     (replicate / "protocol.json").write_text(json.dumps({**state, "replicates": str(tmp_path / "elsewhere")}))
     with pytest.raises(SystemExit, match="which is not a --work"):
         quality_curve.main()
+
+
+@pytest.mark.slow
+def test_kill_resume_proof_loses_no_finished_epoch(real_tree, tmp_path):
+    proof = kill_resume.prove(real_tree, tmp_path / "runs", images=16, kills=1, epochs=10, max_delay=1.5, seed=0)
+    assert proof.problems == [] and len(proof.kills) == 1
+    assert "is in use by process" in proof.refusal
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_kill_export_proof_always_leaves_a_whole_export(runs, tmp_path):
+    proof = kill_export.prove(runs, tmp_path, kills=1, count=20, seed=0)
+    assert proof.passed, proof
+    assert len(proof.rows) == 1
