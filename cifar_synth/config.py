@@ -93,6 +93,7 @@ NO_INIT = "none"
 # The share of each class's training images held out as the validation slice: never trained on, it is where
 # snapshots, thresholds and recipes are compared, so that the test split is scored once per headline.
 DEFAULT_VALIDATION_FRACTION = 0.1
+DEFAULT_SNAPSHOT_EVERY = 1000
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ class TrainOptions:
     # record resumes from it instead. None: the recipe's default, "shared".
     init_from: str | None = None
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION
+    # Keep the sampling generator every this many steps (and at the end of the budget) for `cifar-synth select`;
+    # 0 keeps none.
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
 
     def __post_init__(self):
         # frozen: the one place the defaults are applied
@@ -149,6 +153,7 @@ class TrainOptions:
                f"one of {', '.join(BUDGET_CLOCKS)}")
         _check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
         _check_int("sample_every", self.sample_every, minimum=1)
+        _check_int("snapshot_every", self.snapshot_every, minimum=0)
         _check("validation_fraction", self.validation_fraction, 0 <= self.validation_fraction < 1, "in [0, 1)")
         if self.shared_steps is not None and self.steps is None:
             raise UserError("--shared-steps is the shared start's budget when the classes' is --steps; "

@@ -6,6 +6,8 @@ runs/<class>/
     config.json             every hyperparameter, the data source and checksum, package versions, and `sessions`:
                             every invocation that trained the run (when, from which epoch, what it changed)
     generator.keras         the sampling generator alone (loadable by keras.models.load_model)
+    snapshots/step_NNNNNNN.keras   the sampling generator every `--snapshot-every` steps and at the end of the budget
+    selection.json          `cifar-synth select`: the snapshot and latent spread chosen on the validation slice
     samples/epoch_NNN.png   10×10 grids from a fixed latent batch; samples/latest.png
     history.csv, losses.png per-epoch losses, D's outputs, seconds and sample diversity
     tb/                     TensorBoard logs (with --tensorboard)
@@ -51,12 +53,21 @@ class RunPaths:
         self.history = run_dir / "history.csv"
         self.losses = run_dir / "losses.png"
         self.tensorboard = run_dir / "tb"
+        self.snapshots = run_dir / "snapshots"
+        self.selection = run_dir / "selection.json"
 
     def weights(self, epoch: int) -> Path:
         return self.checkpoint / f"gan_epoch_{epoch:04d}.weights.h5"
 
     def epoch_samples(self, epoch: int) -> Path:
         return self.samples / f"epoch_{epoch:03d}.png"
+
+    def snapshot(self, steps: int) -> Path:
+        return self.snapshots / f"step_{steps:07d}.keras"
+
+    def snapshot_steps(self) -> list[int]:
+        """Steps of the run's snapshots, in order."""
+        return sorted(int(path.stem.removeprefix("step_")) for path in self.snapshots.glob("step_*.keras"))
 
 
 @dataclass(frozen=True)
@@ -149,10 +160,15 @@ def trim_to_record(run_dir: str | Path, record: ResumeRecord | None) -> None:
     for grid in paths.samples.glob("epoch_*.png"):
         if int(grid.stem.removeprefix("epoch_")) > epoch:
             grid.unlink()
+    for steps in paths.snapshot_steps():
+        if record is None or record.steps is None or steps > record.steps:
+            paths.snapshot(steps).unlink()
+    if record is None or not paths.generator.exists():
+        paths.selection.unlink(missing_ok=True)
     for weights in paths.checkpoint.glob("*.weights.h5"):
         if record is None or weights.name != record.weights:
             weights.unlink()
-    for folder in (paths.root, paths.samples, paths.checkpoint):  # temporary files of writes a SIGKILL cut short
+    for folder in (paths.root, paths.samples, paths.checkpoint, paths.snapshots):  # temporary files of writes a SIGKILL cut short
         for temp in folder.glob(".*.tmp*"):
             temp.unlink()
 

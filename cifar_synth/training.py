@@ -503,6 +503,13 @@ class RunArtifacts(keras.callbacks.Callback):
         write_history(self.paths.root, [*self.history, row])
         with atomic_path(self.paths.generator) as temp:
             self.gan.sampler.save(temp)
+        steps = self.steps_done + self.steps_this_epoch
+        # A budget callback stops training in the epoch's last step, before this end-of-epoch save.
+        budget_reached = bool(self.model.stop_training) or epoch == self.options.epochs
+        every = self.options.snapshot_every
+        if every and (steps // every > self.steps_done // every or budget_reached):
+            self.paths.snapshots.mkdir(exist_ok=True)
+            shutil.copyfile(self.paths.generator, self.paths.snapshot(steps))  # cut short: trimmed on resume
         weights = self.paths.weights(epoch)
         with atomic_path(weights) as temp:
             self.gan.save_weights(temp)
@@ -510,9 +517,7 @@ class RunArtifacts(keras.callbacks.Callback):
             epoch=epoch, images_seen=row["images_seen"], weights=weights.name,
             generator_sha256=sha256_file(self.paths.generator),
             seed_generator_state=keras.ops.convert_to_numpy(self.gan.seed_generator.state).tolist(),
-            session=self.session, steps=self.steps_done + self.steps_this_epoch,
-            # A budget callback stops training in the epoch's last step, before this end-of-epoch save.
-            budget_reached=bool(self.model.stop_training) or epoch == self.options.epochs)
+            session=self.session, steps=steps, budget_reached=budget_reached)
         write_json_atomic(self.paths.record, asdict(record))
         self.history.append(row)
         self.last_saved_epoch = epoch

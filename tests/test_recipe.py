@@ -2,6 +2,7 @@
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -14,6 +15,7 @@ from cifar_synth.cli import app
 
 from cifar_synth.classifier import EvaluatorConfig, build_classifier
 from cifar_synth.config import GANConfig
+from cifar_synth.runs import RunPaths, read_record, trim_to_record
 from cifar_synth.errors import UserError
 from cifar_synth.gan import build_gan
 from cifar_synth.reporter import Reporter
@@ -198,3 +200,16 @@ def test_init_from_on_a_run_that_resumes_says_so_and_still_checks_the_path(real_
         " ".join(result.output.split())
     assert_user_error(CliRunner().invoke(app, [*command, "--epochs", "3", "--init-from", str(tmp_path / "nope")]),
                       "no such run directory")
+
+
+def test_snapshots_are_kept_every_n_steps_and_at_the_budget_and_trimmed_to_the_record(real_tree, tmp_path):
+    runs = tmp_path / "runs"
+    command = ["train", "--class", "shared", "--data", str(real_tree), "--runs", str(runs), *TINY_GAN_CLI]
+    assert CliRunner().invoke(app, [*command, "--steps", "25", "--shared-steps", "25",
+                                    "--snapshot-every", "10"]).exit_code == 0
+    paths = RunPaths(runs / "shared")  # 18 steps an epoch: snapshots at the epochs that cross 10 and 20, and 25
+    assert paths.snapshot_steps() == [18, 25]
+    assert (paths.snapshot(25)).read_bytes() == paths.generator.read_bytes()
+    record = read_record(paths.root)
+    trim_to_record(paths.root, replace(record, steps=18))
+    assert paths.snapshot_steps() == [18]

@@ -73,6 +73,9 @@ def train_command(
     validation_fraction: Annotated[float, typer.Option(
         help="Share of each class's training images held out as the validation slice, never trained on (where "
              "snapshots and recipes are compared); 0 trains on all.")] = TRAIN_DEFAULTS.validation_fraction,
+    snapshot_every: Annotated[int, typer.Option(
+        help="Keep the generator every N steps and at the end of the budget, for `cifar-synth select`; 0 keeps "
+             "none.")] = TRAIN_DEFAULTS.snapshot_every,
     include_test: Annotated[bool, typer.Option(
         help="Also train on the test split (evaluation on it is then no longer honest).")] = False,
     fresh: Annotated[bool, typer.Option(help="Start over instead of resuming an existing run.")] = False,
@@ -113,6 +116,7 @@ def train_command(
     )
     options = TrainOptions(epochs=epochs, steps=steps, shared_steps=shared_steps, minutes=minutes,
                            budget_clock=budget_clock, seed=seed, validation_fraction=validation_fraction,
+                           snapshot_every=snapshot_every,
                            sample_every=sample_every, include_test=include_test, fresh=fresh, tensorboard=tensorboard,
                            guide=str(guide) if guide is not None else None, init_from=init_from)
     executor_options = ExecutorOptions(
