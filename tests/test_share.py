@@ -16,7 +16,7 @@ import cifar_synth
 from cifar_synth.card import render_card, update_card
 from cifar_synth.cli import app
 from cifar_synth.classes import CLASS_NAMES
-from cifar_synth.exporter import first_images
+from cifar_synth.sampling import first_images
 from cifar_synth.report import ClassifierResult, Diversity, FeatureMetrics, Headline, Recognizability, Report
 from cifar_synth.reporter import Reporter
 from cifar_synth.synthetic import load_synthetic
