@@ -198,14 +198,17 @@ def _start_text(entry: dict, config: dict) -> str:
 def _trained_text(trained: dict | None) -> str:
     if not trained:
         return "not recorded"
-    return f"{trained['steps']:,} steps, {trained['epochs']} epoch{'' if trained['epochs'] == 1 else 's'}, " \
-           f"{trained['images_seen']:,} images seen"
+    return f"{trained['steps']:,} steps, {_plural(trained['epochs'], 'epoch')}, {trained['images_seen']:,} images seen"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _budget_text(training: dict) -> str:
     minutes = training.get("minutes")
     return ", ".join(part for part in (
-        f"{training['epochs']} epochs" if training.get("epochs") is not None else "",
+        _plural(training["epochs"], "epoch") if training.get("epochs") is not None else "",
         f"{training['steps']:,} steps" if training.get("steps") is not None else "",
         f"{minutes:g} min ({training.get('budget_clock', 'wall')} clock)" if minutes is not None else "",
         f"seed {training['seed']}" if training.get("seed") is not None else "") if part) or "–"

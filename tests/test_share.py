@@ -259,7 +259,7 @@ def test_the_card_says_how_each_generator_was_made(shared_start_export):
     card = " ".join((shared_start_export / "README.md").read_text().split())
     assert meta_license(shared_start_export) == "cc-by-4.0"
     row = "| dog | the shared start after its epoch 1 (20 steps, 160 images seen) | 2 steps, 1 epoch, 16 images seen " \
-          "| 1 epochs, seed 0 | 16 of its class |"
+          "| 1 epoch, seed 0 | 16 of its class |"
     assert f"{row} no |" in card or f"{row} not recorded |" in card  # "no" once training records saw_test_split
     assert "trained first on 160 real training images of all ten classes together" in card
     assert "horizontal flips of the real images off" in card
