@@ -6,22 +6,30 @@ shows the sample sheet and, once `cifar-synth evaluate` has scored the export (`
 """
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path
+from cifar_synth.formats import FORMATS
 from cifar_synth.formats.parquet import DATA_DIR
 from cifar_synth.report import Report, number, percent
 from cifar_synth.sheet import save_sample_sheet
+from cifar_synth.synthetic import MANIFEST, read_manifest
 
 CARD_FILE = "README.md"
 SAMPLES_FILE = "samples.png"
+LICENSES = ("unknown", "other")  # the Hub's words for no licence identifier
+_LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")  # SPDX-like, lower case as the Hub writes them: cc-by-4.0, mit
+_LICENSE_HEADING = "## License"
 _RECIPE_FIELDS = (("loss", "loss"), ("latent_dim", "latent size"), ("g_width", "generator width"),
                   ("d_width", "discriminator width"), ("batch_size", "batch size"), ("g_learning_rate", "G lr"),
                   ("d_learning_rate", "D lr"), ("augment", "DiffAugment"), ("ema_decay", "EMA decay"),
+                  ("flip", "horizontal flips of the real images"), ("guidance", "classifier guidance"),
                   ("precision", "precision"))
 
 
@@ -39,8 +47,6 @@ def update_card(export_dir: str | Path, report: Report) -> bool:
     changing nothing, when `export_dir` is not an export with a card (a single file, another tool's folder, an export
     of format version 1).
     """
-    from cifar_synth.synthetic import MANIFEST
-
     export_dir = Path(export_dir)
     if not (export_dir.is_dir() and (export_dir / CARD_FILE).is_file() and (export_dir / MANIFEST).is_file()):
         return False
@@ -51,7 +57,33 @@ def update_card(export_dir: str | Path, report: Report) -> bool:
 
 def render_card(manifest: dict, report: Report | None = None) -> str:
     """The card's Markdown: front matter, then what the data is, how it was made, how good it is, how to load it."""
-    return "\n".join([_front_matter(manifest), _body(manifest), _quality(manifest, report), _files(manifest)])
+    return "\n".join([_front_matter(manifest), _body(manifest), _quality(manifest, report), _files(manifest),
+                      _license(manifest)])
+
+
+def checked_license(license_id: str) -> str:
+    """`license_id` as the card's front matter takes it (lower case), or a `UserError` (`--license`)."""
+    license_id = license_id.strip().lower()
+    if not _LICENSE_ID.fullmatch(license_id):
+        raise UserError(f"--license must be a licence identifier such as cc-by-4.0 or mit, or one of "
+                        f"{', '.join(LICENSES)}; got {license_id!r}")
+    return license_id
+
+
+def set_license(export_dir: str | Path, license_id: str) -> None:
+    """Give the export at `export_dir` the licence `license_id`: in its manifest, its card's front matter and its
+    card's licence section; the rest of the card, evaluation figures included, stays as it is."""
+    export_dir = Path(export_dir)
+    manifest = {**read_manifest(export_dir), "license": checked_license(license_id)}
+    card = re.sub(r"^license: .*$", f"license: {manifest['license']}", (export_dir / CARD_FILE).read_text(),
+                  count=1, flags=re.MULTILINE)
+    before, heading, after = card.partition(_LICENSE_HEADING)
+    if heading:
+        card = before + _license(manifest) + (after[after.find("\n## ") + 1:] if "\n## " in after else "")
+    else:  # a card written before cards had a licence section
+        card = card.rstrip("\n") + "\n\n" + _license(manifest)
+    _write(export_dir / CARD_FILE, card)
+    _write(export_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
 def _write(path: Path, text: str) -> None:
@@ -63,7 +95,8 @@ def _write(path: Path, text: str) -> None:
 
 def _front_matter(manifest: dict) -> str:
     total = manifest["splits"]["train"]["num_examples"]
-    lines = ["---", f"pretty_name: {_quoted(_title(manifest))}", "license: unknown",
+    lines = ["---", f"pretty_name: {_quoted(_title(manifest))}",
+             f"license: {manifest.get('license', 'unknown')}",
              "task_categories:", "- image-classification", "tags:", "- synthetic", "- cifar10", "- gan",
              "- image", "size_categories:", f"- {_size_category(total)}"]
     if "parquet" in manifest["formats"]:
@@ -104,7 +137,7 @@ def _body(manifest: dict) -> str:
         f"# {_title(manifest)}", "",
         f"{total:,} synthetic 32×32 colour images of {len(classes)} CIFAR-10 "
         f"{'class' if len(classes) == 1 else 'classes'} ({names}), {manifest['count_per_class']:,} per class, "
-        "each drawn from a generator (a DCGAN) trained on the real CIFAR-10 training images of its class alone. "
+        "each drawn from a generator (a DCGAN) of its class, trained as *How it was made* says. "
         "None of them is a photograph. Labels are the class whose generator drew the image"
         + (", kept only when a real-trained classifier agreed (see Filter)." if filtered else "."), "",
         "Made with `cifar-synth export`; `manifest.json` beside this card records everything needed to regenerate "
@@ -114,6 +147,7 @@ def _body(manifest: dict) -> str:
         f"![Sample sheet: one row of images per class]({SAMPLES_FILE})", "",
         "## How it was made", "",
         _generators_table(classes), "",
+        *_shared_start_text(classes),
         f"- **Latents:** seed {manifest['seed']}, generator batch size {manifest['batch_size']}; "
         f"{manifest['latents']}.",
         f"- **Filter:** {_filter_text(manifest)}",
@@ -123,30 +157,92 @@ def _body(manifest: dict) -> str:
 
 
 def _generators_table(classes: list[dict]) -> str:
-    """Per class: recipe, training budget, real images, generator checksum; a recipe shared by all is said once."""
+    """Per class: recipe, where training started, what it trained, its budget, its real images, whether it saw the
+    test split, the generator's checksum; a recipe shared by all is said once."""
     configs = [entry.get("run_config") or {} for entry in classes]
     recipes = [_recipe(config.get("gan") or {}) for config in configs]
     shared = len(set(recipes)) == 1
     rows = [f"Recipe of every generator: {recipes[0] or 'not recorded'}.", ""] if shared else []
-    rows += [f"| class |{'' if shared else ' recipe |'} training budget | real training images | generator sha256 |",
-             f"|---|{'' if shared else '---|'}---|---|---|"]
+    rows += [f"| class |{'' if shared else ' recipe |'} started from | trained | budget | real training images "
+             "| saw the test split | generator sha256 |",
+             f"|---|{'' if shared else '---|'}---|---|---|---|---|---|"]
     for entry, config, recipe in zip(classes, configs, recipes):
-        training = config.get("training") or {}
-        budget = ", ".join(part for part in (
-            f"{training['epochs']} epochs" if training.get("epochs") is not None else "",
-            f"{training['minutes']:g} min" if training.get("minutes") is not None else "",
-            f"seed {training['seed']}" if training.get("seed") is not None else "") if part)
-        images = f"{config['train_images']:,}" if isinstance(config.get("train_images"), int) else "–"
-        recipe_cell = "" if shared else f" {recipe or '–'} |"
-        rows.append(f"| {entry['name']} |{recipe_cell} {budget or '–'} | {images} | "
-                    f"`{entry['generator']['sha256'][:12]}` |")
+        cells = [entry["name"], *([] if shared else [recipe or "–"]), _start_text(entry, config),
+                 _trained_text(entry.get("trained")), _budget_text(config.get("training") or {}),
+                 _real_images_text(config), _test_split_text(config), f"`{entry['generator']['sha256'][:12]}`"]
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
 def _recipe(gan: dict) -> str:
-    return ", ".join(f"{title} {gan[key]}" for key, title in _RECIPE_FIELDS if gan.get(key) not in (None, ""))
+    parts = []
+    for key, title in _RECIPE_FIELDS:
+        value = gan.get(key)
+        if value in (None, "") or (key == "guidance" and not value):
+            continue
+        parts.append(f"{title} {'on' if value else 'off'}" if isinstance(value, bool) else f"{title} {value}")
+    return ", ".join(parts)
 
 
+def _start_text(entry: dict, config: dict) -> str:
+    """Where the class's training started: random weights, the shared start or another run (as far as recorded)."""
+    start = entry.get("started_from")
+    if start is None:
+        init_from = (config.get("training") or {}).get("init_from")
+        return "random weights" if config and init_from is None else "not recorded"
+    steps = f"{start['steps']:,} steps, " if start.get("steps") is not None else ""
+    after = f"epoch {start['epoch']} ({steps}{start['images_seen']:,} images seen)"
+    return f"the shared start after its {after}" if start.get("shared_start") else f"run `{start['run']}` after its {after}"
+
+
+def _trained_text(trained: dict | None) -> str:
+    if not trained:
+        return "not recorded"
+    return f"{trained['steps']:,} steps, {_plural(trained['epochs'], 'epoch')}, {trained['images_seen']:,} images seen"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _budget_text(training: dict) -> str:
+    minutes = training.get("minutes")
+    return ", ".join(part for part in (
+        _plural(training["epochs"], "epoch") if training.get("epochs") is not None else "",
+        f"{training['steps']:,} steps" if training.get("steps") is not None else "",
+        f"{minutes:g} min ({training.get('budget_clock', 'wall')} clock)" if minutes is not None else "",
+        f"seed {training['seed']}" if training.get("seed") is not None else "") if part) or "–"
+
+
+def _real_images_text(config: dict) -> str:
+    images = config.get("train_images")
+    text = f"{images:,} of its class" if isinstance(images, int) else "–"
+    validation = config.get("validation")
+    if isinstance(validation, dict) and validation.get("per_class") is not None:
+        text += f"; {validation['per_class']:,} more held out for validation, never trained on"
+    return text
+
+
+def _test_split_text(config: dict) -> str:
+    """Whether the generator saw CIFAR-10's test split; runs made before `saw_test_split` was recorded say so only
+    when their settings show it (`include_test`), since a resume or a start from another run could hide it."""
+    saw = config.get("saw_test_split")
+    if saw is not None:
+        return "yes" if saw else "no"
+    return "yes" if (config.get("training") or {}).get("include_test") else "not recorded"
+
+
+def _shared_start_text(classes: list[dict]) -> list[str]:
+    """A note on the shared start, for the classes that started from it: it saw every class's images."""
+    started = [entry for entry in classes if (entry.get("started_from") or {}).get("shared_start")]
+    if not started:
+        return []
+    images = {entry["started_from"].get("train_images") for entry in started}
+    seen = f"{images.pop():,} real training images" if len(images) == 1 and None not in images else \
+        "the real training images"
+    return [f"The shared start is one DCGAN trained first on {seen} of all ten classes together; "
+            f"{', '.join(entry['name'] for entry in started)} then trained from its weights on the images of "
+            f"{'its' if len(started) == 1 else 'their'} class alone (\"trained\" counts those steps only).", ""]
 def _filter_text(manifest: dict) -> str:
     method = manifest["filter"]
     if method["method"] == "none":
@@ -174,7 +270,7 @@ def _quality(manifest: dict, report: Report | None) -> str:
     head = report.headline
     lines += [
         f"Scored by `cifar-synth evaluate` ({report.created}): a CNN trained on {report.train_images_per_class} of "
-        "these images per class, tested on the 10,000 real CIFAR-10 test images.", "",
+        f"these images per class, tested on {_test_images_text(report)}.", "",
         "| figure | value |", "|---|---|",
         f"| CAS (accuracy on real test images of the CNN trained on this data) | {percent(head.cas)} |",
         f"| baseline (the same CNN trained on as many real images) | {percent(head.baseline_accuracy)} |",
@@ -193,7 +289,15 @@ def _quality(manifest: dict, report: Report | None) -> str:
     return "\n".join([*lines, ""])
 
 
-# --- files ----------------------------------------------------------------------------------------------------------
+def _test_images_text(report: Report) -> str:
+    """How many real test images the evaluation used, from its report (an evaluation may use part of the split)."""
+    counts = (report.real_data.get("counts") or {}).get("test")
+    if not counts:
+        return "real CIFAR-10 test images"
+    return f"the {sum(counts.values()):,} real CIFAR-10 test images of its data"
+
+
+# --- files and licence ---------------------------------------------------------------------------------------------
 
 def _files(manifest: dict) -> str:
     lines = ["## Loading it", ""]
@@ -205,12 +309,25 @@ def _files(manifest: dict) -> str:
     lines += ["| format | where | rows | bytes |", "|---|---|---|---|"]
     for fmt in manifest["formats"]:
         entries = [entry for entry in manifest["files"] if entry["format"] == fmt]
-        where = {"parquet": f"`{DATA_DIR}/train-*.parquet`", "csv": "`csv/train.csv`",
-                 "images": "`images/<class>/<index>.png`"}[fmt]
-        lines.append(f"| {fmt} | {where} | {sum(entry['rows'] for entry in entries):,} | "
+        lines.append(f"| {fmt} | {FORMATS[fmt].where} | {sum(entry['rows'] for entry in entries):,} | "
                      f"{sum(entry['bytes'] for entry in entries):,} |")
-    lines += ["", "Parquet: columns `img` (PNG bytes and a name `<class>/<index>.png`) and `label` (0–9 in CIFAR-10 "
-              "order: " + ", ".join(CLASS_NAMES) + "). `images/` is the class-folder tree that Keras' "
-              "`image_dataset_from_directory` and torchvision's `ImageFolder` read. The license is unknown, as that "
-              "of CIFAR-10, from whose images the generators learned.", ""]
+    lines += ["", " ".join(FORMATS[fmt].description for fmt in manifest["formats"]), ""]
     return "\n".join(lines)
+
+
+def _license(manifest: dict) -> str:
+    """The licence section: the identifier the export was given, and what is known of the source data's terms."""
+    license_id = manifest.get("license", "unknown")
+    lead = {
+        "unknown": "The licence of these images is unknown (`license: unknown`).",
+        "other": "These images are published under terms of their publisher's own (`license: other`), given with "
+                 "`--license other`.",
+    }.get(license_id, f"These images are published as `{license_id}`, the licence their publisher gave with "
+                      "`--license`; a publisher can license only what is theirs to license.")
+    source = ("The generators learned from CIFAR-10 (Krizhevsky, 2009), which its authors distribute at "
+              "https://www.cs.toronto.edu/~kriz/cifar.html with no licence file and no licence terms stated. Its "
+              "images are a labelled subset of the 80 Million Tiny Images collection, which was gathered "
+              "automatically from the web through image search engines and was withdrawn by its authors in 2020; "
+              "neither collection states that the photographs' rights holders licensed them. Whether rights in "
+              "those photographs extend to images a network generates after training on them is not settled.")
+    return "\n".join([_LICENSE_HEADING, "", lead, source, ""])

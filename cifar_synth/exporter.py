@@ -7,20 +7,17 @@ main thread while worker processes PNG-encode the previous batch, so both cores 
 recognises as their class are kept.
 
 Everything is written into a hidden staging folder beside the target, under the target's lock, and swapped into
-place only when whole (see `_swap_into_place`); staging folders that a killed export left behind are removed by the
-next export to the same target.
+place only when whole (`cifar_synth.files.staged_folder`); staging folders that a killed export left behind are
+removed by the next export to the same target. The manifest names no machine: paths are relative to the runs folder
+and host names are left out (`portable`), since `publish` uploads it.
 """
 
 import base64
 import contextlib
-import ctypes
-import errno
 import functools
-import glob
 import json
 import multiprocessing
 import os
-import shutil
 import signal
 import threading
 import time
@@ -34,26 +31,23 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from cifar_synth.baseline_cache import the_cached_cnn_classifier
-from cifar_synth.classes import CLASS_NAMES, parse_class_names
+from cifar_synth.card import checked_license, write_card
+from cifar_synth.classes import CLASS_NAMES, SHARED_START, parse_class_names
 from cifar_synth.errors import UserError
-from cifar_synth.files import make_temp_dir, sha256_file
-from cifar_synth.formats import FORMATS, Batch, Writer
-from cifar_synth.formats.csv import CsvWriter
-from cifar_synth.formats.images import ImagesWriter, encode_pngs
+from cifar_synth.files import clear_leftovers, sha256_file, staged_folder
+from cifar_synth.formats import FORMATS
+from cifar_synth.formats.base import Batch
+from cifar_synth.formats.images import encode_pngs
 from cifar_synth.formats.parquet import ParquetWriter
-from cifar_synth.images import IMAGE_SHAPE, to_uint8
 from cifar_synth.locks import hold
 from cifar_synth.provenance import package_versions
 from cifar_synth.reporter import Reporter
-from cifar_synth.runs import GENERATOR_FILE, RunPaths, trained_classes
+from cifar_synth.runs import GENERATOR_FILE, RunPaths, read_config, run_summary, trained_classes
+from cifar_synth.sampling import LATENT_RECIPE, generate, latent_batches, load_generator
 from cifar_synth.synthetic import FORMAT_VERSION, MANIFEST
 
 DEFAULT_BATCH_SIZE = 2048  # large batches run the generator near its FLOP bound (docs/benchmarks.md)
 SAMPLES_PER_CLASS = 10  # images of each class in the sample sheet
-LATENT_RECIPE = (
-    "latents of class `label` = numpy.random.default_rng([seed, label]).standard_normal((count, latent_dim), "
-    "dtype=numpy.float32); row i gives image i (drawn in batches, which yields the same rows for any batch size)"
-)
 FILTERED_LATENT_RECIPE = (
     "candidate latents of class `label` = numpy.random.default_rng([seed, label]).standard_normal((candidates, "
     "latent_dim), dtype=numpy.float32), with `candidates` from the class's filter entry; image k is the candidate at "
@@ -68,7 +62,6 @@ FILTER_RULE = (
     "probability is at least min_confidence; probabilities are the softmax of the logits averaged over the image and "
     "its mirror image (cifar_synth.classifier.make_predictor with test_time_flip)"
 )
-_WRITERS: dict[str, type[Writer]] = {"parquet": ParquetWriter, "images": ImagesWriter, "csv": CsvWriter}
 # PNG encoding runs in this many processes, each batch split between them; the generator uses the cores meanwhile.
 _ENCODERS = 2
 _BATCHES_IN_FLIGHT = 2  # generated batches waiting for their PNGs: bounds memory, keeps the encoders fed
@@ -81,7 +74,8 @@ class ExportOptions:
     `out` defaults to `datasets/synthetic/<name>`, and `name` to `<runs dir name>-seed<seed>`, plus
     `-filter<min_confidence>` when filtering. With `filter_by="classifier"`, only candidates that the Keras
     classifier at `classifier` (default: the evaluator's cached real-trained one) recognises as their class with
-    probability at least `min_confidence` (default 0.5) are kept; see `FILTER_RULE`.
+    probability at least `min_confidence` (default 0.5) are kept; see `FILTER_RULE`. `license` is the identifier the
+    dataset card gives the data (`cifar_synth.card.checked_license`; default "unknown", explained in the card).
     """
 
     runs_dir: Path = Path("runs")
@@ -96,9 +90,10 @@ class ExportOptions:
     filter_by: str = "none"
     classifier: Path | None = None
     min_confidence: float | None = None
+    license: str = "unknown"  # the card's licence identifier
 
     def validated(self) -> "ExportOptions":
-        """These options checked, with `formats` normalised and `min_confidence` and `out` filled in."""
+        """These options checked, with `formats` and `license` normalised and `min_confidence` and `out` filled in."""
         if self.count < 1:
             raise UserError(f"--count must be at least 1, got {self.count}")
         if self.batch_size < 1:
@@ -110,13 +105,14 @@ class ExportOptions:
         if unknown:
             raise UserError(f"unknown format {', '.join(map(repr, unknown))}; valid formats: {', '.join(FORMATS)}")
         min_confidence = self._checked_min_confidence()
+        license_id = checked_license(self.license)
         runs_dir = Path(self.runs_dir)
         out = self.out
         if out is None:
             suffix = f"-filter{min_confidence:g}" if self.filter_by == "classifier" else ""
             out = Path("datasets/synthetic") / (self.name or f"{runs_dir.resolve().name}-seed{self.seed}{suffix}")
         return replace(self, runs_dir=runs_dir, formats=formats, min_confidence=min_confidence, out=Path(out),
-                       classifier=None if self.classifier is None else Path(self.classifier))
+                       classifier=None if self.classifier is None else Path(self.classifier), license=license_id)
 
     def _checked_min_confidence(self) -> float | None:
         """The minimum confidence to use (None without a filter)."""
@@ -187,43 +183,37 @@ def accepted_candidates(class_entry: dict) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
-def first_images(runs_dir: Path, class_name: str, count: int, seed: int = 0) -> np.ndarray:
-    """The first `count` images an unfiltered export with `seed` holds for the class (uint8)."""
-    path = RunPaths(Path(runs_dir) / class_name).generator
-    generator, latent_dim = _load_generator(path)
-    latents = next(_latent_batches(seed, CLASS_NAMES.index(class_name), count, latent_dim, count))
-    return _generate(generator, latents, path)
-
-
 def export_dataset(options: ExportOptions = ExportOptions(), reporter: Reporter | None = None) -> ExportResult:
     """Write `options.count` images of each class to `options.out` in each format, with its card and manifest.
 
     Progress goes to `reporter`, and as warnings what killed exports left behind and this one cleared up.
     """
-    from cifar_synth.card import write_card
-
     options = options.validated()
     reporter = reporter or Reporter()
     classes = _resolve_classes(options.runs_dir, options.classes)
     out = options.out
     with hold(out, "export target"):
-        _clear_leftovers(out, reporter)
+        _report_leftovers(out, clear_leftovers(out, MANIFEST), reporter)
         _check_target(out, options.overwrite)
         image_filter = _make_filter(options)
-        staging = make_temp_dir(out.parent, _staging_prefix(out))
         try:
-            try:
+            with staged_folder(out) as staging:
                 manifest, samples = _write(staging, out.name, classes, options, image_filter, reporter)
                 write_card(staging, manifest, samples)
                 (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # last: marks it whole
-                _swap_into_place(staging, out)
-            except OSError as error:  # disk full, read-only file system: the user's to fix
-                raise UserError(f"writing {out} failed: {error.strerror or error} "
-                                f"({error.filename or staging}); {_kept(out, options.overwrite)}") from None
-        except BaseException:  # including Ctrl-C: leave neither a partial target nor the staging folder
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        except OSError as error:  # disk full, read-only file system: the user's to fix
+            raise UserError(f"writing {out} failed: {error.strerror or error} "
+                            f"({error.filename or staging}); {_kept(out, options.overwrite)}") from None
     return ExportResult(out, manifest)
+
+
+def _report_leftovers(out: Path, leftovers, reporter: Reporter) -> None:
+    if leftovers.restored:
+        reporter.warn(f"restored the previous export at {out}: an earlier --overwrite was killed while swapping it")
+    for leftover, size in leftovers.removed:
+        reporter.warn(f"removed {leftover} ({size / 1e6:.1f} MB), left by a killed export")
+    for leftover in leftovers.stuck:
+        reporter.warn(f"could not remove {leftover}, left by a killed export; delete it")
 
 
 def _kept(out: Path, overwrite: bool) -> str:
@@ -267,76 +257,6 @@ def _check_target(out: Path, overwrite: bool) -> None:
         raise UserError(f"refusing to replace {out}: it is not a cifar-synth export (no {MANIFEST})")
 
 
-# --- the swap, and what a killed export leaves behind --------------------------------------------------------------
-
-def _staging_prefix(out: Path) -> str:
-    return f".{out.name}.partial-"
-
-
-def _aside_prefix(out: Path) -> str:
-    return f".{out.name}.old-"
-
-
-def _beside(out: Path, prefix: str) -> list[Path]:
-    return list(out.parent.glob(glob.escape(prefix) + "*"))
-
-
-def _swap_into_place(staging: Path, out: Path) -> None:
-    """Make the whole export in `staging` the one at `out`; at no instant is `out` partial or both exports lost.
-
-    Where the system can exchange two directories atomically (Linux renameat2), `out` always holds one whole
-    export, and after the exchange `staging` holds the old one until it is deleted. Elsewhere the old export is
-    renamed aside first: a kill between the two renames leaves `out` missing and the old export whole beside it,
-    which the next export puts back (`_clear_leftovers`).
-    """
-    if not out.exists():
-        os.rename(staging, out)
-    elif _exchange(staging, out):
-        shutil.rmtree(staging, ignore_errors=True)  # the new export is in place; the next export removes what stays
-    else:
-        aside = out.parent / (_aside_prefix(out) + staging.name[len(_staging_prefix(out)):])
-        os.rename(out, aside)
-        try:
-            os.rename(staging, out)
-        except BaseException:
-            os.rename(aside, out)
-            raise
-        shutil.rmtree(aside, ignore_errors=True)
-
-
-def _exchange(first: Path, second: Path) -> bool:
-    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:  # not glibc ≥ 2.28: macOS, musl
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a kernel or file system without the exchange
-        return False
-    raise OSError(code, os.strerror(code), str(second))
-
-
-def _clear_leftovers(out: Path, reporter: Reporter) -> None:
-    """Undo what killed exports to `out` left beside it. Called under `out`'s lock, so their writers are gone.
-
-    An export set aside by an interrupted swap comes back when `out` is missing; staging folders (partial exports,
-    or an old one swapped out but not yet deleted) are removed, saying how much space that frees.
-    """
-    asides = sorted(_beside(out, _aside_prefix(out)), key=lambda path: path.stat().st_mtime)
-    if asides and not out.exists() and (asides[-1] / MANIFEST).is_file():
-        os.rename(asides.pop(), out)
-        reporter.warn(f"restored the previous export at {out}: an earlier --overwrite was killed while swapping it")
-    for leftover in [*asides, *_beside(out, _staging_prefix(out))]:
-        size = sum(file.stat().st_size for file in leftover.rglob("*") if file.is_file())
-        shutil.rmtree(leftover, ignore_errors=True)
-        if leftover.exists():
-            reporter.warn(f"could not remove {leftover}, left by a killed export; delete it")
-        else:
-            reporter.warn(f"removed {leftover} ({size / 1e6:.1f} MB), left by a killed export")
-
-
 # --- generating, encoding and writing -------------------------------------------------------------------------------
 
 def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
@@ -345,7 +265,7 @@ def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
     total = options.count * len(classes)
     class_entries, samples = [], []
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(_WRITERS[fmt](staging, total)) for fmt in options.formats]
+        writers = [stack.enter_context(FORMATS[fmt].writer(staging, total)) for fmt in options.formats]
         encoders = stack.enter_context(_encoders()) if any(writer.needs_png for writer in writers) else None
         progress = stack.enter_context(_progress(reporter))
         task = progress.add_task("exporting", total=total)
@@ -355,7 +275,7 @@ def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
             label = CLASS_NAMES.index(class_name)
             generator_path = RunPaths(options.runs_dir / class_name).generator
             progress.update(task, description=f"loading {class_name}")
-            generator, latent_dim = _load_generator(generator_path)
+            generator, latent_dim = load_generator(generator_path)
             progress.update(task, description=class_name)
             decisions, class_samples = [], []
             batches = _class_batches(label, generator, generator_path, latent_dim, options, image_filter, decisions)
@@ -365,10 +285,11 @@ def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
                 class_samples.append(batch.images[:SAMPLES_PER_CLASS])
                 progress.advance(task, len(batch.names))
             del generator  # one generator in memory at a time
-            class_entries.append(_class_entry(class_name, generator_path, latent_dim, options, image_filter,
+            class_entries.append(_class_entry(class_name, latent_dim, options, image_filter,
                                               decisions))  # first: it fails on a class the filter left short
             samples.append(np.concatenate(class_samples)[:SAMPLES_PER_CLASS])
         files = [entry for writer in writers for entry in writer.finish()]
+        parquet_bytes = {"num_bytes": writer.num_bytes for writer in writers if isinstance(writer, ParquetWriter)}
     manifest = {
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -380,12 +301,11 @@ def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
         "classes": class_entries,
         "formats": list(options.formats),
         "files": files,
-        "splits": {"train": {"num_examples": total,
-                             **{"num_bytes": writer.num_bytes for writer in writers
-                                if isinstance(writer, ParquetWriter)}}},
+        "splits": {"train": {"num_examples": total, **parquet_bytes}},
+        "license": options.license,
         "versions": package_versions(),
     }
-    return manifest, samples
+    return portable(manifest, options.runs_dir), samples
 
 
 def _class_batches(label: int, generator, generator_path: Path, latent_dim: int, options: ExportOptions,
@@ -397,8 +317,8 @@ def _class_batches(label: int, generator, generator_path: Path, latent_dim: int,
     limit = count if image_filter is None else count * MAX_CANDIDATES_PER_IMAGE
     width = max(5, len(str(count - 1)))
     written = 0
-    for latents in _latent_batches(options.seed, label, limit, latent_dim, options.batch_size):
-        images = _generate(generator, latents, generator_path)
+    for latents in latent_batches(options.seed, label, limit, latent_dim, options.batch_size):
+        images = generate(generator, latents, generator_path)
         keep = np.ones(len(images), bool) if image_filter is None else image_filter.accepts(images, label)
         kept = np.flatnonzero(keep)
         if len(kept) >= count - written:  # the class is complete: later candidates are not examined
@@ -457,16 +377,39 @@ def _exit_when_orphaned(parent: int) -> None:
     os._exit(1)
 
 
-def _class_entry(class_name: str, generator_path: Path, latent_dim: int, options: ExportOptions,
-                 image_filter: ClassifierFilter | None, decisions: list[np.ndarray]) -> dict:
+def _class_entry(class_name: str, latent_dim: int, options: ExportOptions, image_filter: ClassifierFilter | None,
+                 decisions: list[np.ndarray]) -> dict:
+    """The manifest's entry of a class: its generator, how it was trained (the run's config.json, how far it trained
+    and the run it started from) and, when filtered, the filter's decisions."""
+    paths = RunPaths(options.runs_dir / class_name)
+    config = _read_run_config(paths)
+    summary = run_summary(paths.root)
     entry = {
         "name": class_name, "label": CLASS_NAMES.index(class_name), "count": options.count, "latent_dim": latent_dim,
-        "generator": {"path": str(generator_path), "sha256": sha256_file(generator_path)},
-        "run_config": _read_run_config(RunPaths(options.runs_dir / class_name).config),
+        "generator": {"path": paths.generator.relative_to(options.runs_dir).as_posix(),
+                      "sha256": sha256_file(paths.generator)},
+        "run_config": config,
+        "trained": None if summary is None else {"steps": summary.steps, "images_seen": summary.images_seen,
+                                                 "epochs": summary.epochs},
+        "started_from": _started_from(config),
     }
     if image_filter is not None:
         entry["filter"] = _filter_entry(class_name, np.concatenate(decisions), options.count, image_filter)
     return entry
+
+
+def _started_from(config: dict | None) -> dict | None:
+    """The run whose weights this run started from (the first session's `started_from`), with how many images that
+    run trained on and how many steps it had taken, from its own config.json when it is still readable."""
+    start = next((session["started_from"] for session in (config or {}).get("sessions", [])
+                  if isinstance(session, dict) and "started_from" in session), None)
+    if start is None:
+        return None
+    source = _read_run_config(RunPaths(start["run"])) or {}
+    batch_size = (source.get("gan") or {}).get("batch_size")
+    return {**start, "shared_start": Path(start["run"]).name == SHARED_START,
+            "train_images": source.get("train_images"),
+            "steps": start["images_seen"] // batch_size if batch_size else None}
 
 
 def _filter_entry(class_name: str, decisions: np.ndarray, count: int, image_filter: ClassifierFilter) -> dict:
@@ -490,42 +433,37 @@ def _progress(reporter: Reporter) -> Progress:
     )
 
 
-def _load_model(path: Path, what: str):
-    import keras
-
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for a corrupt or foreign file
-        raise UserError(f"cannot load {what} {path}: {error}") from None
-
-
-def _load_generator(path: Path):
-    """The Keras generator at `path` and its latent size."""
-    generator = _load_model(path, "generator")
-    shape = getattr(generator, "input_shape", None)
-    if not (isinstance(shape, tuple) and len(shape) == 2 and isinstance(shape[1], int)):
-        raise UserError(f"{path}: expected a generator with one input of shape (batch, latent_dim), got {shape}")
-    return generator, shape[1]
-
-
-def _latent_batches(seed: int, label: int, count: int, latent_dim: int, batch_size: int) -> Iterator[np.ndarray]:
-    """The latents in batches; numpy's Generator draws sequentially, so the rows do not depend on batch_size."""
-    rng = np.random.default_rng([seed, label])
-    for start in range(0, count, batch_size):
-        yield rng.standard_normal((min(batch_size, count - start), latent_dim), dtype=np.float32)
-
-
-def _generate(generator, latents: np.ndarray, path: Path) -> np.ndarray:
-    output = np.asarray(generator(latents, training=False))
-    if output.shape[1:] != IMAGE_SHAPE:
-        raise UserError(f"{path}: generator output has shape {output.shape[1:]}, expected {IMAGE_SHAPE}")
-    return to_uint8(output)
-
-
-def _read_run_config(path: Path) -> dict | None:
-    if not path.is_file():
+def _read_run_config(paths: RunPaths) -> dict | None:
+    if not paths.config.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        return read_config(paths.root)
     except (OSError, ValueError) as error:
-        raise UserError(f"{path} is not valid JSON: {error}") from None
+        raise UserError(f"{paths.config} is not valid JSON: {error}") from None
+
+
+# --- a manifest that names no machine -------------------------------------------------------------------------------
+
+def portable(manifest: dict, runs_dir: Path) -> dict:
+    """`manifest` with every "host" key left out and every absolute path made relative to `runs_dir`, or, for a path
+    outside it, cut to its last part; the manifest's `paths` entry says so and lists where."""
+    outside: list[str] = []
+    clean = _portable(manifest, Path(runs_dir).resolve(), "", outside)
+    clean["paths"] = {"relative_to": "the runs folder the generators were exported from",
+                      "outside_it_reduced_to_name": outside}
+    return clean
+
+
+def _portable(value, runs_root: Path, where: str, outside: list[str]):
+    if isinstance(value, dict):
+        return {key: _portable(item, runs_root, f"{where}.{key}".lstrip("."), outside)
+                for key, item in value.items() if key != "host"}
+    if isinstance(value, list):
+        return [_portable(item, runs_root, f"{where}[{index}]", outside) for index, item in enumerate(value)]
+    if not (isinstance(value, str) and os.path.isabs(value)):
+        return value
+    path = Path(value).resolve()
+    if path.is_relative_to(runs_root):
+        return path.relative_to(runs_root).as_posix()
+    outside.append(where)
+    return path.name

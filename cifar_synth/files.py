@@ -2,6 +2,8 @@
 
 - `atomic_path` / `write_json_atomic`: a reader (or an interrupted run) never sees a half-written file.
 - `make_temp_dir`: a staging folder beside a target, with the permissions a plain `mkdir` would give it.
+- `staged_folder` / `clear_leftovers`: a folder (an export) written beside its target and swapped into place only
+  when whole, so that no reader and no kill ever sees a partial one; and undoing what a killed writer left behind.
 - `sha256_file`: the checksum every manifest and record uses.
 
 `tempfile.mkstemp`/`mkdtemp` create 0600 files and 0700 folders whatever the umask; on a shared machine that would
@@ -9,11 +11,16 @@ hide runs and exports from the rest of the team, so everything made here is chmo
 """
 
 import contextlib
+import ctypes
+import errno
+import glob
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from cifar_synth.errors import UserError
@@ -89,3 +96,101 @@ def sha256_file(path: str | Path) -> str:
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror or error}") from None
     return digest.hexdigest()
+
+
+# --- a folder replaced whole ------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """Yield a new hidden folder beside `target` to write into; when the block succeeds it becomes `target`
+    (`swap_into_place`), and on any exception, Ctrl-C included, it is deleted and `target` is left as it was.
+
+    Hold a lock on `target` around this, and call `clear_leftovers` under it first.
+    """
+    staging = make_temp_dir(target.parent, _staging_prefix(target))
+    try:
+        yield staging
+        swap_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def swap_into_place(staging: Path, target: Path) -> None:
+    """Make the whole folder `staging` the one at `target`; at no instant is `target` partial or both folders lost.
+
+    Where the system can exchange two directories atomically (Linux renameat2), `target` always holds one whole
+    folder, and after the exchange `staging` holds the old one until it is deleted. Elsewhere the old folder is
+    renamed aside first: a kill between the two renames leaves `target` missing and the old folder whole beside it,
+    which `clear_leftovers` puts back.
+    """
+    if not target.exists():
+        os.rename(staging, target)
+    elif _exchange(staging, target):
+        shutil.rmtree(staging, ignore_errors=True)  # the new folder is in place; `clear_leftovers` removes what stays
+    else:
+        aside = target.parent / (_aside_prefix(target) + staging.name[len(_staging_prefix(target)):])
+        os.rename(target, aside)
+        try:
+            os.rename(staging, target)
+        except BaseException:
+            os.rename(aside, target)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What `clear_leftovers` found beside a target."""
+
+    restored: bool  # the old folder, set aside by an interrupted swap, was put back at the missing target
+    removed: list[tuple[Path, int]]  # (folder, bytes it held) of each staging or set-aside folder deleted
+    stuck: list[Path]  # those that could not be deleted
+
+
+def clear_leftovers(target: Path, complete_marker: str) -> Leftovers:
+    """Undo what killed writers of `target` left beside it. Call it under `target`'s lock, so they are gone.
+
+    A folder set aside by an interrupted swap comes back when `target` is missing and the folder holds
+    `complete_marker` (the file its writer wrote last); staging folders (partial ones, or an old one swapped out but
+    not yet deleted) and other set-aside folders are removed.
+    """
+    asides = sorted(_beside(target, _aside_prefix(target)), key=lambda path: path.stat().st_mtime)
+    restored = bool(asides) and not target.exists() and (asides[-1] / complete_marker).is_file()
+    if restored:
+        os.rename(asides.pop(), target)
+    removed, stuck = [], []
+    for leftover in [*asides, *_beside(target, _staging_prefix(target))]:
+        size = sum(file.stat().st_size for file in leftover.rglob("*") if file.is_file())
+        shutil.rmtree(leftover, ignore_errors=True)
+        if leftover.exists():
+            stuck.append(leftover)
+        else:
+            removed.append((leftover, size))
+    return Leftovers(restored, removed, stuck)
+
+
+def _staging_prefix(target: Path) -> str:
+    return f".{target.name}.partial-"
+
+
+def _aside_prefix(target: Path) -> str:
+    return f".{target.name}.old-"
+
+
+def _beside(target: Path, prefix: str) -> list[Path]:
+    return list(target.parent.glob(glob.escape(prefix) + "*"))
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # not glibc ≥ 2.28: macOS, musl
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a kernel or file system without the exchange
+        return False
+    raise OSError(code, os.strerror(code), str(second))

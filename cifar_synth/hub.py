@@ -3,15 +3,18 @@
 import re
 from pathlib import Path
 
-from cifar_synth.card import CARD_FILE
+from cifar_synth.card import CARD_FILE, checked_license, set_license
 from cifar_synth.errors import UserError
 from cifar_synth.synthetic import MANIFEST, read_manifest
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def publish_export(export_dir: str | Path, repo: str, private: bool = False) -> str:
+def publish_export(export_dir: str | Path, repo: str, private: bool = False, license_id: str | None = None) -> str:
     """Create the dataset repository `repo` ("user/name") if needed and upload the export to it; returns its URL.
+
+    With `license_id` the export is first given that licence (`cifar_synth.card.set_license`: its card and manifest,
+    in the folder as on the Hub).
 
     The token is the usual Hugging Face one: `HF_TOKEN`, or the one `hf auth login` saved. The upload is
     huggingface_hub's `upload_folder`, which commits large folders in several parts and, run again after an
@@ -21,6 +24,8 @@ def publish_export(export_dir: str | Path, repo: str, private: bool = False) -> 
     _check_export(export_dir)
     if not _REPO_ID.fullmatch(repo):
         raise UserError(f"--repo must look like USER/NAME, got {repo!r}")
+    if license_id is not None:
+        license_id = checked_license(license_id)
     try:
         from huggingface_hub import HfApi, get_token
     except ImportError:
@@ -29,6 +34,8 @@ def publish_export(export_dir: str | Path, repo: str, private: bool = False) -> 
     if token is None:
         raise UserError("no Hugging Face token: set HF_TOKEN or run `hf auth login`, then publish again")
     api = HfApi(token=token)
+    if license_id is not None:
+        set_license(export_dir, license_id)
     manifest = read_manifest(export_dir)
     try:
         url = api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)

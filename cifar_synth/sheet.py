@@ -41,8 +41,8 @@ def sample_rows(source: str | Path, per_class: int = 10, seed: int = 0) -> list[
     """(class name, images) rows from a runs directory (its generators draw the export's first images for `seed`)
     or from anything `load_synthetic` reads (an export, a data file, a class-folder tree: its first images)."""
     from cifar_synth.classes import CLASS_NAMES
-    from cifar_synth.exporter import first_images
     from cifar_synth.runs import trained_classes
+    from cifar_synth.sampling import first_images
     from cifar_synth.synthetic import load_synthetic
 
     source = Path(source)

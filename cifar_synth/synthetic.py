@@ -9,13 +9,13 @@ from pathlib import Path
 
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
-from cifar_synth.formats import FORMATS, csv, images, parquet
+from cifar_synth.formats import FORMATS
+from cifar_synth.formats.images import IMAGES_DIR
 from cifar_synth.images import LabeledImages
 
 # 2: the Hugging Face dataset repository layout (README.md card, Parquet in data/); 1 kept Parquet in parquet/.
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-_FORMATS = {"parquet": parquet, "images": images, "csv": csv}
 
 
 def load_synthetic(path: str | Path) -> LabeledImages:
@@ -24,7 +24,7 @@ def load_synthetic(path: str | Path) -> LabeledImages:
     if not path.exists():
         raise UserError(f"{path} does not exist")
     fmt, sources = _locate(path)
-    data = _FORMATS[fmt].read(sources)
+    data = FORMATS[fmt].read(sources)
     if len(data) == 0:
         raise UserError(f"{path} holds no images")
     if data.labels.min() < 0 or data.labels.max() >= len(CLASS_NAMES):
@@ -66,7 +66,7 @@ def _locate(path: Path) -> tuple[str, list[Path]]:
     if (path / MANIFEST).is_file():
         return _locate_from_manifest(path)
     for fmt in FORMATS:
-        sources = _FORMATS[fmt].find(path)
+        sources = FORMATS[fmt].find(path)
         if sources:
             return fmt, sources
     raise UserError(
@@ -89,5 +89,5 @@ def _locate_from_manifest(path: Path) -> tuple[str, list[Path]]:
     if missing:
         raise UserError(f"{path} is incomplete: {', '.join(missing)} listed in {MANIFEST} but missing")
     if fmt == "images":
-        sources = [path / images.IMAGES_DIR]
+        sources = [path / IMAGES_DIR]
     return fmt, sources

@@ -15,7 +15,7 @@ import pytest
 from conftest import assert_user_error, leftovers, python_env, visible
 from conftest import run_export as export
 
-from cifar_synth import exporter
+from cifar_synth import files
 from cifar_synth.formats.parquet import ParquetWriter
 
 
@@ -72,7 +72,7 @@ def test_read_only_target_folder_is_one_line_naming_it(runs, tmp_path, monkeypat
 def test_an_exception_between_the_two_renames_puts_the_old_export_back(runs, old_export, monkeypatch):
     """Where directories cannot be exchanged atomically, the old export is renamed aside first."""
     out, before = old_export
-    monkeypatch.setattr(exporter, "_exchange", lambda first, second: False)
+    monkeypatch.setattr(files, "_exchange", lambda first, second: False)
     rename = os.rename
 
     def interrupted(source, destination):
@@ -80,14 +80,14 @@ def test_an_exception_between_the_two_renames_puts_the_old_export_back(runs, old
             raise KeyboardInterrupt
         rename(source, destination)
 
-    monkeypatch.setattr(exporter.os, "rename", interrupted)
+    monkeypatch.setattr(files.os, "rename", interrupted)
     assert export(runs, out, "--class", "dog", "--seed", "1", "--overwrite").exit_code == 130
     assert snapshot(out) == before and leftovers(out.parent) == []
 
 
 def test_the_fallback_swap_replaces_the_export(runs, old_export, tmp_path, monkeypatch):
     out, before = old_export
-    monkeypatch.setattr(exporter, "_exchange", lambda first, second: False)
+    monkeypatch.setattr(files, "_exchange", lambda first, second: False)
     assert export(runs, out, "--class", "dog", "--seed", "1", "--overwrite").exit_code == 0
     assert snapshot(out) != before and leftovers(out.parent) == []
 

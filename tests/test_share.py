@@ -16,7 +16,7 @@ import cifar_synth
 from cifar_synth.card import render_card, update_card
 from cifar_synth.cli import app
 from cifar_synth.classes import CLASS_NAMES
-from cifar_synth.exporter import first_images
+from cifar_synth.sampling import first_images
 from cifar_synth.report import ClassifierResult, Diversity, FeatureMetrics, Headline, Recognizability, Report
 from cifar_synth.reporter import Reporter
 from cifar_synth.synthetic import load_synthetic
@@ -101,6 +101,7 @@ def test_evaluate_puts_its_figures_into_the_card_of_the_export(runs, real_tree, 
     card = (out / "README.md").read_text()
     assert f"| CAS (accuracy on real test images of the CNN trained on this data) | {report.headline.cas:.1%} |" \
         in card and "Not evaluated yet" not in card
+    assert "tested on the 160 real CIFAR-10 test images of its data" in " ".join(card.split())  # 16 per class
 
 
 def test_show_draws_a_sheet_from_runs_or_from_an_export(runs, export_dir, tmp_path):
@@ -199,3 +200,103 @@ def test_version_and_a_light_python_api():
         assert getattr(cifar_synth, name) is not None
     with pytest.raises(AttributeError):
         cifar_synth.no_such_function
+
+
+# --- how the data was made, and only that: the card and manifest of a class trained from the shared start -----------
+
+@pytest.fixture(scope="module")
+def shared_start_export(real_tree, tmp_path_factory) -> Path:
+    """dog trained for one epoch from a shared start trained for one epoch (tiny networks), exported under a licence."""
+    from conftest import TINY_GAN_CLI
+
+    runs = tmp_path_factory.mktemp("shared-start") / "runs"
+    train = ["train", "--epochs", "1", "--data", str(real_tree), "--runs", str(runs), *TINY_GAN_CLI,
+             "--class", "shared", "--class", "dog", "--init-from", "shared"]
+    result = CliRunner().invoke(app, train)
+    assert result.exit_code == 0, result.output
+    out = runs.parent / "export"
+    assert run_export(runs, out, "--license", "CC-BY-4.0").exit_code == 0
+    return out
+
+
+def walk(value, where: str = ""):
+    """(where, key or value) of every dict key and every scalar in a JSON document."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield f"{where}.{key}", key
+            yield from walk(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from walk(item, f"{where}[{index}]")
+    else:
+        yield where, value
+
+
+def test_the_manifest_names_no_machine(shared_start_export):
+    import socket
+
+    text = (shared_start_export / "manifest.json").read_text()
+    manifest = json.loads(text)
+    for where, value in walk(manifest):
+        assert value != "host", where
+        if isinstance(value, str):
+            assert not value.startswith("/") and socket.gethostname() != value, (where, value)
+    assert str(shared_start_export.parent) not in text
+    dog = manifest["classes"][0]
+    assert dog["generator"]["path"] == "dog/generator.keras"
+    assert dog["run_config"]["sessions"][0]["started_from"]["run"] == "shared"
+    assert dog["run_config"]["data"]["source"] == "cifar10"  # outside the runs folder: its name, and a note
+    assert "classes[0].run_config.data.source" in manifest["paths"]["outside_it_reduced_to_name"]
+
+
+def test_the_card_says_how_each_generator_was_made(shared_start_export):
+    manifest = json.loads((shared_start_export / "manifest.json").read_text())
+    dog = manifest["classes"][0]
+    assert dog["trained"] == {"steps": 2, "images_seen": 16, "epochs": 1}  # 16 dog images, batches of 8
+    assert dog["started_from"] | {"generator_sha256": None} == {
+        "run": "shared", "epoch": 1, "images_seen": 160, "generator_sha256": None, "shared_start": True,
+        "train_images": 160, "steps": 20}
+    card = " ".join((shared_start_export / "README.md").read_text().split())
+    assert meta_license(shared_start_export) == "cc-by-4.0"
+    row = "| dog | the shared start after its epoch 1 (20 steps, 160 images seen) | 2 steps, 1 epoch, 16 images seen " \
+          "| 1 epoch, seed 0 | 16 of its class |"
+    assert f"{row} no |" in card or f"{row} not recorded |" in card  # "no" once training records saw_test_split
+    assert "trained first on 160 real training images of all ten classes together" in card
+    assert "horizontal flips of the real images off" in card
+    assert "of its class alone." not in card.split("## How it was made")[0]
+    assert "images/" not in card and "csv/" not in card  # only Parquet was written
+    assert "These images are published as `cc-by-4.0`" in card and "without a licence" not in card
+    assert "no licence file" in card and "80 Million Tiny Images" in card
+
+
+def meta_license(export: Path) -> str:
+    return front_matter((export / "README.md").read_text())["license"]
+
+
+def test_the_card_renders_the_newer_run_fields(export_dir):
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    config = {"gan": {"batch_size": 8}, "train_images": 4500, "saw_test_split": True,
+              "validation": {"per_class": 500, "seed": 0},
+              "training": {"epochs": None, "steps": 3000, "minutes": 6.0, "budget_clock": "cpu", "seed": 1,
+                           "init_from": None}}
+    manifest["classes"] = [{**entry, "run_config": config, "trained": None, "started_from": None}
+                           for entry in manifest["classes"]]
+    card = " ".join(render_card(manifest).split())
+    assert "| dog | random weights | not recorded | 3,000 steps, 6 min (cpu clock), seed 1 | 4,500 of its class; " \
+           "500 more held out for validation, never trained on | yes |" in card
+    assert meta_license(export_dir) == "unknown" and "The licence of these images is unknown" in card
+
+
+def test_publish_can_give_the_export_a_licence_and_keeps_its_figures(export_dir, hub):
+    per_class = dict.fromkeys(CLASS_NAMES, 0.5)
+    assert update_card(export_dir, scored(per_class, per_class))
+    args = ["publish", str(export_dir), "--repo", "someone/synthetic-cifar"]
+    assert_user_error(CliRunner().invoke(app, [*args, "--license", "no such licence"]), "--license must be")
+    assert hub.calls == [] and meta_license(export_dir) == "unknown"
+    assert CliRunner().invoke(app, [*args, "--license", "MIT"]).exit_code == 0
+    card = (export_dir / "README.md").read_text()
+    assert meta_license(export_dir) == "mit" and "published as `mit`" in card and "is unknown" not in card
+    assert "| CAS / baseline | 0.50 |" in card and card.count("## License") == 1
+    assert json.loads((export_dir / "manifest.json").read_text())["license"] == "mit"
+    assert CliRunner().invoke(app, [*args, "--license", "unknown"]).exit_code == 0
+    assert meta_license(export_dir) == "unknown"

@@ -42,6 +42,10 @@ def export_command(
         "--min-confidence", metavar="P",
         help="Keep an image when the classifier's top class is its class with probability >= P "
              "(0: top class only). Default: 0.5.")] = None,
+    license_id: Annotated[str, typer.Option(
+        "--license", metavar="ID",
+        help="Licence of the data in the card's front matter: an identifier such as cc-by-4.0, or other, or unknown "
+             "(the card explains what is known of CIFAR-10's terms).")] = "unknown",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar and no summary table.")] = False,
 ):
     """Sample each class's generator into a labeled dataset that is also a Hugging Face dataset repository: a card
@@ -52,7 +56,8 @@ def export_command(
     options = ExportOptions(
         runs_dir=runs, classes=tuple(class_names) if class_names else None, count=count,
         formats=tuple(formats) if formats else ("parquet",), out=out, name=name, seed=seed, batch_size=batch_size,
-        overwrite=overwrite, filter_by=filter_by, classifier=classifier, min_confidence=min_confidence)
+        overwrite=overwrite, filter_by=filter_by, classifier=classifier, min_confidence=min_confidence,
+        license=license_id)
     result = export_dataset(options, reporter(quiet))
     if not quiet:
         console.print(_summary(result.manifest, result.path))

@@ -6,11 +6,10 @@ The pixel columns follow `images.reshape(N, 3072)`: row-major over the 32×32 gr
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
-from cifar_synth.formats import Batch, Writer, concatenate, file_entry
+from cifar_synth.formats.base import Batch, Writer, concatenate, file_entry
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 
 CSV_FILE = "csv/train.csv"
@@ -66,6 +65,8 @@ def find(path: Path) -> list[Path]:
 
 def read(files: list[Path]) -> LabeledImages:
     """Our CSV, or other tools' with a `label` column (`label_name` optional, checked) and 3072 pixel columns."""
+    import pandas as pd  # here: the real-data loader imports this package, and only this function needs pandas
+
     images, labels = [], []
     for file in files:
         try:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
-from cifar_synth.formats import Batch, Writer, concatenate
+from cifar_synth.formats.base import Batch, Writer, concatenate
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 
 IMAGES_DIR = "images"

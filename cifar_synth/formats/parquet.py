@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
-from cifar_synth.formats import Batch, Writer, concatenate, file_entry
+from cifar_synth.formats.base import Batch, Writer, concatenate, file_entry
 from cifar_synth.formats.images import decode_image
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 
