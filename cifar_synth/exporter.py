@@ -43,14 +43,16 @@ from cifar_synth.locks import hold
 from cifar_synth.provenance import package_versions
 from cifar_synth.reporter import Reporter
 from cifar_synth.runs import GENERATOR_FILE, RunPaths, read_config, run_summary, trained_classes
-from cifar_synth.sampling import LATENT_RECIPE, generate, latent_batches, load_generator
+from cifar_synth.sampling import (LATENT_RECIPE, ClassSampler, class_sampler, generate, latent_batches, load_generator,
+                                  stale_selection)
 from cifar_synth.synthetic import FORMAT_VERSION, MANIFEST
 
 DEFAULT_BATCH_SIZE = 2048  # large batches run the generator near its FLOP bound (docs/benchmarks.md)
 SAMPLES_PER_CLASS = 10  # images of each class in the sample sheet
 FILTERED_LATENT_RECIPE = (
     "candidate latents of class `label` = numpy.random.default_rng([seed, label]).standard_normal((candidates, "
-    "latent_dim), dtype=numpy.float32), with `candidates` from the class's filter entry; image k is the candidate at "
+    "latent_dim), dtype=numpy.float32) × generator.latent_std, with `candidates` from the class's filter entry; image "
+    "k is the candidate at "
     "the k-th True of numpy.unpackbits(numpy.frombuffer(base64.b64decode(accepted_mask), numpy.uint8), "
     "count=candidates), i.e. cifar_synth.exporter.accepted_candidates(class entry)[k]"
 )
@@ -91,6 +93,8 @@ class ExportOptions:
     classifier: Path | None = None
     min_confidence: float | None = None
     license: str = "unknown"  # the card's licence identifier
+    # Sample each class as its `cifar-synth select` choice says (snapshot and latent spread) where it has one.
+    use_selection: bool = True
 
     def validated(self) -> "ExportOptions":
         """These options checked, with `formats` and `license` normalised and `min_confidence` and `out` filled in."""
@@ -273,19 +277,22 @@ def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
             reporter.info(f"Filtering with {image_filter}")
         for class_name in classes:
             label = CLASS_NAMES.index(class_name)
-            generator_path = RunPaths(options.runs_dir / class_name).generator
+            sampler = class_sampler(options.runs_dir / class_name, options.use_selection)
+            if stale_selection(options.runs_dir / class_name, sampler):
+                reporter.warn(f"{class_name}: its selection.json predates its last training; exporting the final "
+                              "generator (run `cifar-synth select` again to choose among the new snapshots)")
             progress.update(task, description=f"loading {class_name}")
-            generator, latent_dim = load_generator(generator_path)
+            generator, latent_dim = load_generator(sampler.path)
             progress.update(task, description=class_name)
             decisions, class_samples = [], []
-            batches = _class_batches(label, generator, generator_path, latent_dim, options, image_filter, decisions)
+            batches = _class_batches(label, generator, sampler, latent_dim, options, image_filter, decisions)
             for batch in _encoded(batches, encoders):
                 for writer in writers:
                     writer.write(batch)
                 class_samples.append(batch.images[:SAMPLES_PER_CLASS])
                 progress.advance(task, len(batch.names))
             del generator  # one generator in memory at a time
-            class_entries.append(_class_entry(class_name, latent_dim, options, image_filter,
+            class_entries.append(_class_entry(class_name, sampler, latent_dim, options, image_filter,
                                               decisions))  # first: it fails on a class the filter left short
             samples.append(np.concatenate(class_samples)[:SAMPLES_PER_CLASS])
         files = [entry for writer in writers for entry in writer.finish()]
@@ -308,7 +315,7 @@ def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
     return portable(manifest, options.runs_dir), samples
 
 
-def _class_batches(label: int, generator, generator_path: Path, latent_dim: int, options: ExportOptions,
+def _class_batches(label: int, generator, sampler: ClassSampler, latent_dim: int, options: ExportOptions,
                    image_filter: ClassifierFilter | None, decisions: list[np.ndarray]) -> Iterator[Batch]:
     """The class's images in order, one generator batch at a time (kept ones only); appends each accept mask to
     `decisions`."""
@@ -317,8 +324,8 @@ def _class_batches(label: int, generator, generator_path: Path, latent_dim: int,
     limit = count if image_filter is None else count * MAX_CANDIDATES_PER_IMAGE
     width = max(5, len(str(count - 1)))
     written = 0
-    for latents in latent_batches(options.seed, label, limit, latent_dim, options.batch_size):
-        images = generate(generator, latents, generator_path)
+    for latents in latent_batches(options.seed, label, limit, latent_dim, options.batch_size, sampler.latent_std):
+        images = generate(generator, latents, sampler.path)
         keep = np.ones(len(images), bool) if image_filter is None else image_filter.accepts(images, label)
         kept = np.flatnonzero(keep)
         if len(kept) >= count - written:  # the class is complete: later candidates are not examined
@@ -377,8 +384,8 @@ def _exit_when_orphaned(parent: int) -> None:
     os._exit(1)
 
 
-def _class_entry(class_name: str, latent_dim: int, options: ExportOptions, image_filter: ClassifierFilter | None,
-                 decisions: list[np.ndarray]) -> dict:
+def _class_entry(class_name: str, sampler: ClassSampler, latent_dim: int, options: ExportOptions,
+                 image_filter: ClassifierFilter | None, decisions: list[np.ndarray]) -> dict:
     """The manifest's entry of a class: its generator, how it was trained (the run's config.json, how far it trained
     and the run it started from) and, when filtered, the filter's decisions."""
     paths = RunPaths(options.runs_dir / class_name)
@@ -386,8 +393,7 @@ def _class_entry(class_name: str, latent_dim: int, options: ExportOptions, image
     summary = run_summary(paths.root)
     entry = {
         "name": class_name, "label": CLASS_NAMES.index(class_name), "count": options.count, "latent_dim": latent_dim,
-        "generator": {"path": paths.generator.relative_to(options.runs_dir).as_posix(),
-                      "sha256": sha256_file(paths.generator)},
+        "generator": sampler.describe(options.runs_dir),
         "run_config": config,
         "trained": None if summary is None else {"steps": summary.steps, "images_seen": summary.images_seen,
                                                  "epochs": summary.epochs},

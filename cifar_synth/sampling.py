@@ -4,7 +4,9 @@ The one definition of which images a generator gives for a seed, shared by `expo
 dataset card's sample sheet (the first images an export holds). TensorFlow is imported only to load a generator.
 """
 
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +14,63 @@ import numpy as np
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.images import IMAGE_SHAPE, to_uint8
-from cifar_synth.runs import RunPaths
+from cifar_synth.runs import RunPaths, read_record
 
 LATENT_RECIPE = (
     "latents of class `label` = numpy.random.default_rng([seed, label]).standard_normal((count, latent_dim), "
-    "dtype=numpy.float32); row i gives image i (drawn in batches, which yields the same rows for any batch size)"
+    "dtype=numpy.float32) × the class's generator.latent_std (1 unless `cifar-synth select` chose another); row i "
+    "gives image i (drawn in batches, which yields the same rows for any batch size)"
 )
 
 
-def latent_batches(seed: int, label: int, count: int, latent_dim: int, batch_size: int) -> Iterator[np.ndarray]:
+@dataclass(frozen=True)
+class ClassSampler:
+    """What a class is sampled from: a generator file and the spread of its latents, as `select` chose them or
+    the run's final generator with standard normal latents."""
+
+    path: Path
+    latent_std: float = 1.0
+    selection: dict | None = None  # the run's selection.json when followed
+
+    def describe(self, runs_dir: Path) -> dict:
+        """The manifest's `generator` entry."""
+        from cifar_synth.files import sha256_file
+
+        entry = {"path": self.path.relative_to(runs_dir).as_posix(), "sha256": sha256_file(self.path),
+                 "latent_std": self.latent_std}
+        if self.selection is not None:
+            chosen = self.selection["chosen"]
+            entry["selected"] = {"criterion": self.selection["criterion"], "steps": chosen["steps"],
+                                 "frechet_distance": chosen["frechet_distance"], "recognised": chosen["recognised"],
+                                 "validation_images": self.selection["validation_images"],
+                                 "candidates": len(self.selection["candidates"])}
+        return entry
+
+
+def class_sampler(run_dir: Path, use_selection: bool = True) -> ClassSampler:
+    """The class's sampler: its selection when there is one that is still current (the run has not trained since
+    it was made), else the final generator."""
+    paths = RunPaths(run_dir)
+    if use_selection and paths.selection.is_file():
+        selection = json.loads(paths.selection.read_text())
+        record = read_record(run_dir)
+        snapshot = paths.snapshots / selection["chosen"]["snapshot"]
+        if record is not None and record.steps == selection["record_steps"] and snapshot.is_file():
+            return ClassSampler(snapshot, selection["chosen"]["latent_std"], selection)
+    return ClassSampler(paths.generator)
+
+
+def stale_selection(run_dir: Path, sampler: ClassSampler) -> bool:
+    """Whether the run has a selection that `sampler` does not follow because the run trained on after it."""
+    return sampler.selection is None and RunPaths(run_dir).selection.is_file()
+
+
+def latent_batches(seed: int, label: int, count: int, latent_dim: int, batch_size: int,
+                   std: float = 1.0) -> Iterator[np.ndarray]:
     """The latents in batches; numpy's Generator draws sequentially, so the rows do not depend on batch_size."""
     rng = np.random.default_rng([seed, label])
     for start in range(0, count, batch_size):
-        yield rng.standard_normal((min(batch_size, count - start), latent_dim), dtype=np.float32)
+        yield rng.standard_normal((min(batch_size, count - start), latent_dim), dtype=np.float32) * np.float32(std)
 
 
 def load_generator(path: Path):
@@ -51,7 +97,7 @@ def generate(generator, latents: np.ndarray, path: Path) -> np.ndarray:
 
 def first_images(runs_dir: Path, class_name: str, count: int, seed: int = 0) -> np.ndarray:
     """The first `count` images an unfiltered export with `seed` holds for the class (uint8)."""
-    path = RunPaths(Path(runs_dir) / class_name).generator
-    generator, latent_dim = load_generator(path)
-    latents = next(latent_batches(seed, CLASS_NAMES.index(class_name), count, latent_dim, count))
-    return generate(generator, latents, path)
+    sampler = class_sampler(Path(runs_dir) / class_name)
+    generator, latent_dim = load_generator(sampler.path)
+    latents = next(latent_batches(seed, CLASS_NAMES.index(class_name), count, latent_dim, count, sampler.latent_std))
+    return generate(generator, latents, sampler.path)

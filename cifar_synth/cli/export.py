@@ -42,6 +42,9 @@ def export_command(
         "--min-confidence", metavar="P",
         help="Keep an image when the classifier's top class is its class with probability >= P "
              "(0: top class only). Default: 0.5.")] = None,
+    selection: Annotated[bool, typer.Option(
+        help="Sample each class from the snapshot and latent spread `cifar-synth select` chose on the validation "
+             "slice, where it has one; --no-selection takes the final generator.")] = True,
     license_id: Annotated[str, typer.Option(
         "--license", metavar="ID",
         help="Licence of the data in the card's front matter: an identifier such as cc-by-4.0, or other, or unknown "
@@ -57,7 +60,7 @@ def export_command(
         runs_dir=runs, classes=tuple(class_names) if class_names else None, count=count,
         formats=tuple(formats) if formats else ("parquet",), out=out, name=name, seed=seed, batch_size=batch_size,
         overwrite=overwrite, filter_by=filter_by, classifier=classifier, min_confidence=min_confidence,
-        license=license_id)
+        license=license_id, use_selection=selection)
     result = export_dataset(options, reporter(quiet))
     if not quiet:
         console.print(_summary(result.manifest, result.path))

@@ -1,0 +1,152 @@
+"""`cifar-synth select`: per class, the snapshot and latent spread whose samples come closest to the class's
+validation slice, so that the choice never looks at the test split.
+
+The judge is the bundled CNN trained on the training split *without* the validation slice (cached in the runs
+folder); each candidate (snapshot × latent standard deviation) is scored by the Fréchet distance between its
+samples' and the class's validation images' features in that CNN, and by how often the CNN recognises its samples.
+The choice goes to runs/<class>/selection.json, which `export` follows.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cifar_synth.classes import CLASS_NAMES, SHARED_START, parse_class_names
+from cifar_synth.errors import UserError
+from cifar_synth.files import write_json_atomic
+from cifar_synth.reporter import Reporter
+from cifar_synth.runs import RunPaths, read_config, read_record, trained_classes
+
+DEFAULT_LATENT_STDS = (1.0, 1.25, 1.5)
+CRITERION = ("lowest Fréchet distance between the candidate's samples and the class's validation slice, in the "
+             "penultimate features of the bundled CNN trained on the training split without the validation slice")
+JUDGE_DIR = Path(".cifar-synth") / "selection"
+
+
+@dataclass(frozen=True)
+class SelectOptions:
+    """What `select` compares, and with how many samples."""
+
+    runs_dir: Path = Path("runs")
+    data_path: str | Path | None = None
+    classes: tuple[str, ...] = ()  # empty: every trained class
+    samples: int = 1000  # per candidate
+    latent_stds: tuple[float, ...] = DEFAULT_LATENT_STDS
+    budget: str = "quick"  # of the judge CNN (EvaluatorConfig.budget)
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.samples < 2:
+            raise UserError(f"--samples must be at least 2, got {self.samples}")
+        if not self.latent_stds or any(not 0 < std <= 10 for std in self.latent_stds):
+            raise UserError(f"--latent-std values must be in (0, 10], got {list(self.latent_stds)}")
+        if self.seed < 0:
+            raise UserError(f"--seed must be 0 or more, got {self.seed}")
+
+
+def select_snapshots(options: SelectOptions, reporter: Reporter | None = None) -> dict[str, dict]:
+    """Choose and record each class's snapshot and latent spread; returns class → its selection record."""
+    from cifar_synth.classifier import EvaluatorConfig
+    from cifar_synth.data import open_real_data, split_validation
+
+    options.validate()
+    reporter = reporter or Reporter()
+    runs_dir = Path(options.runs_dir)
+    classes = list(parse_class_names(list(options.classes))) if options.classes else trained_classes(runs_dir)
+    if not classes:
+        raise UserError(f"no trained generators in {runs_dir}; train some with `cifar-synth train`")
+    data = open_real_data(options.data_path)
+    fraction = _validation_fraction(runs_dir, classes, data.sha256)
+    training, validation = split_validation(data.load("train"), fraction)  # the test split is never read
+    judge_config = EvaluatorConfig.budget(options.budget)
+    judge = _judge(runs_dir, training, judge_config, data.sha256, fraction, options.seed, reporter)
+    chosen = {}
+    for class_name in classes:
+        chosen[class_name] = _select_class(runs_dir, class_name, validation, judge, judge_config, options)
+        best = chosen[class_name]["chosen"]
+        reporter.info(f"{class_name}: snapshot at step {best['steps']:,}, latent std {best['latent_std']:g} "
+                      f"(FD {best['frechet_distance']:.1f} to {chosen[class_name]['validation_images']} "
+                      f"validation images, recognised {best['recognised']:.0%})")
+    return chosen
+
+
+def _validation_fraction(runs_dir: Path, classes: list[str], sha256: str) -> float:
+    """The validation fraction every class run held out, trained on this data; an error where they differ."""
+    fractions = set()
+    for class_name in classes:
+        config = read_config(runs_dir / class_name)
+        if config.get("data", {}).get("sha256") != sha256:
+            raise UserError(f"{class_name} was trained on other real data than --data; select with the same data")
+        validation = config.get("data", {}).get("validation")
+        if not validation or not validation["fraction"]:
+            raise UserError(f"{class_name} was trained without a validation slice (cifar-synth before 0.2, or "
+                            "--validation-fraction 0): there is nothing honest to select on; retrain it")
+        fractions.add(validation["fraction"])
+    if len(fractions) > 1:
+        raise UserError(f"the runs held out different validation fractions ({sorted(fractions)}); select them apart")
+    return fractions.pop()
+
+
+def _judge(runs_dir: Path, training, config, sha256: str, fraction: float, seed: int, reporter: Reporter):
+    """The judge CNN trained on `training` (the training split less the validation slice), cached by its key."""
+    from cifar_synth.classifier import load_classifier, train_classifier
+    from cifar_synth.files import atomic_path
+
+    key = {"data_sha256": sha256, "validation_fraction": fraction, "seed": seed, "config": config.to_dict()}
+    folder = runs_dir / JUDGE_DIR
+    name = f"judge-{_digest(key)}"
+    model_path, key_path = folder / f"{name}.keras", folder / f"{name}.json"
+    if model_path.is_file() and key_path.is_file():
+        return load_classifier(model_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    reporter.info(f"training the selection judge (the {config.budget_name} CNN) on {len(training):,} training "
+                  "images, the validation slice held out")
+    model = train_classifier(training, config, seed, title="selection judge", reporter=reporter)
+    with atomic_path(model_path) as temp:
+        model.save(temp)
+    write_json_atomic(key_path, key)
+    return model
+
+
+def _digest(key: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _select_class(runs_dir: Path, class_name: str, validation, judge, judge_config, options: SelectOptions) -> dict:
+    from cifar_synth.classifier import make_predictor
+    from cifar_synth.metrics import frechet_distance
+    from cifar_synth.sampling import generate, load_generator
+
+    paths = RunPaths(runs_dir / class_name)
+    if class_name == SHARED_START:
+        raise UserError("the shared start has no class to select for")
+    label = CLASS_NAMES.index(class_name)
+    record = read_record(paths.root)
+    steps = paths.snapshot_steps()
+    if not steps or record is None:
+        raise UserError(f"{class_name} has no snapshots (trained with --snapshot-every 0, or before snapshots); "
+                        "nothing to select from")
+    predict = make_predictor(judge, judge_config.test_time_flip)
+    _, validation_features = predict(validation.images[validation.labels == label])
+    candidates = []
+    for step in steps:
+        generator, latent_dim = load_generator(paths.snapshot(step))
+        latents = np.random.default_rng([options.seed, label]).standard_normal(
+            (options.samples, latent_dim), dtype=np.float32)
+        for std in options.latent_stds:
+            probabilities, features = predict(generate(generator, latents * np.float32(std), paths.snapshot(step)))
+            candidates.append({"steps": step, "latent_std": std, "snapshot": paths.snapshot(step).name,
+                               "frechet_distance": frechet_distance(validation_features, features),
+                               "recognised": float(np.mean(probabilities.argmax(1) == label))})
+    best = min(candidates, key=lambda candidate: candidate["frechet_distance"])
+    selection = {"criterion": CRITERION, "chosen": best, "candidates": candidates, "samples": options.samples,
+                 "validation_images": len(validation_features), "judge": {"budget": judge_config.budget_name,
+                                                                          "trained_on": "training split less the "
+                                                                                        "validation slice"},
+                 "record_steps": record.steps, "test_split_read": False}
+    write_json_atomic(paths.selection, selection)
+    return selection
