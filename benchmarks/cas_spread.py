@@ -32,7 +32,8 @@ def retrain(report: Report, judge_name: str, seed: int) -> dict:
     """Train `judge_name` on the report's synthetic data with `seed`, as the evaluator does; its accuracies on the
     real test split."""
     from cifar_synth.data import open_real_data
-    from cifar_synth.evaluator import _Fit, subsample_per_class, train_and_test
+    from cifar_synth.evaluator import _Fit, train_and_test
+    from cifar_synth.images import subsample_per_class
     from cifar_synth.judges import JUDGES
     from cifar_synth.reporter import Reporter
     from cifar_synth.synthetic import load_synthetic

@@ -34,7 +34,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from cifar_synth.classifier import make_predictor
     from cifar_synth.data import open_real_data
-    from cifar_synth.evaluator import subsample_per_class
+    from cifar_synth.images import subsample_per_class
     from cifar_synth.judges import JUDGES
 
     judge = JUDGES[args.judge]

@@ -8,14 +8,11 @@ bundled one cannot flatter itself unseen. Also: the real-trained CNN's accuracy 
 real+synthetic training, and Inception FID when Inception weights are at hand.
 """
 
-import contextlib
 import datetime
 import hashlib
 import json
 import os
 import shutil
-import socket
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,8 +27,10 @@ from cifar_synth.errors import UserError
 from cifar_synth.config import MAX_SEED
 from cifar_synth.executors.job import Job
 from cifar_synth.files import atomic_path
-from cifar_synth.images import LabeledImages
-from cifar_synth.metrics import mean_pairwise_distance
+from cifar_synth.images import LabeledImages, subsample_per_class
+from cifar_synth.inception import inception_fid
+from cifar_synth.metrics import (DIVERSITY_SAMPLE, accuracy_figures, frechet_distance, kernel_inception_distance,
+                                 sampled_pairwise_distance)
 from cifar_synth.provenance import package_versions
 from cifar_synth.report import (NOT_INCEPTION_FID, ClassifierResult, Diversity, FeatureMetrics, Headline,
                                 JudgeReport, Recognizability, Report, percent)
@@ -44,30 +43,11 @@ if TYPE_CHECKING:
     from cifar_synth.judges import Judge, JudgeConfig
 
 JUDGE_NAMES = ("cnn", "resnet")  # the bundled CNN first: CAS, recognizability and the feature figures are its
-_KID_SUBSETS, _KID_SUBSET_SIZE = 50, 1000
-_DIVERSITY_SAMPLE = 500  # images per class for the mean pairwise distance (O(n²))
-# Keras' published InceptionV3 ImageNet weights without the classifier head, as keras.applications downloads them.
-_INCEPTION_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
-                  "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5")
-_INCEPTION_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
-_INCEPTION_TIMEOUT_SECONDS = 10
-_INCEPTION_SIZE = 299
 
 
 def default_out_dir(synthetic_path: str | Path) -> Path:
     path = Path(synthetic_path).resolve()
     return Path("reports") / (path.stem if path.is_file() else path.name)
-
-
-def subsample_per_class(data: LabeledImages, per_class: int, seed: int) -> LabeledImages:
-    """At most `per_class` images of each class, chosen by `seed`, kept in their original order."""
-    rng = np.random.default_rng(seed)
-    keep = []
-    for label in np.unique(data.labels):
-        indices = np.flatnonzero(data.labels == label)
-        keep.append(np.sort(rng.choice(indices, min(per_class, len(indices)), replace=False)))
-    keep = np.concatenate(keep)
-    return LabeledImages(data.images[keep], data.labels[keep])
 
 
 def evaluate_synthetic(
@@ -135,7 +115,7 @@ def evaluate_synthetic(
     figures_started = time.perf_counter()
     recognizability, feature_metrics, diversity = _feature_figures(baseline_model, data, config.test_time_flip, seed)
     timings["feature_metrics_seconds"] = time.perf_counter() - figures_started
-    inception_fid = _inception_figure(data, inception, inception_weights, seed, timings, warnings)
+    inception_figure = _inception_figure(data, inception, inception_weights, seed, timings, warnings)
     timings["total_seconds"] = time.perf_counter() - started
 
     report = Report(
@@ -145,7 +125,7 @@ def evaluate_synthetic(
         baseline_cached=classifiers["real"].cached, train_images_per_class=data.per_class,
         synthetic=_synthetic_provenance(synthetic_path, data), real_data=data.real.describe(), seed=seed,
         config=config.to_dict(), classifiers=classifiers, judges=judge_reports, recognizability=recognizability,
-        feature_metrics=feature_metrics, inception_fid=inception_fid, diversity=diversity,
+        feature_metrics=feature_metrics, inception_fid=inception_figure, diversity=diversity,
         warnings=warnings.messages, versions=package_versions(), timings=timings)
     report.save(out_dir)
     update_card(synthetic_path, report)  # an export's dataset card shows these figures
@@ -417,7 +397,7 @@ def train_and_test(fit: _Fit, data: LabeledImages, test: LabeledImages, seed: in
     model = JUDGES[fit.judge].train(data, fit.config, seed, title=fit.title, reporter=reporter)
     seconds = time.perf_counter() - started
     probabilities, _ = make_predictor(model, fit.config.test_time_flip)(test.images)
-    return model, ClassifierResult(**_accuracy(probabilities.argmax(1), test.labels), train_images=len(data),
+    return model, ClassifierResult(**accuracy_figures(probabilities.argmax(1), test.labels), train_images=len(data),
                                    train_seconds=seconds)
 
 
@@ -445,19 +425,6 @@ def _second_judge(trained: dict, judge: "Judge", config, timings: dict) -> Judge
 def _cas_figures(synthetic: ClassifierResult, real: ClassifierResult) -> dict:
     return {"cas": synthetic.accuracy, "baseline_accuracy": real.accuracy,
             "cas_ratio": synthetic.accuracy / real.accuracy if real.accuracy else None}
-
-
-def _accuracy(predicted: np.ndarray, labels: np.ndarray) -> dict:
-    """Overall and per-class accuracy, and the confusion matrix (rows: true class, columns: predicted)."""
-    confusion = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    totals = confusion.sum(1)
-    return {
-        "accuracy": float(np.trace(confusion) / max(totals.sum(), 1)),
-        "per_class_accuracy": {name: float(confusion[i, i] / totals[i]) if totals[i] else None
-                               for i, name in enumerate(CLASS_NAMES)},
-        "confusion": confusion.tolist(),
-    }
 
 
 # --- figures in the real-trained CNN's features -----------------------------------------------------------------------
@@ -489,9 +456,9 @@ def _feature_figures(model, data: _Data, test_time_flip: bool, seed: int):
         real_images=len(real_test), synthetic_images=len(synthetic),
         frechet_distance={"overall": frechet_distance(real_features, synthetic_features), "per_class": fd},
         kid={"overall": kernel_inception_distance(real_features, synthetic_features, rng), "per_class": kid})
-    description = (f"mean pairwise Euclidean distance between the features of up to {_DIVERSITY_SAMPLE} images of a "
+    description = (f"mean pairwise Euclidean distance between the features of up to {DIVERSITY_SAMPLE} images of a "
                    "class; ratio = synthetic / real (well below 1: mode collapse)")
-    return (Recognizability(**_accuracy(synthetic_probabilities.argmax(1), synthetic.labels)), features,
+    return (Recognizability(**accuracy_figures(synthetic_probabilities.argmax(1), synthetic.labels)), features,
             Diversity(description=description, per_class=diversity))
 
 
@@ -499,108 +466,11 @@ def _inception_figure(data: _Data, inception: bool, weights, seed: int, timings:
     if not inception:
         return {"skipped": "not requested (--no-inception-fid)"}
     started = time.perf_counter()
-    figure = _inception_fid(data.real_test, data.synthetic, weights, seed)
+    figure = inception_fid(data.real_test, data.synthetic, weights, seed)
     timings["inception_fid_seconds"] = time.perf_counter() - started
     if "skipped" in figure:
         warning(figure["skipped"])
     return figure
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float | None:
-    """‖μa − μb‖² + Tr(Σa + Σb − 2(Σa^½ Σb Σa^½)^½), by symmetric eigendecompositions (stable for singular Σ)."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    values, vectors = np.linalg.eigh(cov_a)
-    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
-    distance = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross
-    return float(max(distance, 0.0))
-
-
-def kernel_inception_distance(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> dict | None:
-    """Unbiased MMD² with the cubic polynomial kernel (x·y/d + 1)³, mean and std over random subsets."""
-    size = min(_KID_SUBSET_SIZE, len(a), len(b))
-    if size < 2:
-        return None
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    dims = a.shape[1]
-    estimates = []
-    for _ in range(_KID_SUBSETS):
-        x, y = a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)]
-        k_xx, k_yy, k_xy = ((x @ x.T / dims + 1) ** 3, (y @ y.T / dims + 1) ** 3, (x @ y.T / dims + 1) ** 3)
-        off_diagonal = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (size * (size - 1))
-        estimates.append(off_diagonal - 2 * k_xy.mean())
-    return {"mean": float(np.mean(estimates)), "std": float(np.std(estimates)), "subsets": _KID_SUBSETS,
-            "subset_size": size}
-
-
-def sampled_pairwise_distance(features: np.ndarray, rng: np.random.Generator) -> float | None:
-    """The mean pairwise distance of up to `_DIVERSITY_SAMPLE` of `features` chosen by `rng`; None under two."""
-    if len(features) < 2:
-        return None
-    if len(features) > _DIVERSITY_SAMPLE:
-        features = features[rng.choice(len(features), _DIVERSITY_SAMPLE, replace=False)]
-    return mean_pairwise_distance(features)
-
-
-def _inception_fid(real_test: LabeledImages, synthetic: LabeledImages, weights: str | Path | None,
-                   seed: int) -> dict:
-    """Standard FID in InceptionV3 pool features, or {"skipped": why} when no weights can be had."""
-    import keras
-
-    if weights is None:
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(_INCEPTION_TIMEOUT_SECONDS)
-        try:
-            # Keras announces the download on stdout, which must stay clean for `--json`.
-            with contextlib.redirect_stdout(sys.stderr):
-                weights = keras.utils.get_file(Path(_INCEPTION_URL).name, _INCEPTION_URL, file_hash=_INCEPTION_MD5,
-                                               cache_subdir="models")
-        except Exception as error:  # noqa: BLE001 — any failure to fetch only means: no Inception FID
-            return {"skipped": f"Inception FID skipped: no Inception weights (download failed: "
-                               f"{str(error).splitlines()[0][:120]}); pass --inception-weights PATH to a Keras "
-                               f"InceptionV3 .h5 file to get it"}
-        finally:
-            socket.setdefaulttimeout(previous)
-    network = _inception_network(Path(weights))
-    # As many synthetic images per class as the real test set has, so both sides have the same size and balance.
-    per_class = int(np.bincount(real_test.labels).max())
-    sample = subsample_per_class(synthetic, per_class, seed)
-    real_features = _inception_features(network, real_test.images)
-    synthetic_features = _inception_features(network, sample.images)
-    return {"value": frechet_distance(real_features, synthetic_features), "weights": str(weights),
-            "real_images": len(real_test), "synthetic_images": len(sample),
-            "note": "InceptionV3 2048-d pool features of images resized 32→299 (bilinear); with this few images "
-                    "FID is biased upward against the usual 50,000-image figure"}
-
-
-def _inception_network(weights: Path):
-    import keras
-
-    shape = (_INCEPTION_SIZE, _INCEPTION_SIZE, 3)
-    try:
-        return keras.applications.InceptionV3(include_top=False, weights=str(weights), input_shape=shape,
-                                              pooling="avg")
-    except (ValueError, OSError):
-        pass  # perhaps the full weights file, with the ImageNet classifier head
-    try:
-        full = keras.applications.InceptionV3(include_top=True, weights=str(weights))
-    except (ValueError, OSError) as error:
-        raise UserError(f"{weights} is not a Keras InceptionV3 weights file ({error})") from None
-    return keras.Model(full.input, full.get_layer("avg_pool").output)
-
-
-def _inception_features(network, images: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def run(batch):
-        resized = tf.image.resize(tf.cast(batch, tf.float32), (_INCEPTION_SIZE, _INCEPTION_SIZE))
-        return network(resized / 127.5 - 1.0, training=False)  # InceptionV3's preprocess_input
-
-    return np.concatenate([run(images[start:start + 100]).numpy() for start in range(0, len(images), 100)])
 
 
 # --- provenance -------------------------------------------------------------------------------------------------------
