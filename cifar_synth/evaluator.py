@@ -11,7 +11,6 @@ real+synthetic training, and Inception FID when Inception weights are at hand.
 import datetime
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -25,15 +24,14 @@ from cifar_synth import baseline_cache
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.config import MAX_SEED
-from cifar_synth.executors.job import Job
-from cifar_synth.files import atomic_path
+from cifar_synth.fits import TRAIN_SETS, Fit, fit_jobs, joined, train_and_test
 from cifar_synth.images import LabeledImages, subsample_per_class
 from cifar_synth.inception import inception_fid
 from cifar_synth.metrics import (DIVERSITY_SAMPLE, accuracy_figures, frechet_distance, kernel_inception_distance,
                                  sampled_pairwise_distance)
 from cifar_synth.provenance import package_versions
 from cifar_synth.report import (NOT_INCEPTION_FID, ClassifierResult, Diversity, FeatureMetrics, Headline,
-                                JudgeReport, Recognizability, Report, percent)
+                                JudgeReport, Recognizability, Report)
 from cifar_synth.reporter import Reporter
 
 if TYPE_CHECKING:
@@ -205,33 +203,11 @@ def _synthetic_provenance(synthetic_path: str | Path, data: _Data) -> dict:
 
 # --- training and testing ---------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Fit:
-    """One classifier an evaluation trains: a judge on one training set, tested on the real test images."""
-
-    judge: str  # a key of judges.JUDGES
-    config: object  # the judge's config
-    train_set: str  # a key of _TRAIN_SETS
-
-    @property
-    def name(self) -> str:
-        return f"{self.judge}-{self.train_set}"  # e.g. cnn-synthetic: the task's name with an executor
-
-    @property
-    def title(self) -> str:
-        title = {"real": "real-trained baseline", "synthetic": "synthetic-trained",
-                 "mix": "real+synthetic-trained"}[self.train_set]
-        return title if self.judge == baseline_cache.CNN else f"{self.judge} {title}"
-
-
-_TRAIN_SETS = {"real": ("real",), "synthetic": ("synthetic",), "mix": ("real", "synthetic")}  # → their parts
-
-
-def _fits(config, judge_config, second_judges: list[str], mix: bool) -> list[_Fit]:
+def _fits(config, judge_config, second_judges: list[str], mix: bool) -> list[Fit]:
     """The classifiers to train, in the order they train in this process: the bundled CNN's, then each judge's."""
     cnn = baseline_cache.CNN
-    fits = [_Fit(cnn, config, "real"), _Fit(cnn, config, "synthetic")] + ([_Fit(cnn, config, "mix")] if mix else [])
-    return fits + [_Fit(name, judge_config, train_set) for name in second_judges for train_set in ("real", "synthetic")]
+    fits = [Fit(cnn, config, "real"), Fit(cnn, config, "synthetic")] + ([Fit(cnn, config, "mix")] if mix else [])
+    return fits + [Fit(name, judge_config, train_set) for name in second_judges for train_set in ("real", "synthetic")]
 
 
 @dataclass(frozen=True)
@@ -255,9 +231,9 @@ class _Training:
                    cache_dir, use_cache, reporter)
 
     def parts(self, train_set: str) -> list[LabeledImages]:
-        return [self.real_train if part == "real" else self.synthetic_train for part in _TRAIN_SETS[train_set]]
+        return [self.real_train if part == "real" else self.synthetic_train for part in TRAIN_SETS[train_set]]
 
-    def train(self, fits: list[_Fit], engine, executor: "ExecutorOptions", out_dir: Path) -> dict:
+    def train(self, fits: list[Fit], engine, executor: "ExecutorOptions", out_dir: Path) -> dict:
         """(model, result) of every fit by name, in order: cached baselines from the cache, the others trained here
         one after another or, given an `engine`, as its tasks at once; fresh baselines go into the cache. The
         models of fits other than baselines are None when trained as tasks (nothing needs them)."""
@@ -265,14 +241,14 @@ class _Training:
         todo = [fit for fit in fits if fit.name not in trained]
         if engine is None:
             for fit in todo:
-                model, result = train_and_test(fit, _joined(self.parts(fit.train_set)), self.test, self.seed,
+                model, result = train_and_test(fit, joined(self.parts(fit.train_set)), self.test, self.seed,
                                                self.reporter)
                 trained[fit.name] = self.keep(fit, model, result)
         else:
             trained.update(self._train_as_tasks(todo, engine, executor, out_dir))
         return {fit.name: trained[fit.name] for fit in fits}
 
-    def cached(self, fit: _Fit):
+    def cached(self, fit: Fit):
         """The cached (model, result) of a baseline fit when the cache holds this exact baseline, else None."""
         if fit.train_set != "real" or not self.use_cache:
             return None
@@ -282,7 +258,7 @@ class _Training:
         model, metrics = baseline_cache.load_entry(entry)
         return model, ClassifierResult.from_dict({**metrics, "cached": True, "cache_entry": str(entry)})
 
-    def keep(self, fit: _Fit, model, result: ClassifierResult):
+    def keep(self, fit: Fit, model, result: ClassifierResult):
         """A freshly trained fit's (model, result), a baseline stored in the cache first."""
         if fit.train_set == "real":
             key, entry = self._cache_entry(fit)
@@ -290,12 +266,12 @@ class _Training:
             result.cache_entry = str(entry)
         return model, result
 
-    def _cache_entry(self, fit: _Fit) -> tuple[dict, Path]:
+    def _cache_entry(self, fit: Fit) -> tuple[dict, Path]:
         key = baseline_cache.baseline_key(fit.judge, self.real.sha256, self.seed, self.per_class,
                                           fit.config.to_dict())
         return key, baseline_cache.entry_dir(self.cache_dir, fit.judge, key)
 
-    def _train_as_tasks(self, fits: list[_Fit], engine, executor: "ExecutorOptions", out_dir: Path) -> dict:
+    def _train_as_tasks(self, fits: list[Fit], engine, executor: "ExecutorOptions", out_dir: Path) -> dict:
         """Train `fits` as tasks of `engine`, the live board showing them; their data goes to the workers, and their
         models and results come back, through a work folder in the report directory's state directory."""
         from cifar_synth.executors.board import drive
@@ -305,13 +281,7 @@ class _Training:
         session = start_session(state_dir)
         work = state_dir / f"work-{session}"
         try:
-            files = {"test": _write_images(work / "test.npz", self.test)}
-            for fit in fits:
-                for part, images in zip(_TRAIN_SETS[fit.train_set], self.parts(fit.train_set)):
-                    files[part] = files.get(part) or _write_images(work / f"{part}.npz", images)
-            jobs = [FitJob(fit, tuple(files[part] for part in _TRAIN_SETS[fit.train_set]), files["test"],
-                           work / f"{fit.name}.keras", self.seed, state_dir, session, executor.cpus(), os.getcwd())
-                    for fit in fits]
+            jobs = fit_jobs(fits, self.parts, self.test, work, self.seed, state_dir, session, executor.cpus())
             try:
                 drive(engine, [jobs], self.reporter)
             finally:  # after a failure too: the baselines trained meanwhile go into the cache
@@ -322,89 +292,10 @@ class _Training:
         return trained
 
 
-@dataclass(frozen=True)
-class FitJob(Job):
-    """One of an evaluation's classifiers as an executor's task: trained and tested in a worker, which saves the model
-    to `model_file` and reports its `ClassifierResult` in its status."""
-
-    fit: _Fit
-    train_files: tuple[Path, ...]  # the training set's parts (_write_images), joined in this order
-    test_file: Path
-    model_file: Path
-    seed: int
-    state_dir: Path
-    session: str
-    cpus: int | None
-    cwd: str
-
-    NOUNS = ("classifier", "classifiers")
-    COLUMNS = ("accuracy", "seconds")
-    SHARED = "--out (the report directory)"
-    AFTER_FAILURE = "run the same command again once their errors are fixed (a baseline trained meanwhile is cached)"
-
-    @property
-    def name(self) -> str:
-        return self.fit.name
-
-    def work(self) -> dict:
-        from cifar_synth.executors.job import log_reporter
-
-        data = _joined([_read_images(path) for path in self.train_files])
-        model, result = train_and_test(self.fit, data, _read_images(self.test_file), self.seed, log_reporter())
-        with atomic_path(self.model_file) as temp:
-            model.save(temp)
-        return {"result": result.to_dict()}
-
-    def cells(self, status: dict) -> list[str]:
-        result = status.get("result")
-        return [percent(result["accuracy"]), f"{result['train_seconds']:.0f}"] if result else ["", ""]
-
-    def collect(self):
-        """(model, result) of the finished task; the model only of a baseline (the others' are not needed)."""
-        import keras
-
-        from cifar_synth.executors.job import read_status
-
-        result = ClassifierResult.from_dict(read_status(self)["result"])
-        model = keras.models.load_model(self.model_file, compile=False) if self.fit.train_set == "real" else None
-        return model, result
-
-
-def _write_images(path: Path, data: LabeledImages) -> Path:
-    with atomic_path(path) as temp:
-        np.savez(temp, images=data.images, labels=data.labels)
-    return path
-
-
-def _read_images(path: Path) -> LabeledImages:
-    with np.load(path) as arrays:
-        return LabeledImages(arrays["images"], arrays["labels"])
-
-
-def _joined(parts: list[LabeledImages]) -> LabeledImages:
-    if len(parts) == 1:
-        return parts[0]
-    return LabeledImages(np.concatenate([part.images for part in parts]),
-                         np.concatenate([part.labels for part in parts]))
-
-
-def train_and_test(fit: _Fit, data: LabeledImages, test: LabeledImages, seed: int, reporter: Reporter):
-    """Train `fit`'s judge on `data`, test it on `test`: (model, ClassifierResult)."""
-    from cifar_synth.classifier import make_predictor
-    from cifar_synth.judges import JUDGES
-
-    started = time.perf_counter()
-    model = JUDGES[fit.judge].train(data, fit.config, seed, title=fit.title, reporter=reporter)
-    seconds = time.perf_counter() - started
-    probabilities, _ = make_predictor(model, fit.config.test_time_flip)(test.images)
-    return model, ClassifierResult(**accuracy_figures(probabilities.argmax(1), test.labels), train_images=len(data),
-                                   train_seconds=seconds)
-
-
 def _cnn_classifiers(trained: dict, timings: dict):
     """The bundled CNN's baseline model, and its classifiers' results: real, synthetic and, with --mix, both."""
     cnn = baseline_cache.CNN
-    classifiers = {train_set: trained[f"{cnn}-{train_set}"][1] for train_set in _TRAIN_SETS
+    classifiers = {train_set: trained[f"{cnn}-{train_set}"][1] for train_set in TRAIN_SETS
                    if f"{cnn}-{train_set}" in trained}
     baseline = classifiers["real"]
     timings["baseline_seconds"] = 0.0 if baseline.cached else baseline.train_seconds

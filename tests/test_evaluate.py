@@ -21,7 +21,7 @@ from conftest import assert_user_error, write_tree
 from rich.console import Console
 from typer.testing import CliRunner
 
-from cifar_synth import evaluator, inception, metrics
+from cifar_synth import evaluator, fits, inception, metrics
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.classifier import EvaluatorConfig
 from cifar_synth.errors import UserError
@@ -474,8 +474,8 @@ def test_cli_executor_local_trains_the_classifiers_as_parallel_tasks_with_the_in
 
 
 def test_a_classifier_task_that_cannot_see_the_report_directory_says_so(tmp_path):
-    fit = evaluator._Fit("cnn", TINY, "synthetic")
-    job = evaluator.FitJob(fit, (tmp_path / "synthetic.npz",), tmp_path / "test.npz", tmp_path / "m.keras", 0,
+    fit = fits.Fit("cnn", TINY, "synthetic")
+    job = fits.FitJob(fit, (tmp_path / "synthetic.npz",), tmp_path / "test.npz", tmp_path / "m.keras", 0,
                            tmp_path / "report" / ".cifar-synth", "elsewhere", 1, str(tmp_path))
     with pytest.raises(UserError, match=r"--out \(the report directory\) must be on storage every node shares"):
         run_job(job)
@@ -487,7 +487,7 @@ def test_a_failed_classifier_task_is_named_with_its_error_and_log(tmp_path):
     from cifar_synth.executors.job import start_session
 
     state = tmp_path / "report" / ".cifar-synth"
-    job = evaluator.FitJob(evaluator._Fit("cnn", TINY, "synthetic"), (tmp_path / "absent.npz",), tmp_path / "t.npz",
+    job = fits.FitJob(fits.Fit("cnn", TINY, "synthetic"), (tmp_path / "absent.npz",), tmp_path / "t.npz",
                            tmp_path / "m.keras", 0, state, start_session(state), 1, str(tmp_path))
     warnings = io.StringIO()
     reporter = Reporter(quiet=True, err_console=Console(file=warnings, width=400))
