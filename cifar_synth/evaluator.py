@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,105 +48,127 @@ def default_out_dir(synthetic_path: str | Path) -> Path:
     return Path("reports") / (path.stem if path.is_file() else path.name)
 
 
-def evaluate_synthetic(
-    synthetic_path: str | Path,
-    data_path: str | Path | None = None,
-    out_dir: str | Path | None = None,
-    config: "EvaluatorConfig | None" = None,
-    seed: int = 0,
-    mix: bool = False,
-    use_cache: bool = True,
-    cache_dir: str | Path | None = None,
-    inception_weights: str | Path | None = None,
-    inception: bool = True,
-    judges: Sequence[str] = JUDGE_NAMES,
-    judge_config: "JudgeConfig | None" = None,
-    reporter: Reporter | None = None,
-    executor: "ExecutorOptions | None" = None,
-) -> Report:
-    """Evaluate the synthetic dataset at `synthetic_path` against the real CIFAR-10 at `data_path`.
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """How `evaluate_synthetic` measures a synthetic dataset; `validated()` checks it (the one place) and fills in the
+    defaults.
 
-    Writes report.json, report.md and confusion_synthetic.png to `out_dir` (default `reports/<synthetic name>`) and
-    returns the report. `config` is an `EvaluatorConfig` (default: the `default` budget). `judges` names the
+    `data_path`: the real CIFAR-10 (default: $CIFAR_SYNTH_DATA, else datasets/cifar10/). `out_dir`: default
+    `reports/<synthetic name>`. `config`: an `EvaluatorConfig` (default: the `default` budget). `judges` names the
     classifiers trained: "cnn" (required) and optionally "resnet", the second judge, configured by `judge_config`
     (default: the budget named like `config`'s, else `default`). The real-trained baselines are cached in
-    `cache_dir` (default `~/.cache/cifar-synth/evaluator`) unless `use_cache` is false. `inception=False`
-    skips Inception FID; otherwise it uses `inception_weights` or tries to download Keras' weights. Training
-    progress goes to `reporter`; warnings go into the report and, as they arise, to `reporter.warn`. `executor`
-    (default: in this process) says where the classifiers train: as tasks at once, beyond one local process, each
-    leaving its log in `out_dir/.cifar-synth/logs/` (docs/scale.md); the figures are those of training in this
-    process.
+    `cache_dir` (default `~/.cache/cifar-synth/evaluator`) unless `use_cache` is false. `inception=False` skips
+    Inception FID; otherwise it uses `inception_weights` or tries to download Keras' weights. `executor` (default:
+    in this process) says where the classifiers train: as tasks at once, beyond one local process, each leaving its
+    log in `out_dir/.cifar-synth/logs/` (docs/scale.md); the figures are those of training in this process.
+    """
+
+    data_path: str | Path | None = None
+    out_dir: str | Path | None = None
+    config: "EvaluatorConfig | None" = None
+    seed: int = 0
+    mix: bool = False
+    use_cache: bool = True
+    cache_dir: str | Path | None = None
+    inception_weights: str | Path | None = None
+    inception: bool = True
+    judges: Sequence[str] = JUDGE_NAMES
+    judge_config: "JudgeConfig | None" = None
+    executor: "ExecutorOptions | None" = None
+
+    def validate(self) -> None:
+        """Raise `UserError` naming the first option that cannot work (an unknown, repeated or missing judge, a seed
+        numpy cannot take, an absent weights file, an executor option)."""
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise UserError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+        if self.inception_weights is not None and not Path(self.inception_weights).is_file():
+            raise UserError(f"Inception weights file {self.inception_weights} does not exist")
+        judges = list(self.judges)
+        unknown = [name for name in judges if name not in JUDGE_NAMES]
+        if unknown:
+            raise UserError(f"unknown judge {unknown[0]!r}; choose from {', '.join(JUDGE_NAMES)}")
+        if baseline_cache.CNN not in judges:
+            raise UserError("the judges must include cnn: CAS, recognizability and the feature figures are the "
+                            "bundled CNN's; add a second judge beside it, e.g. --judges cnn,resnet")
+        if len(set(judges)) != len(judges):
+            raise UserError(f"a judge is named twice in {','.join(judges)}")
+        if self.executor is not None:
+            self.executor.validate()
+
+    def validated(self, synthetic_path: str | Path) -> "EvaluateOptions":
+        """These options checked, with every default filled in and the judges in report order (the CNN first)."""
+        from cifar_synth.classifier import EvaluatorConfig
+        from cifar_synth.executors import ExecutorOptions
+        from cifar_synth.judges import JudgeConfig
+
+        self.validate()
+        config = self.config or EvaluatorConfig.budget("default")
+        judge_config = self.judge_config or JudgeConfig.budget(
+            config.budget_name if config.budget_name in JudgeConfig.BUDGETS else "default")
+        executor = self.executor or ExecutorOptions(unit="task")
+        return replace(
+            self, out_dir=Path(self.out_dir) if self.out_dir is not None else default_out_dir(synthetic_path),
+            config=config, judge_config=judge_config, executor=executor,
+            cache_dir=Path(self.cache_dir) if self.cache_dir else baseline_cache.default_cache_dir(),
+            judges=tuple(name for name in JUDGE_NAMES if name in self.judges))
+
+
+def evaluate_synthetic(synthetic_path: str | Path, options: EvaluateOptions = EvaluateOptions(),
+                       reporter: Reporter | None = None) -> Report:
+    """Evaluate the synthetic dataset at `synthetic_path` against the real CIFAR-10, as `options` say.
+
+    Writes report.json, report.md and confusion_synthetic.png to `options.out_dir` and returns the report. Training
+    progress goes to `reporter`; warnings go into the report and, as they arise, to `reporter.warn`.
     """
     from cifar_synth.card import update_card
-    from cifar_synth.classifier import EvaluatorConfig
-    from cifar_synth.executors import ExecutorOptions, engine_for
+    from cifar_synth.executors import engine_for
     from cifar_synth.executors.job import limit_threads
-    from cifar_synth.judges import JUDGES, JudgeConfig
+    from cifar_synth.judges import JUDGES
 
     started = time.perf_counter()
-    second_judges = check_options(judges, seed, inception_weights)[1:]
-    executor = executor or ExecutorOptions(unit="task")
-    executor.validate()
-    config = config or EvaluatorConfig.budget("default")
-    judge_config = judge_config or JudgeConfig.budget(
-        config.budget_name if config.budget_name in JudgeConfig.BUDGETS else "default")
+    options = options.validated(synthetic_path)
+    executor, seed = options.executor, options.seed
     reporter = reporter or Reporter()
     warnings = _Warnings(reporter)
-    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(synthetic_path)
     if executor.in_process():
         engine = None
         limit_threads(executor.cpus())
     else:
         engine = engine_for(executor)  # before any work: a missing extra or an unreachable cluster fails first
 
-    data = _load(synthetic_path, data_path, warnings)
+    data = _load(synthetic_path, options.data_path, warnings)
     timings = {"load_seconds": time.perf_counter() - started}
-    training = _Training.of(data, seed, Path(cache_dir) if cache_dir else baseline_cache.default_cache_dir(),
-                            use_cache, reporter)
+    training = _Training.of(data, seed, options.cache_dir, options.use_cache, reporter)
     training_started = time.perf_counter()
-    trained = training.train(_fits(config, judge_config, second_judges, mix), engine, executor, out_dir)
+    second_judges = options.judges[1:]
+    trained = training.train(_fits(options.config, options.judge_config, second_judges, options.mix), engine,
+                             executor, options.out_dir)
     training_seconds = time.perf_counter() - training_started
     baseline_model, classifiers = _cnn_classifiers(trained, timings)
-    judge_reports = {name: _second_judge(trained, JUDGES[name], judge_config, timings) for name in second_judges}
+    judge_reports = {name: _second_judge(trained, JUDGES[name], options.judge_config, timings)
+                     for name in second_judges}
     if engine is not None:  # the wall time of the classifiers trained at once (each one's time is above)
         timings["parallel_training_seconds"] = training_seconds
     figures_started = time.perf_counter()
-    recognizability, feature_metrics, diversity = _feature_figures(baseline_model, data, config.test_time_flip, seed)
+    recognizability, feature_metrics, diversity = _feature_figures(baseline_model, data, options.config.test_time_flip,
+                                                                   seed)
     timings["feature_metrics_seconds"] = time.perf_counter() - figures_started
-    inception_figure = _inception_figure(data, inception, inception_weights, seed, timings, warnings)
+    inception_figure = _inception_figure(data, options, timings, warnings)
     timings["total_seconds"] = time.perf_counter() - started
 
     report = Report(
         created=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         headline=Headline(**_cas_figures(classifiers["synthetic"], classifiers["real"]),
-                          mix_accuracy=classifiers["mix"].accuracy if mix else None),
+                          mix_accuracy=classifiers["mix"].accuracy if options.mix else None),
         baseline_cached=classifiers["real"].cached, train_images_per_class=data.per_class,
         synthetic=_synthetic_provenance(synthetic_path, data), real_data=data.real.describe(), seed=seed,
-        config=config.to_dict(), classifiers=classifiers, judges=judge_reports, recognizability=recognizability,
-        feature_metrics=feature_metrics, inception_fid=inception_figure, diversity=diversity,
-        warnings=warnings.messages, versions=package_versions(), timings=timings)
-    report.save(out_dir)
+        config=options.config.to_dict(), classifiers=classifiers, judges=judge_reports,
+        recognizability=recognizability, feature_metrics=feature_metrics, inception_fid=inception_figure,
+        diversity=diversity, warnings=warnings.messages, versions=package_versions(), timings=timings)
+    report.save(options.out_dir)
     update_card(synthetic_path, report)  # an export's dataset card shows these figures
     return report
-
-
-def check_options(judges: Sequence[str], seed: int, inception_weights: str | Path | None) -> list[str]:
-    """The judges in report order, the bundled CNN first; raises `UserError` naming the first option that cannot
-    work (an unknown, repeated or missing judge, a seed numpy cannot take, an absent weights file)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise UserError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
-    if inception_weights is not None and not Path(inception_weights).is_file():
-        raise UserError(f"Inception weights file {inception_weights} does not exist")
-    judges = list(judges)
-    unknown = [name for name in judges if name not in JUDGE_NAMES]
-    if unknown:
-        raise UserError(f"unknown judge {unknown[0]!r}; choose from {', '.join(JUDGE_NAMES)}")
-    if baseline_cache.CNN not in judges:
-        raise UserError("the judges must include cnn: CAS, recognizability and the feature figures are the bundled "
-                        "CNN's; add a second judge beside it, e.g. --judges cnn,resnet")
-    if len(set(judges)) != len(judges):
-        raise UserError(f"a judge is named twice in {','.join(judges)}")
-    return [name for name in JUDGE_NAMES if name in judges]
 
 
 class _Warnings:
@@ -353,11 +375,11 @@ def _feature_figures(model, data: _Data, test_time_flip: bool, seed: int):
             Diversity(description=description, per_class=diversity))
 
 
-def _inception_figure(data: _Data, inception: bool, weights, seed: int, timings: dict, warning: _Warnings) -> dict:
-    if not inception:
+def _inception_figure(data: _Data, options: EvaluateOptions, timings: dict, warning: _Warnings) -> dict:
+    if not options.inception:
         return {"skipped": "not requested (--no-inception-fid)"}
     started = time.perf_counter()
-    figure = inception_fid(data.real_test, data.synthetic, weights, seed)
+    figure = inception_fid(data.real_test, data.synthetic, options.inception_weights, options.seed)
     timings["inception_fid_seconds"] = time.perf_counter() - started
     if "skipped" in figure:
         warning(figure["skipped"])

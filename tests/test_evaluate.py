@@ -25,6 +25,7 @@ from cifar_synth import evaluator, fits, inception, metrics
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.classifier import EvaluatorConfig
 from cifar_synth.errors import UserError
+from cifar_synth.evaluator import EvaluateOptions
 from cifar_synth.executors.job import run_job
 from cifar_synth.cli import app
 from cifar_synth.formats.csv import COLUMNS as CSV_COLUMNS
@@ -78,11 +79,12 @@ def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-def evaluate(synthetic: Path, real, cache: Path, out: Path, judges=("cnn",), **options) -> Report:
+def evaluate(synthetic: Path, real, cache: Path, out: Path, judges=("cnn",), reporter: Reporter | None = None,
+             **options) -> Report:
     """Only the bundled CNN unless `judges` says otherwise: the second judge doubles the training time."""
-    options = {"reporter": Reporter(quiet=True), **options}
-    return evaluator.evaluate_synthetic(synthetic, real[0], out, TINY, cache_dir=cache, inception=False,
-                                        judges=judges, judge_config=TINY_JUDGE, **options)
+    options = EvaluateOptions(real[0], out, TINY, cache_dir=cache, inception=False, judges=judges,
+                              judge_config=TINY_JUDGE, **options)
+    return evaluator.evaluate_synthetic(synthetic, options, reporter or Reporter(quiet=True))
 
 
 @pytest.fixture(scope="module")
@@ -520,10 +522,10 @@ def evaluate_with_cached_baseline(real, cli_report, out: Path, **executor) -> Re
     from cifar_synth.executors import ExecutorOptions
 
     synthetic, here, here_out = cli_report
-    report = evaluator.evaluate_synthetic(
-        synthetic, real[0], out, EvaluatorConfig.budget("quick", epochs=1), cache_dir=here_out.parent / "cache",
-        inception=False, judges=("cnn",), reporter=Reporter(quiet=True),
-        executor=ExecutorOptions(unit="task", cpus_per_class=1, **executor))
+    options = EvaluateOptions(real[0], out, EvaluatorConfig.budget("quick", epochs=1),
+                              cache_dir=here_out.parent / "cache", inception=False, judges=("cnn",),
+                              executor=ExecutorOptions(unit="task", cpus_per_class=1, **executor))
+    report = evaluator.evaluate_synthetic(synthetic, options, Reporter(quiet=True))
     assert report.baseline_cached is True
     assert report.headline.cas == pytest.approx(here["headline"]["cas"], abs=0.02)
     status = json.loads((out / ".cifar-synth" / "status" / "cnn-synthetic.json").read_text())

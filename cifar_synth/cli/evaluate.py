@@ -75,21 +75,21 @@ def evaluate_command(
 ):
     """Measure a synthetic dataset: CAS vs the real baseline, recognizability, feature FD/KID and diversity."""
     from cifar_synth.classifier import EvaluatorConfig
-    from cifar_synth.evaluator import default_out_dir, evaluate_synthetic
+    from cifar_synth.evaluator import EvaluateOptions, default_out_dir, evaluate_synthetic
     from cifar_synth.judges import JudgeConfig
 
     overrides = {"epochs": epochs} if epochs is not None else {}
-    config = EvaluatorConfig.budget(budget, **overrides)
     out = out if out is not None else default_out_dir(synthetic)
-    report = evaluate_synthetic(
-        synthetic, data, out, config, seed=seed, mix=mix, use_cache=not no_cache, cache_dir=cache_dir,
-        inception_weights=inception_weights, inception=not no_inception_fid,
-        judges=[name.strip() for name in judges.split(",")], judge_config=JudgeConfig.budget(budget, **overrides),
-        reporter=reporter(quiet or as_json),  # with --json, stdout holds the report alone
+    options = EvaluateOptions(
+        data_path=data, out_dir=out, config=EvaluatorConfig.budget(budget, **overrides), seed=seed, mix=mix,
+        use_cache=not no_cache, cache_dir=cache_dir, inception_weights=inception_weights,
+        inception=not no_inception_fid, judges=tuple(name.strip() for name in judges.split(",")),
+        judge_config=JudgeConfig.budget(budget, **overrides),
         executor=ExecutorOptions(
             executor=executor, parallel=parallel, cpus_per_class=cpus_per_task, gpus_per_class=gpus_per_task,
             address=address, slurm_partition=slurm_partition, slurm_time=slurm_time,
             slurm_options=tuple(slurm_option or ()), unit="task"))
+    report = evaluate_synthetic(synthetic, options, reporter(quiet or as_json))  # --json: stdout holds the report
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
