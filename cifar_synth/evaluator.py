@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cifar_synth import baseline_cache
+from cifar_synth.baseline_cache import JUDGE_NAMES
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.config import MAX_SEED
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from cifar_synth.executors import ExecutorOptions
     from cifar_synth.judges import Judge, JudgeConfig
 
-JUDGE_NAMES = ("cnn", "resnet")  # the bundled CNN first: CAS, recognizability and the feature figures are its
 
 
 def default_out_dir(synthetic_path: str | Path) -> Path:

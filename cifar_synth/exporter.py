@@ -44,6 +44,7 @@ from cifar_synth.formats.parquet import ParquetWriter
 from cifar_synth.images import IMAGE_SHAPE, to_uint8
 from cifar_synth.locks import hold
 from cifar_synth.provenance import package_versions
+from cifar_synth.saved_models import load_model
 from cifar_synth.reporter import Reporter
 from cifar_synth.synthetic import FORMAT_VERSION, MANIFEST
 
@@ -496,18 +497,9 @@ def _progress(reporter: Reporter) -> Progress:
     )
 
 
-def _load_model(path: Path, what: str):
-    import keras
-
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for a corrupt or foreign file
-        raise UserError(f"cannot load {what} {path}: {error}") from None
-
-
 def _load_generator(path: Path):
     """The Keras generator at `path` and its latent size."""
-    generator = _load_model(path, "generator")
+    generator = load_model(path, "generator")
     shape = getattr(generator, "input_shape", None)
     if not (isinstance(shape, tuple) and len(shape) == 2 and isinstance(shape[1], int)):
         raise UserError(f"{path}: expected a generator with one input of shape (batch, latent_dim), got {shape}")

@@ -16,6 +16,7 @@ from cifar_synth.images import LabeledImages
 from cifar_synth.metrics import accuracy_figures
 from cifar_synth.report import ClassifierResult, percent
 from cifar_synth.reporter import Reporter
+from cifar_synth.saved_models import load_model
 
 TRAIN_SETS = {"real": ("real",), "synthetic": ("synthetic",), "mix": ("real", "synthetic")}  # → their parts
 
@@ -109,12 +110,10 @@ class FitJob(Job):
 
     def collect(self):
         """(model, result) of the finished task; the model only of a baseline (the others' are not needed)."""
-        import keras
-
         from cifar_synth.executors.job import read_status
 
         result = ClassifierResult.from_dict(read_status(self)["result"])
-        model = keras.models.load_model(self.model_file, compile=False) if self.fit.train_set == "real" else None
+        model = load_model(self.model_file, f"{self.name}'s model") if self.fit.train_set == "real" else None
         return model, result
 
 

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cifar_synth.baseline_cache import JUDGE_NAMES
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.cli._app import app, console, reporter, user_errors_exit
 from cifar_synth.cli._executor_options import DEFAULTS as EXECUTOR_DEFAULTS, EVALUATE
@@ -33,7 +34,7 @@ def evaluate_command(
         "--epochs", min=1, help="Training epochs of every CNN and judge (overrides the budget's).")] = None,
     judges: Annotated[str, typer.Option(
         "--judges", help="Comma-separated classifiers to train: cnn (the bundled CNN, required) and resnet (a second "
-                         "judge of another family and recipe).")] = "cnn,resnet",
+                         "judge of another family and recipe).")] = ",".join(JUDGE_NAMES),
     seed: Annotated[int, typer.Option("--seed", help="Seed of subsampling, initialisation and augmentation.")] = 0,
     mix: Annotated[bool, typer.Option(
         "--mix", help="Also train on real + synthetic images together and test on real ones.")] = False,
