@@ -32,7 +32,8 @@ def retrain(report: Report, judge_name: str, seed: int) -> dict:
     """Train `judge_name` on the report's synthetic data with `seed`, as the evaluator does; its accuracies on the
     real test split."""
     from cifar_synth.data import open_real_data
-    from cifar_synth.evaluator import _Fit, subsample_per_class, train_and_test
+    from cifar_synth.fits import Fit, train_and_test
+    from cifar_synth.images import subsample_per_class
     from cifar_synth.judges import JUDGES
     from cifar_synth.reporter import Reporter
     from cifar_synth.synthetic import load_synthetic
@@ -41,7 +42,7 @@ def retrain(report: Report, judge_name: str, seed: int) -> dict:
         **(report.config if judge_name == "cnn" else report.judges[judge_name].config))
     synthetic = subsample_per_class(load_synthetic(report.synthetic["path"]), report.train_images_per_class, seed)
     test = open_real_data(report.real_data["source"]).load("test")
-    _, result = train_and_test(_Fit(judge_name, config, "synthetic"), synthetic, test, seed, Reporter())
+    _, result = train_and_test(Fit(judge_name, config, "synthetic"), synthetic, test, seed, Reporter())
     return {"seed": seed, "accuracy": result.accuracy, "per_class_accuracy": result.per_class_accuracy}
 
 

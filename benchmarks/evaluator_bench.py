@@ -18,11 +18,13 @@ import time
 
 from _common import publish_results, markdown_table
 
+from cifar_synth.baseline_cache import CNN, JUDGE_NAMES
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="real CIFAR-10 (as `--data` of the CLI)")
-    parser.add_argument("--judge", choices=("cnn", "resnet"), default="cnn", help="which judge to train")
+    parser.add_argument("--judge", choices=JUDGE_NAMES, default=CNN, help="which judge to train")
     parser.add_argument("--budgets", nargs="*", default=None, help="named presets (default: quick default thorough)")
     parser.add_argument("--epochs", type=int, nargs="*", default=[], help="also train with these epoch counts …")
     parser.add_argument("--widths", type=int, nargs="+", default=None, help="… and these widths (default: default's)")
@@ -34,7 +36,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from cifar_synth.classifier import make_predictor
     from cifar_synth.data import open_real_data
-    from cifar_synth.evaluator import subsample_per_class
+    from cifar_synth.images import subsample_per_class
     from cifar_synth.judges import JUDGES
 
     judge = JUDGES[args.judge]

@@ -43,7 +43,7 @@ def score(class_name: str, runs: Path, args) -> dict:
     from cifar_synth.classes import CLASS_NAMES
     from cifar_synth.classifier import load_classifier, make_predictor
     from cifar_synth.data import open_real_data
-    from cifar_synth.evaluator import frechet_distance, sampled_pairwise_distance
+    from cifar_synth.metrics import frechet_distance, sampled_pairwise_distance
     from cifar_synth.images import to_uint8
     from cifar_synth.runs import RunPaths, run_summary
 

@@ -5,7 +5,8 @@ so `import cifar_synth` stays light (no TensorFlow):
 
     train_classes, GANConfig, TrainOptions          cifar-synth train
     export_dataset, ExportOptions                   cifar-synth export
-    evaluate_synthetic, EvaluatorConfig, Report     cifar-synth evaluate (Report: what it returns; Report.load)
+    evaluate_synthetic, EvaluateOptions,            cifar-synth evaluate (Report: what it returns; Report.load)
+    EvaluatorConfig, Report
     publish_export                                  cifar-synth publish
     sample_rows, save_sample_sheet                  cifar-synth show
     load_synthetic, load_tf_dataset                 an export as arrays or as a tf.data.Dataset
@@ -25,7 +26,8 @@ quiet_tensorflow_import()
 _API = {
     "train_classes": "cifar_synth.training", "TrainOptions": "cifar_synth.config", "GANConfig": "cifar_synth.config",
     "export_dataset": "cifar_synth.exporter", "ExportOptions": "cifar_synth.exporter",
-    "evaluate_synthetic": "cifar_synth.evaluator", "EvaluatorConfig": "cifar_synth.classifier",
+    "evaluate_synthetic": "cifar_synth.evaluator", "EvaluateOptions": "cifar_synth.evaluator",
+    "EvaluatorConfig": "cifar_synth.classifier",
     "publish_export": "cifar_synth.hub", "sample_rows": "cifar_synth.sheet", "save_sample_sheet": "cifar_synth.sheet",
     "load_synthetic": "cifar_synth.synthetic", "load_tf_dataset": "cifar_synth.synthetic",
     "update_card": "cifar_synth.card", "Report": "cifar_synth.report",

@@ -14,15 +14,18 @@ written last, atomically: its presence marks a complete entry.
 import hashlib
 import json
 import os
-import zipfile
 from pathlib import Path
 
 from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path, write_json_atomic
+from cifar_synth.saved_models import load_model
 
 CLASSIFIER_FILE, METRICS_FILE = "classifier.keras", "metrics.json"
 CNN = "cnn"  # the bundled CNN's judge name; its entries sit at the top of the cache directory
+RESNET = "resnet"  # the second judge (cifar_synth.judges)
+JUDGE_NAMES = (CNN, RESNET)  # every judge, in report order: the bundled CNN first (CAS and the feature figures are its)
 _CACHE_VERSION = 1  # bump when a change to training invalidates cached baselines
+_RETRAIN = "; rerun with --no-cache"
 
 
 def default_cache_dir() -> Path:
@@ -47,16 +50,13 @@ def is_complete(entry: Path) -> bool:
 
 def load_entry(entry: Path):
     """(model, metrics) of a complete entry; an unreadable one is a user error naming it."""
-    import keras
-
     from cifar_synth import judges  # noqa: F401 — registers the custom objects the judges' models are saved with
 
     try:
         metrics = json.loads((entry / METRICS_FILE).read_text())["metrics"]
-        model = keras.models.load_model(entry / CLASSIFIER_FILE, compile=False)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
-        raise UserError(f"cached baseline {entry} is unreadable ({error}); rerun with --no-cache") from None
-    return model, metrics
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"cached baseline {entry} is unreadable ({error}){_RETRAIN}") from None
+    return load_model(entry / CLASSIFIER_FILE, "cached baseline", _RETRAIN), metrics
 
 
 def store_entry(entry: Path, key: dict, model, metrics: dict) -> None:

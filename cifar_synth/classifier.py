@@ -23,6 +23,7 @@ from cifar_synth.errors import UserError
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 from cifar_synth.progress import RichProgress
 from cifar_synth.reporter import Reporter
+from cifar_synth.saved_models import load_model
 
 FEATURE_LAYER = "features"
 NUM_CLASSES = len(CLASS_NAMES)
@@ -99,7 +100,7 @@ def build_classifier(config: EvaluatorConfig) -> keras.Model:
     for width in config.widths[1:]:
         x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
         x = layers.MaxPooling2D(2)(x)
-        x = _bn_relu(x)
+        x = bn_relu(x)
         x = _conv_bn_relu(x, width)
     features = layers.GlobalMaxPooling2D(name=FEATURE_LAYER)(x)
     # A small logit scale keeps early softmax outputs soft, which lets the high learning rate work (as in airbench).
@@ -109,10 +110,7 @@ def build_classifier(config: EvaluatorConfig) -> keras.Model:
 
 def load_classifier(path: str | Path) -> keras.Model:
     """A saved classifier built like `build_classifier` (pixels 0–255 in, ten logits out, a `features` layer)."""
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for a corrupt or foreign file
-        raise UserError(f"cannot load classifier {path}: {error}") from None
+    model = load_model(path, "classifier")
     layer_names = {layer.name for layer in model.layers}
     if model.input_shape != (None, *IMAGE_SHAPE) or model.output_shape != (None, NUM_CLASSES) \
             or FEATURE_LAYER not in layer_names:
@@ -124,10 +122,10 @@ def load_classifier(path: str | Path) -> keras.Model:
 
 
 def _conv_bn_relu(x, width: int):
-    return _bn_relu(layers.Conv2D(width, 3, padding="same", use_bias=False)(x))
+    return bn_relu(layers.Conv2D(width, 3, padding="same", use_bias=False)(x))
 
 
-def _bn_relu(x):
+def bn_relu(x):
     # Momentum 0.9, not Keras' 0.99: with a few hundred steps the running statistics must catch up quickly.
     return layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
 

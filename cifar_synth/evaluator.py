@@ -8,33 +8,31 @@ bundled one cannot flatter itself unseen. Also: the real-trained CNN's accuracy 
 real+synthetic training, and Inception FID when Inception weights are at hand.
 """
 
-import contextlib
 import datetime
 import hashlib
 import json
-import os
 import shutil
-import socket
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cifar_synth import baseline_cache
+from cifar_synth.baseline_cache import JUDGE_NAMES
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.config import MAX_SEED
-from cifar_synth.executors.job import Job
-from cifar_synth.files import atomic_path
-from cifar_synth.images import LabeledImages
-from cifar_synth.metrics import mean_pairwise_distance
+from cifar_synth.fits import TRAIN_SETS, Fit, fit_jobs, joined, train_and_test
+from cifar_synth.images import LabeledImages, subsample_per_class
+from cifar_synth.inception import inception_fid
+from cifar_synth.metrics import (DIVERSITY_SAMPLE, accuracy_figures, frechet_distance, kernel_inception_distance,
+                                 sampled_pairwise_distance)
 from cifar_synth.provenance import package_versions
 from cifar_synth.report import (NOT_INCEPTION_FID, ClassifierResult, Diversity, FeatureMetrics, Headline,
-                                JudgeReport, Recognizability, Report, percent)
+                                JudgeReport, Recognizability, Report)
 from cifar_synth.reporter import Reporter
 
 if TYPE_CHECKING:
@@ -43,15 +41,6 @@ if TYPE_CHECKING:
     from cifar_synth.executors import ExecutorOptions
     from cifar_synth.judges import Judge, JudgeConfig
 
-JUDGE_NAMES = ("cnn", "resnet")  # the bundled CNN first: CAS, recognizability and the feature figures are its
-_KID_SUBSETS, _KID_SUBSET_SIZE = 50, 1000
-_DIVERSITY_SAMPLE = 500  # images per class for the mean pairwise distance (O(n²))
-# Keras' published InceptionV3 ImageNet weights without the classifier head, as keras.applications downloads them.
-_INCEPTION_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
-                  "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5")
-_INCEPTION_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
-_INCEPTION_TIMEOUT_SECONDS = 10
-_INCEPTION_SIZE = 299
 
 
 def default_out_dir(synthetic_path: str | Path) -> Path:
@@ -59,116 +48,127 @@ def default_out_dir(synthetic_path: str | Path) -> Path:
     return Path("reports") / (path.stem if path.is_file() else path.name)
 
 
-def subsample_per_class(data: LabeledImages, per_class: int, seed: int) -> LabeledImages:
-    """At most `per_class` images of each class, chosen by `seed`, kept in their original order."""
-    rng = np.random.default_rng(seed)
-    keep = []
-    for label in np.unique(data.labels):
-        indices = np.flatnonzero(data.labels == label)
-        keep.append(np.sort(rng.choice(indices, min(per_class, len(indices)), replace=False)))
-    keep = np.concatenate(keep)
-    return LabeledImages(data.images[keep], data.labels[keep])
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """How `evaluate_synthetic` measures a synthetic dataset; `validated()` checks it (the one place) and fills in the
+    defaults.
 
-
-def evaluate_synthetic(
-    synthetic_path: str | Path,
-    data_path: str | Path | None = None,
-    out_dir: str | Path | None = None,
-    config: "EvaluatorConfig | None" = None,
-    seed: int = 0,
-    mix: bool = False,
-    use_cache: bool = True,
-    cache_dir: str | Path | None = None,
-    inception_weights: str | Path | None = None,
-    inception: bool = True,
-    judges: Sequence[str] = JUDGE_NAMES,
-    judge_config: "JudgeConfig | None" = None,
-    reporter: Reporter | None = None,
-    executor: "ExecutorOptions | None" = None,
-) -> Report:
-    """Evaluate the synthetic dataset at `synthetic_path` against the real CIFAR-10 at `data_path`.
-
-    Writes report.json, report.md and confusion_synthetic.png to `out_dir` (default `reports/<synthetic name>`) and
-    returns the report. `config` is an `EvaluatorConfig` (default: the `default` budget). `judges` names the
+    `data_path`: the real CIFAR-10 (default: $CIFAR_SYNTH_DATA, else datasets/cifar10/). `out_dir`: default
+    `reports/<synthetic name>`. `config`: an `EvaluatorConfig` (default: the `default` budget). `judges` names the
     classifiers trained: "cnn" (required) and optionally "resnet", the second judge, configured by `judge_config`
     (default: the budget named like `config`'s, else `default`). The real-trained baselines are cached in
-    `cache_dir` (default `~/.cache/cifar-synth/evaluator`) unless `use_cache` is false. `inception=False`
-    skips Inception FID; otherwise it uses `inception_weights` or tries to download Keras' weights. Training
-    progress goes to `reporter`; warnings go into the report and, as they arise, to `reporter.warn`. `executor`
-    (default: in this process) says where the classifiers train: as tasks at once, beyond one local process, each
-    leaving its log in `out_dir/.cifar-synth/logs/` (docs/scale.md); the figures are those of training in this
-    process.
+    `cache_dir` (default `~/.cache/cifar-synth/evaluator`) unless `use_cache` is false. `inception=False` skips
+    Inception FID; otherwise it uses `inception_weights` or tries to download Keras' weights. `executor` (default:
+    in this process) says where the classifiers train: as tasks at once, beyond one local process, each leaving its
+    log in `out_dir/.cifar-synth/logs/` (docs/scale.md); the figures are those of training in this process.
+    """
+
+    data_path: str | Path | None = None
+    out_dir: str | Path | None = None
+    config: "EvaluatorConfig | None" = None
+    seed: int = 0
+    mix: bool = False
+    use_cache: bool = True
+    cache_dir: str | Path | None = None
+    inception_weights: str | Path | None = None
+    inception: bool = True
+    judges: Sequence[str] = JUDGE_NAMES
+    judge_config: "JudgeConfig | None" = None
+    executor: "ExecutorOptions | None" = None
+
+    def validate(self) -> None:
+        """Raise `UserError` naming the first option that cannot work (an unknown, repeated or missing judge, a seed
+        numpy cannot take, an absent weights file, an executor option)."""
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise UserError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+        if self.inception_weights is not None and not Path(self.inception_weights).is_file():
+            raise UserError(f"Inception weights file {self.inception_weights} does not exist")
+        judges = list(self.judges)
+        unknown = [name for name in judges if name not in JUDGE_NAMES]
+        if unknown:
+            raise UserError(f"unknown judge {unknown[0]!r}; choose from {', '.join(JUDGE_NAMES)}")
+        if baseline_cache.CNN not in judges:
+            raise UserError("the judges must include cnn: CAS, recognizability and the feature figures are the "
+                            "bundled CNN's; add a second judge beside it, e.g. --judges cnn,resnet")
+        if len(set(judges)) != len(judges):
+            raise UserError(f"a judge is named twice in {','.join(judges)}")
+        if self.executor is not None:
+            self.executor.validate()
+
+    def validated(self, synthetic_path: str | Path) -> "EvaluateOptions":
+        """These options checked, with every default filled in and the judges in report order (the CNN first)."""
+        from cifar_synth.classifier import EvaluatorConfig
+        from cifar_synth.executors import ExecutorOptions
+        from cifar_synth.judges import JudgeConfig
+
+        self.validate()
+        config = self.config or EvaluatorConfig.budget("default")
+        judge_config = self.judge_config or JudgeConfig.budget(
+            config.budget_name if config.budget_name in JudgeConfig.BUDGETS else "default")
+        executor = self.executor or ExecutorOptions(unit="task")
+        return replace(
+            self, out_dir=Path(self.out_dir) if self.out_dir is not None else default_out_dir(synthetic_path),
+            config=config, judge_config=judge_config, executor=executor,
+            cache_dir=Path(self.cache_dir) if self.cache_dir else baseline_cache.default_cache_dir(),
+            judges=tuple(name for name in JUDGE_NAMES if name in self.judges))
+
+
+def evaluate_synthetic(synthetic_path: str | Path, options: EvaluateOptions = EvaluateOptions(),
+                       reporter: Reporter | None = None) -> Report:
+    """Evaluate the synthetic dataset at `synthetic_path` against the real CIFAR-10, as `options` say.
+
+    Writes report.json, report.md and confusion_synthetic.png to `options.out_dir` and returns the report. Training
+    progress goes to `reporter`; warnings go into the report and, as they arise, to `reporter.warn`.
     """
     from cifar_synth.card import update_card
-    from cifar_synth.classifier import EvaluatorConfig
-    from cifar_synth.executors import ExecutorOptions, engine_for
+    from cifar_synth.executors import engine_for
     from cifar_synth.executors.job import limit_threads
-    from cifar_synth.judges import JUDGES, JudgeConfig
+    from cifar_synth.judges import JUDGES
 
     started = time.perf_counter()
-    second_judges = check_options(judges, seed, inception_weights)[1:]
-    executor = executor or ExecutorOptions(unit="task")
-    executor.validate()
-    config = config or EvaluatorConfig.budget("default")
-    judge_config = judge_config or JudgeConfig.budget(
-        config.budget_name if config.budget_name in JudgeConfig.BUDGETS else "default")
+    options = options.validated(synthetic_path)
+    executor, seed = options.executor, options.seed
     reporter = reporter or Reporter()
     warnings = _Warnings(reporter)
-    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(synthetic_path)
     if executor.in_process():
         engine = None
         limit_threads(executor.cpus())
     else:
         engine = engine_for(executor)  # before any work: a missing extra or an unreachable cluster fails first
 
-    data = _load(synthetic_path, data_path, warnings)
+    data = _load(synthetic_path, options.data_path, warnings)
     timings = {"load_seconds": time.perf_counter() - started}
-    training = _Training.of(data, seed, Path(cache_dir) if cache_dir else baseline_cache.default_cache_dir(),
-                            use_cache, reporter)
+    training = _Training.of(data, seed, options.cache_dir, options.use_cache, reporter)
     training_started = time.perf_counter()
-    trained = training.train(_fits(config, judge_config, second_judges, mix), engine, executor, out_dir)
+    second_judges = options.judges[1:]
+    trained = training.train(_fits(options.config, options.judge_config, second_judges, options.mix), engine,
+                             executor, options.out_dir)
     training_seconds = time.perf_counter() - training_started
     baseline_model, classifiers = _cnn_classifiers(trained, timings)
-    judge_reports = {name: _second_judge(trained, JUDGES[name], judge_config, timings) for name in second_judges}
+    judge_reports = {name: _second_judge(trained, JUDGES[name], options.judge_config, timings)
+                     for name in second_judges}
     if engine is not None:  # the wall time of the classifiers trained at once (each one's time is above)
         timings["parallel_training_seconds"] = training_seconds
     figures_started = time.perf_counter()
-    recognizability, feature_metrics, diversity = _feature_figures(baseline_model, data, config.test_time_flip, seed)
+    recognizability, feature_metrics, diversity = _feature_figures(baseline_model, data, options.config.test_time_flip,
+                                                                   seed)
     timings["feature_metrics_seconds"] = time.perf_counter() - figures_started
-    inception_fid = _inception_figure(data, inception, inception_weights, seed, timings, warnings)
+    inception_figure = _inception_figure(data, options, timings, warnings)
     timings["total_seconds"] = time.perf_counter() - started
 
     report = Report(
         created=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         headline=Headline(**_cas_figures(classifiers["synthetic"], classifiers["real"]),
-                          mix_accuracy=classifiers["mix"].accuracy if mix else None),
+                          mix_accuracy=classifiers["mix"].accuracy if options.mix else None),
         baseline_cached=classifiers["real"].cached, train_images_per_class=data.per_class,
         synthetic=_synthetic_provenance(synthetic_path, data), real_data=data.real.describe(), seed=seed,
-        config=config.to_dict(), classifiers=classifiers, judges=judge_reports, recognizability=recognizability,
-        feature_metrics=feature_metrics, inception_fid=inception_fid, diversity=diversity,
-        warnings=warnings.messages, versions=package_versions(), timings=timings)
-    report.save(out_dir)
+        config=options.config.to_dict(), classifiers=classifiers, judges=judge_reports,
+        recognizability=recognizability, feature_metrics=feature_metrics, inception_fid=inception_figure,
+        diversity=diversity, warnings=warnings.messages, versions=package_versions(), timings=timings)
+    report.save(options.out_dir)
     update_card(synthetic_path, report)  # an export's dataset card shows these figures
     return report
-
-
-def check_options(judges: Sequence[str], seed: int, inception_weights: str | Path | None) -> list[str]:
-    """The judges in report order, the bundled CNN first; raises `UserError` naming the first option that cannot
-    work (an unknown, repeated or missing judge, a seed numpy cannot take, an absent weights file)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise UserError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
-    if inception_weights is not None and not Path(inception_weights).is_file():
-        raise UserError(f"Inception weights file {inception_weights} does not exist")
-    judges = list(judges)
-    unknown = [name for name in judges if name not in JUDGE_NAMES]
-    if unknown:
-        raise UserError(f"unknown judge {unknown[0]!r}; choose from {', '.join(JUDGE_NAMES)}")
-    if baseline_cache.CNN not in judges:
-        raise UserError("the judges must include cnn: CAS, recognizability and the feature figures are the bundled "
-                        "CNN's; add a second judge beside it, e.g. --judges cnn,resnet")
-    if len(set(judges)) != len(judges):
-        raise UserError(f"a judge is named twice in {','.join(judges)}")
-    return [name for name in JUDGE_NAMES if name in judges]
 
 
 class _Warnings:
@@ -225,33 +225,11 @@ def _synthetic_provenance(synthetic_path: str | Path, data: _Data) -> dict:
 
 # --- training and testing ---------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Fit:
-    """One classifier an evaluation trains: a judge on one training set, tested on the real test images."""
-
-    judge: str  # a key of judges.JUDGES
-    config: object  # the judge's config
-    train_set: str  # a key of _TRAIN_SETS
-
-    @property
-    def name(self) -> str:
-        return f"{self.judge}-{self.train_set}"  # e.g. cnn-synthetic: the task's name with an executor
-
-    @property
-    def title(self) -> str:
-        title = {"real": "real-trained baseline", "synthetic": "synthetic-trained",
-                 "mix": "real+synthetic-trained"}[self.train_set]
-        return title if self.judge == baseline_cache.CNN else f"{self.judge} {title}"
-
-
-_TRAIN_SETS = {"real": ("real",), "synthetic": ("synthetic",), "mix": ("real", "synthetic")}  # → their parts
-
-
-def _fits(config, judge_config, second_judges: list[str], mix: bool) -> list[_Fit]:
+def _fits(config, judge_config, second_judges: list[str], mix: bool) -> list[Fit]:
     """The classifiers to train, in the order they train in this process: the bundled CNN's, then each judge's."""
     cnn = baseline_cache.CNN
-    fits = [_Fit(cnn, config, "real"), _Fit(cnn, config, "synthetic")] + ([_Fit(cnn, config, "mix")] if mix else [])
-    return fits + [_Fit(name, judge_config, train_set) for name in second_judges for train_set in ("real", "synthetic")]
+    fits = [Fit(cnn, config, "real"), Fit(cnn, config, "synthetic")] + ([Fit(cnn, config, "mix")] if mix else [])
+    return fits + [Fit(name, judge_config, train_set) for name in second_judges for train_set in ("real", "synthetic")]
 
 
 @dataclass(frozen=True)
@@ -275,9 +253,9 @@ class _Training:
                    cache_dir, use_cache, reporter)
 
     def parts(self, train_set: str) -> list[LabeledImages]:
-        return [self.real_train if part == "real" else self.synthetic_train for part in _TRAIN_SETS[train_set]]
+        return [self.real_train if part == "real" else self.synthetic_train for part in TRAIN_SETS[train_set]]
 
-    def train(self, fits: list[_Fit], engine, executor: "ExecutorOptions", out_dir: Path) -> dict:
+    def train(self, fits: list[Fit], engine, executor: "ExecutorOptions", out_dir: Path) -> dict:
         """(model, result) of every fit by name, in order: cached baselines from the cache, the others trained here
         one after another or, given an `engine`, as its tasks at once; fresh baselines go into the cache. The
         models of fits other than baselines are None when trained as tasks (nothing needs them)."""
@@ -285,14 +263,14 @@ class _Training:
         todo = [fit for fit in fits if fit.name not in trained]
         if engine is None:
             for fit in todo:
-                model, result = train_and_test(fit, _joined(self.parts(fit.train_set)), self.test, self.seed,
+                model, result = train_and_test(fit, joined(self.parts(fit.train_set)), self.test, self.seed,
                                                self.reporter)
                 trained[fit.name] = self.keep(fit, model, result)
         else:
             trained.update(self._train_as_tasks(todo, engine, executor, out_dir))
         return {fit.name: trained[fit.name] for fit in fits}
 
-    def cached(self, fit: _Fit):
+    def cached(self, fit: Fit):
         """The cached (model, result) of a baseline fit when the cache holds this exact baseline, else None."""
         if fit.train_set != "real" or not self.use_cache:
             return None
@@ -302,7 +280,7 @@ class _Training:
         model, metrics = baseline_cache.load_entry(entry)
         return model, ClassifierResult.from_dict({**metrics, "cached": True, "cache_entry": str(entry)})
 
-    def keep(self, fit: _Fit, model, result: ClassifierResult):
+    def keep(self, fit: Fit, model, result: ClassifierResult):
         """A freshly trained fit's (model, result), a baseline stored in the cache first."""
         if fit.train_set == "real":
             key, entry = self._cache_entry(fit)
@@ -310,12 +288,12 @@ class _Training:
             result.cache_entry = str(entry)
         return model, result
 
-    def _cache_entry(self, fit: _Fit) -> tuple[dict, Path]:
+    def _cache_entry(self, fit: Fit) -> tuple[dict, Path]:
         key = baseline_cache.baseline_key(fit.judge, self.real.sha256, self.seed, self.per_class,
                                           fit.config.to_dict())
         return key, baseline_cache.entry_dir(self.cache_dir, fit.judge, key)
 
-    def _train_as_tasks(self, fits: list[_Fit], engine, executor: "ExecutorOptions", out_dir: Path) -> dict:
+    def _train_as_tasks(self, fits: list[Fit], engine, executor: "ExecutorOptions", out_dir: Path) -> dict:
         """Train `fits` as tasks of `engine`, the live board showing them; their data goes to the workers, and their
         models and results come back, through a work folder in the report directory's state directory."""
         from cifar_synth.executors.board import drive
@@ -325,13 +303,7 @@ class _Training:
         session = start_session(state_dir)
         work = state_dir / f"work-{session}"
         try:
-            files = {"test": _write_images(work / "test.npz", self.test)}
-            for fit in fits:
-                for part, images in zip(_TRAIN_SETS[fit.train_set], self.parts(fit.train_set)):
-                    files[part] = files.get(part) or _write_images(work / f"{part}.npz", images)
-            jobs = [FitJob(fit, tuple(files[part] for part in _TRAIN_SETS[fit.train_set]), files["test"],
-                           work / f"{fit.name}.keras", self.seed, state_dir, session, executor.cpus(), os.getcwd())
-                    for fit in fits]
+            jobs = fit_jobs(fits, self.parts, self.test, work, self.seed, state_dir, session, executor.cpus())
             try:
                 drive(engine, [jobs], self.reporter)
             finally:  # after a failure too: the baselines trained meanwhile go into the cache
@@ -342,89 +314,10 @@ class _Training:
         return trained
 
 
-@dataclass(frozen=True)
-class FitJob(Job):
-    """One of an evaluation's classifiers as an executor's task: trained and tested in a worker, which saves the model
-    to `model_file` and reports its `ClassifierResult` in its status."""
-
-    fit: _Fit
-    train_files: tuple[Path, ...]  # the training set's parts (_write_images), joined in this order
-    test_file: Path
-    model_file: Path
-    seed: int
-    state_dir: Path
-    session: str
-    cpus: int | None
-    cwd: str
-
-    NOUNS = ("classifier", "classifiers")
-    COLUMNS = ("accuracy", "seconds")
-    SHARED = "--out (the report directory)"
-    AFTER_FAILURE = "run the same command again once their errors are fixed (a baseline trained meanwhile is cached)"
-
-    @property
-    def name(self) -> str:
-        return self.fit.name
-
-    def work(self) -> dict:
-        from cifar_synth.executors.job import log_reporter
-
-        data = _joined([_read_images(path) for path in self.train_files])
-        model, result = train_and_test(self.fit, data, _read_images(self.test_file), self.seed, log_reporter())
-        with atomic_path(self.model_file) as temp:
-            model.save(temp)
-        return {"result": result.to_dict()}
-
-    def cells(self, status: dict) -> list[str]:
-        result = status.get("result")
-        return [percent(result["accuracy"]), f"{result['train_seconds']:.0f}"] if result else ["", ""]
-
-    def collect(self):
-        """(model, result) of the finished task; the model only of a baseline (the others' are not needed)."""
-        import keras
-
-        from cifar_synth.executors.job import read_status
-
-        result = ClassifierResult.from_dict(read_status(self)["result"])
-        model = keras.models.load_model(self.model_file, compile=False) if self.fit.train_set == "real" else None
-        return model, result
-
-
-def _write_images(path: Path, data: LabeledImages) -> Path:
-    with atomic_path(path) as temp:
-        np.savez(temp, images=data.images, labels=data.labels)
-    return path
-
-
-def _read_images(path: Path) -> LabeledImages:
-    with np.load(path) as arrays:
-        return LabeledImages(arrays["images"], arrays["labels"])
-
-
-def _joined(parts: list[LabeledImages]) -> LabeledImages:
-    if len(parts) == 1:
-        return parts[0]
-    return LabeledImages(np.concatenate([part.images for part in parts]),
-                         np.concatenate([part.labels for part in parts]))
-
-
-def train_and_test(fit: _Fit, data: LabeledImages, test: LabeledImages, seed: int, reporter: Reporter):
-    """Train `fit`'s judge on `data`, test it on `test`: (model, ClassifierResult)."""
-    from cifar_synth.classifier import make_predictor
-    from cifar_synth.judges import JUDGES
-
-    started = time.perf_counter()
-    model = JUDGES[fit.judge].train(data, fit.config, seed, title=fit.title, reporter=reporter)
-    seconds = time.perf_counter() - started
-    probabilities, _ = make_predictor(model, fit.config.test_time_flip)(test.images)
-    return model, ClassifierResult(**_accuracy(probabilities.argmax(1), test.labels), train_images=len(data),
-                                   train_seconds=seconds)
-
-
 def _cnn_classifiers(trained: dict, timings: dict):
     """The bundled CNN's baseline model, and its classifiers' results: real, synthetic and, with --mix, both."""
     cnn = baseline_cache.CNN
-    classifiers = {train_set: trained[f"{cnn}-{train_set}"][1] for train_set in _TRAIN_SETS
+    classifiers = {train_set: trained[f"{cnn}-{train_set}"][1] for train_set in TRAIN_SETS
                    if f"{cnn}-{train_set}" in trained}
     baseline = classifiers["real"]
     timings["baseline_seconds"] = 0.0 if baseline.cached else baseline.train_seconds
@@ -445,19 +338,6 @@ def _second_judge(trained: dict, judge: "Judge", config, timings: dict) -> Judge
 def _cas_figures(synthetic: ClassifierResult, real: ClassifierResult) -> dict:
     return {"cas": synthetic.accuracy, "baseline_accuracy": real.accuracy,
             "cas_ratio": synthetic.accuracy / real.accuracy if real.accuracy else None}
-
-
-def _accuracy(predicted: np.ndarray, labels: np.ndarray) -> dict:
-    """Overall and per-class accuracy, and the confusion matrix (rows: true class, columns: predicted)."""
-    confusion = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    totals = confusion.sum(1)
-    return {
-        "accuracy": float(np.trace(confusion) / max(totals.sum(), 1)),
-        "per_class_accuracy": {name: float(confusion[i, i] / totals[i]) if totals[i] else None
-                               for i, name in enumerate(CLASS_NAMES)},
-        "confusion": confusion.tolist(),
-    }
 
 
 # --- figures in the real-trained CNN's features -----------------------------------------------------------------------
@@ -489,118 +369,21 @@ def _feature_figures(model, data: _Data, test_time_flip: bool, seed: int):
         real_images=len(real_test), synthetic_images=len(synthetic),
         frechet_distance={"overall": frechet_distance(real_features, synthetic_features), "per_class": fd},
         kid={"overall": kernel_inception_distance(real_features, synthetic_features, rng), "per_class": kid})
-    description = (f"mean pairwise Euclidean distance between the features of up to {_DIVERSITY_SAMPLE} images of a "
+    description = (f"mean pairwise Euclidean distance between the features of up to {DIVERSITY_SAMPLE} images of a "
                    "class; ratio = synthetic / real (well below 1: mode collapse)")
-    return (Recognizability(**_accuracy(synthetic_probabilities.argmax(1), synthetic.labels)), features,
+    return (Recognizability(**accuracy_figures(synthetic_probabilities.argmax(1), synthetic.labels)), features,
             Diversity(description=description, per_class=diversity))
 
 
-def _inception_figure(data: _Data, inception: bool, weights, seed: int, timings: dict, warning: _Warnings) -> dict:
-    if not inception:
+def _inception_figure(data: _Data, options: EvaluateOptions, timings: dict, warning: _Warnings) -> dict:
+    if not options.inception:
         return {"skipped": "not requested (--no-inception-fid)"}
     started = time.perf_counter()
-    figure = _inception_fid(data.real_test, data.synthetic, weights, seed)
+    figure = inception_fid(data.real_test, data.synthetic, options.inception_weights, options.seed)
     timings["inception_fid_seconds"] = time.perf_counter() - started
     if "skipped" in figure:
         warning(figure["skipped"])
     return figure
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float | None:
-    """‖μa − μb‖² + Tr(Σa + Σb − 2(Σa^½ Σb Σa^½)^½), by symmetric eigendecompositions (stable for singular Σ)."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    values, vectors = np.linalg.eigh(cov_a)
-    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
-    distance = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross
-    return float(max(distance, 0.0))
-
-
-def kernel_inception_distance(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> dict | None:
-    """Unbiased MMD² with the cubic polynomial kernel (x·y/d + 1)³, mean and std over random subsets."""
-    size = min(_KID_SUBSET_SIZE, len(a), len(b))
-    if size < 2:
-        return None
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    dims = a.shape[1]
-    estimates = []
-    for _ in range(_KID_SUBSETS):
-        x, y = a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)]
-        k_xx, k_yy, k_xy = ((x @ x.T / dims + 1) ** 3, (y @ y.T / dims + 1) ** 3, (x @ y.T / dims + 1) ** 3)
-        off_diagonal = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (size * (size - 1))
-        estimates.append(off_diagonal - 2 * k_xy.mean())
-    return {"mean": float(np.mean(estimates)), "std": float(np.std(estimates)), "subsets": _KID_SUBSETS,
-            "subset_size": size}
-
-
-def sampled_pairwise_distance(features: np.ndarray, rng: np.random.Generator) -> float | None:
-    """The mean pairwise distance of up to `_DIVERSITY_SAMPLE` of `features` chosen by `rng`; None under two."""
-    if len(features) < 2:
-        return None
-    if len(features) > _DIVERSITY_SAMPLE:
-        features = features[rng.choice(len(features), _DIVERSITY_SAMPLE, replace=False)]
-    return mean_pairwise_distance(features)
-
-
-def _inception_fid(real_test: LabeledImages, synthetic: LabeledImages, weights: str | Path | None,
-                   seed: int) -> dict:
-    """Standard FID in InceptionV3 pool features, or {"skipped": why} when no weights can be had."""
-    import keras
-
-    if weights is None:
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(_INCEPTION_TIMEOUT_SECONDS)
-        try:
-            # Keras announces the download on stdout, which must stay clean for `--json`.
-            with contextlib.redirect_stdout(sys.stderr):
-                weights = keras.utils.get_file(Path(_INCEPTION_URL).name, _INCEPTION_URL, file_hash=_INCEPTION_MD5,
-                                               cache_subdir="models")
-        except Exception as error:  # noqa: BLE001 — any failure to fetch only means: no Inception FID
-            return {"skipped": f"Inception FID skipped: no Inception weights (download failed: "
-                               f"{str(error).splitlines()[0][:120]}); pass --inception-weights PATH to a Keras "
-                               f"InceptionV3 .h5 file to get it"}
-        finally:
-            socket.setdefaulttimeout(previous)
-    network = _inception_network(Path(weights))
-    # As many synthetic images per class as the real test set has, so both sides have the same size and balance.
-    per_class = int(np.bincount(real_test.labels).max())
-    sample = subsample_per_class(synthetic, per_class, seed)
-    real_features = _inception_features(network, real_test.images)
-    synthetic_features = _inception_features(network, sample.images)
-    return {"value": frechet_distance(real_features, synthetic_features), "weights": str(weights),
-            "real_images": len(real_test), "synthetic_images": len(sample),
-            "note": "InceptionV3 2048-d pool features of images resized 32→299 (bilinear); with this few images "
-                    "FID is biased upward against the usual 50,000-image figure"}
-
-
-def _inception_network(weights: Path):
-    import keras
-
-    shape = (_INCEPTION_SIZE, _INCEPTION_SIZE, 3)
-    try:
-        return keras.applications.InceptionV3(include_top=False, weights=str(weights), input_shape=shape,
-                                              pooling="avg")
-    except (ValueError, OSError):
-        pass  # perhaps the full weights file, with the ImageNet classifier head
-    try:
-        full = keras.applications.InceptionV3(include_top=True, weights=str(weights))
-    except (ValueError, OSError) as error:
-        raise UserError(f"{weights} is not a Keras InceptionV3 weights file ({error})") from None
-    return keras.Model(full.input, full.get_layer("avg_pool").output)
-
-
-def _inception_features(network, images: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def run(batch):
-        resized = tf.image.resize(tf.cast(batch, tf.float32), (_INCEPTION_SIZE, _INCEPTION_SIZE))
-        return network(resized / 127.5 - 1.0, training=False)  # InceptionV3's preprocess_input
-
-    return np.concatenate([run(images[start:start + 100]).numpy() for start in range(0, len(images), 100)])
 
 
 # --- provenance -------------------------------------------------------------------------------------------------------

@@ -28,6 +28,17 @@ class LabeledImages:
         return self.images[self.labels == label]
 
 
+def subsample_per_class(data: LabeledImages, per_class: int, seed: int) -> LabeledImages:
+    """At most `per_class` images of each class, chosen by `seed`, kept in their original order."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label in np.unique(data.labels):
+        indices = np.flatnonzero(data.labels == label)
+        keep.append(np.sort(rng.choice(indices, min(per_class, len(indices)), replace=False)))
+    keep = np.concatenate(keep)
+    return LabeledImages(data.images[keep], data.labels[keep])
+
+
 def to_unit_range(images: np.ndarray) -> np.ndarray:
     """uint8 [0, 255] → float32 [-1, 1], the range of the generator's tanh output."""
     return images.astype(np.float32) / 127.5 - 1.0

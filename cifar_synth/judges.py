@@ -19,8 +19,9 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from cifar_synth.baseline_cache import CNN, RESNET
 from cifar_synth.classifier import (FEATURE_LAYER, NUM_CLASSES, PIXEL_MEAN, PIXEL_STD, BudgetedConfig,
-                                   EvaluatorConfig, fit_fresh, train_classifier)
+                                   EvaluatorConfig, bn_relu, fit_fresh, train_classifier)
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 from cifar_synth.reporter import Reporter
 
@@ -59,24 +60,20 @@ def build_judge(config: JudgeConfig) -> keras.Model:
     for stage, width in enumerate(config.widths):
         for block in range(config.blocks_per_stage):
             x = _preact_block(x, width, stride=2 if stage > 0 and block == 0 else 1)
-    x = _bn_relu(x)
+    x = bn_relu(x)
     features = layers.GlobalAveragePooling2D(name=FEATURE_LAYER)(x)
     logits = layers.Dense(NUM_CLASSES, name="logits")(features)
     return keras.Model(pixels, logits, name="cifar_synth_resnet_judge")
 
 
 def _preact_block(x, width: int, stride: int):
-    activated = _bn_relu(x)
+    activated = bn_relu(x)
     shortcut = x
     if stride != 1 or x.shape[-1] != width:
         shortcut = layers.Conv2D(width, 1, strides=stride, use_bias=False)(activated)
     y = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False)(activated)
-    y = layers.Conv2D(width, 3, padding="same", use_bias=False)(_bn_relu(y))
+    y = layers.Conv2D(width, 3, padding="same", use_bias=False)(bn_relu(y))
     return layers.Add()([shortcut, y])
-
-
-def _bn_relu(x):
-    return layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
 
 
 @keras.saving.register_keras_serializable(package="cifar_synth")
@@ -151,8 +148,8 @@ class Judge:
 
 
 JUDGES = {
-    "cnn": Judge("cnn", "Bundled evaluator CNN (airbench-style VGG, SGD-Nesterov, cosine, label smoothing, "
+    CNN: Judge(CNN, "Bundled evaluator CNN (airbench-style VGG, SGD-Nesterov, cosine, label smoothing, "
                         "flip + translate, test-time flip)", EvaluatorConfig, train_classifier),
-    "resnet": Judge("resnet", "ResNet second judge (pre-activation ResNet, AdamW, one-cycle, crop + flip + cutout)",
+    RESNET: Judge(RESNET, "ResNet second judge (pre-activation ResNet, AdamW, one-cycle, crop + flip + cutout)",
                     JudgeConfig, train_judge),
 }

@@ -1,6 +1,12 @@
-"""Measures shared by train (the mode-collapse watch) and evaluate (diversity), on plain numpy arrays."""
+"""The measures of train (the mode-collapse watch) and evaluate (accuracy, Fréchet distance, KID, diversity), on plain
+numpy arrays: no TensorFlow."""
 
 import numpy as np
+
+from cifar_synth.classes import CLASS_NAMES
+
+_KID_SUBSETS, _KID_SUBSET_SIZE = 50, 1000
+DIVERSITY_SAMPLE = 500  # items for a sampled mean pairwise distance (O(n²))
 
 
 def mean_pairwise_distance(items: np.ndarray) -> float:
@@ -15,3 +21,55 @@ def mean_pairwise_distance(items: np.ndarray) -> float:
     distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * flat @ flat.T, 0.0))
     n = len(flat)
     return float(distances.sum() / (n * (n - 1)))
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float | None:
+    """‖μa − μb‖² + Tr(Σa + Σb − 2(Σa^½ Σb Σa^½)^½), by symmetric eigendecompositions (stable for singular Σ)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
+    distance = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross
+    return float(max(distance, 0.0))
+
+
+def kernel_inception_distance(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> dict | None:
+    """Unbiased MMD² with the cubic polynomial kernel (x·y/d + 1)³, mean and std over random subsets."""
+    size = min(_KID_SUBSET_SIZE, len(a), len(b))
+    if size < 2:
+        return None
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    dims = a.shape[1]
+    estimates = []
+    for _ in range(_KID_SUBSETS):
+        x, y = a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)]
+        k_xx, k_yy, k_xy = ((x @ x.T / dims + 1) ** 3, (y @ y.T / dims + 1) ** 3, (x @ y.T / dims + 1) ** 3)
+        off_diagonal = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (size * (size - 1))
+        estimates.append(off_diagonal - 2 * k_xy.mean())
+    return {"mean": float(np.mean(estimates)), "std": float(np.std(estimates)), "subsets": _KID_SUBSETS,
+            "subset_size": size}
+
+
+def sampled_pairwise_distance(features: np.ndarray, rng: np.random.Generator) -> float | None:
+    """The mean pairwise distance of up to `DIVERSITY_SAMPLE` of `features` chosen by `rng`; None under two."""
+    if len(features) < 2:
+        return None
+    if len(features) > DIVERSITY_SAMPLE:
+        features = features[rng.choice(len(features), DIVERSITY_SAMPLE, replace=False)]
+    return mean_pairwise_distance(features)
+
+
+def accuracy_figures(predicted: np.ndarray, labels: np.ndarray) -> dict:
+    """Overall and per-class accuracy, and the confusion matrix (rows: true class, columns: predicted)."""
+    confusion = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    totals = confusion.sum(1)
+    return {
+        "accuracy": float(np.trace(confusion) / max(totals.sum(), 1)),
+        "per_class_accuracy": {name: float(confusion[i, i] / totals[i]) if totals[i] else None
+                               for i, name in enumerate(CLASS_NAMES)},
+        "confusion": confusion.tolist(),
+    }

@@ -75,12 +75,9 @@ def latent_batches(seed: int, label: int, count: int, latent_dim: int, batch_siz
 
 def load_generator(path: Path):
     """The Keras generator at `path` and its latent size."""
-    import keras
+    from cifar_synth.saved_models import load_model
 
-    try:
-        generator = keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for a corrupt or foreign file
-        raise UserError(f"cannot load generator {path}: {error}") from None
+    generator = load_model(path, "generator")
     shape = getattr(generator, "input_shape", None)
     if not (isinstance(shape, tuple) and len(shape) == 2 and isinstance(shape[1], int)):
         raise UserError(f"{path}: expected a generator with one input of shape (batch, latent_dim), got {shape}")

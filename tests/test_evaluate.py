@@ -21,10 +21,11 @@ from conftest import assert_user_error, write_tree
 from rich.console import Console
 from typer.testing import CliRunner
 
-from cifar_synth import evaluator
+from cifar_synth import evaluator, fits, inception, metrics
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.classifier import EvaluatorConfig
 from cifar_synth.errors import UserError
+from cifar_synth.evaluator import EvaluateOptions
 from cifar_synth.executors.job import run_job
 from cifar_synth.cli import app
 from cifar_synth.formats.csv import COLUMNS as CSV_COLUMNS
@@ -78,11 +79,12 @@ def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-def evaluate(synthetic: Path, real, cache: Path, out: Path, judges=("cnn",), **options) -> Report:
+def evaluate(synthetic: Path, real, cache: Path, out: Path, judges=("cnn",), reporter: Reporter | None = None,
+             **options) -> Report:
     """Only the bundled CNN unless `judges` says otherwise: the second judge doubles the training time."""
-    options = {"reporter": Reporter(quiet=True), **options}
-    return evaluator.evaluate_synthetic(synthetic, real[0], out, TINY, cache_dir=cache, inception=False,
-                                        judges=judges, judge_config=TINY_JUDGE, **options)
+    options = EvaluateOptions(real[0], out, TINY, cache_dir=cache, inception=False, judges=judges,
+                              judge_config=TINY_JUDGE, **options)
+    return evaluator.evaluate_synthetic(synthetic, options, reporter or Reporter(quiet=True))
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +239,7 @@ def test_inception_fid_is_skipped_with_a_notice_when_weights_cannot_be_had(monke
 
     monkeypatch.setattr(keras.utils, "get_file", offline)
     data = colour_images(2, seed=7)
-    result = evaluator._inception_fid(data, data, None, seed=0)
+    result = inception.inception_fid(data, data, None, seed=0)
     assert result["skipped"].startswith("Inception FID skipped") and "--inception-weights" in result["skipped"]
     assert "Network is unreachable" in result["skipped"] and "value" not in result
 
@@ -245,13 +247,13 @@ def test_inception_fid_is_skipped_with_a_notice_when_weights_cannot_be_had(monke
 def test_feature_distances_are_zero_for_identical_sets_and_grow_with_a_shift():
     features = np.random.default_rng(8).normal(size=(300, 6))
     rng = np.random.default_rng(0)
-    assert evaluator.frechet_distance(features, features) == pytest.approx(0, abs=1e-6)
-    assert evaluator.frechet_distance(features, features + 2) == pytest.approx(6 * 4, rel=1e-6)
-    same = evaluator.kernel_inception_distance(features[:150], features[150:], rng)["mean"]
-    shifted = evaluator.kernel_inception_distance(features[:150], features[150:] + 2, rng)["mean"]
+    assert metrics.frechet_distance(features, features) == pytest.approx(0, abs=1e-6)
+    assert metrics.frechet_distance(features, features + 2) == pytest.approx(6 * 4, rel=1e-6)
+    same = metrics.kernel_inception_distance(features[:150], features[150:], rng)["mean"]
+    shifted = metrics.kernel_inception_distance(features[:150], features[150:] + 2, rng)["mean"]
     assert abs(same) < 0.05 * shifted
-    assert evaluator.sampled_pairwise_distance(features * 0.1, rng) == pytest.approx(
-        0.1 * evaluator.sampled_pairwise_distance(features, rng), rel=0.05)
+    assert metrics.sampled_pairwise_distance(features * 0.1, rng) == pytest.approx(
+        0.1 * metrics.sampled_pairwise_distance(features, rng), rel=0.05)
 
 
 def with_moments(mean, covariance, count: int, seed: int) -> np.ndarray:
@@ -271,11 +273,11 @@ def test_frechet_distance_with_unequal_covariances_matches_the_closed_form():
     cross = np.sqrt(np.trace(cov_a @ cov_b) + 2 * np.sqrt(np.linalg.det(cov_a) * np.linalg.det(cov_b)))
     expected = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross
     assert expected == pytest.approx(8.9293, abs=1e-4)  # the formula itself, evaluated once by hand
-    assert evaluator.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
     # Diagonal covariances: FD = ‖μa − μb‖² + Σ (σa − σb)².
     a = with_moments([0, 0, 0], np.diag([1.0, 4.0, 9.0]), 400, seed=3)
     b = with_moments([1, 0, 0], np.diag([4.0, 4.0, 4.0]), 400, seed=4)
-    assert evaluator.frechet_distance(a, b) == pytest.approx(1 + (1 - 2) ** 2 + 0 + (3 - 2) ** 2, rel=1e-9)
+    assert metrics.frechet_distance(a, b) == pytest.approx(1 + (1 - 2) ** 2 + 0 + (3 - 2) ** 2, rel=1e-9)
 
 
 def test_kid_on_fixed_vectors_matches_the_unbiased_mmd_by_hand():
@@ -283,13 +285,13 @@ def test_kid_on_fixed_vectors_matches_the_unbiased_mmd_by_hand():
     # k(0,2) = k(0,3) = 1, k(1,2) = 27, k(1,3) = 64, mean 23.25. Unbiased MMD² = 1 + 343 − 2·23.25 = 297.5.
     # Each subset is the whole set (2 < 1,000), so every subset gives the same value.
     x, y = np.array([[0.0], [1.0]]), np.array([[2.0], [3.0]])
-    kid = evaluator.kernel_inception_distance(x, y, np.random.default_rng(0))
+    kid = metrics.kernel_inception_distance(x, y, np.random.default_rng(0))
     assert kid["mean"] == pytest.approx(297.5) and kid["std"] == pytest.approx(0, abs=1e-9)
     assert kid["subset_size"] == 2
     # d = 2 scales the dot product by 1/2: within x = {(0,0), (2,2)}: k = 1; within y = {(1,0), (0,1)}: k = 1;
     # across: k((0,0), ·) = 1, k((2,2),(1,0)) = k((2,2),(0,1)) = 2³ = 8, mean 4.5. MMD² = 1 + 1 − 9 = −7.
     x, y = np.array([[0.0, 0.0], [2.0, 2.0]]), np.array([[1.0, 0.0], [0.0, 1.0]])
-    assert evaluator.kernel_inception_distance(x, y, np.random.default_rng(0))["mean"] == pytest.approx(-7.0)
+    assert metrics.kernel_inception_distance(x, y, np.random.default_rng(0))["mean"] == pytest.approx(-7.0)
 
 
 # --- the command line ---------------------------------------------------------------------------------------------
@@ -391,9 +393,9 @@ def test_inception_fid_with_a_weights_file(tmp_path):
     weights = tmp_path / "inception.weights.h5"
     keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg").save_weights(weights)
     real, synthetic = colour_images(1, seed=12), colour_images(2, seed=13)
-    result = evaluator._inception_fid(real, synthetic, weights, seed=0)
+    result = inception.inception_fid(real, synthetic, weights, seed=0)
     assert result["real_images"] == 10 and result["synthetic_images"] == 10
-    same = evaluator._inception_fid(real, real, weights, seed=0)  # the same images on both sides
+    same = inception.inception_fid(real, real, weights, seed=0)  # the same images on both sides
     assert result["value"] > 0 and same["value"] <= 1e-6 * result["value"]
 
 
@@ -474,8 +476,8 @@ def test_cli_executor_local_trains_the_classifiers_as_parallel_tasks_with_the_in
 
 
 def test_a_classifier_task_that_cannot_see_the_report_directory_says_so(tmp_path):
-    fit = evaluator._Fit("cnn", TINY, "synthetic")
-    job = evaluator.FitJob(fit, (tmp_path / "synthetic.npz",), tmp_path / "test.npz", tmp_path / "m.keras", 0,
+    fit = fits.Fit("cnn", TINY, "synthetic")
+    job = fits.FitJob(fit, (tmp_path / "synthetic.npz",), tmp_path / "test.npz", tmp_path / "m.keras", 0,
                            tmp_path / "report" / ".cifar-synth", "elsewhere", 1, str(tmp_path))
     with pytest.raises(UserError, match=r"--out \(the report directory\) must be on storage every node shares"):
         run_job(job)
@@ -487,7 +489,7 @@ def test_a_failed_classifier_task_is_named_with_its_error_and_log(tmp_path):
     from cifar_synth.executors.job import start_session
 
     state = tmp_path / "report" / ".cifar-synth"
-    job = evaluator.FitJob(evaluator._Fit("cnn", TINY, "synthetic"), (tmp_path / "absent.npz",), tmp_path / "t.npz",
+    job = fits.FitJob(fits.Fit("cnn", TINY, "synthetic"), (tmp_path / "absent.npz",), tmp_path / "t.npz",
                            tmp_path / "m.keras", 0, state, start_session(state), 1, str(tmp_path))
     warnings = io.StringIO()
     reporter = Reporter(quiet=True, err_console=Console(file=warnings, width=400))
@@ -520,10 +522,10 @@ def evaluate_with_cached_baseline(real, cli_report, out: Path, **executor) -> Re
     from cifar_synth.executors import ExecutorOptions
 
     synthetic, here, here_out = cli_report
-    report = evaluator.evaluate_synthetic(
-        synthetic, real[0], out, EvaluatorConfig.budget("quick", epochs=1), cache_dir=here_out.parent / "cache",
-        inception=False, judges=("cnn",), reporter=Reporter(quiet=True),
-        executor=ExecutorOptions(unit="task", cpus_per_class=1, **executor))
+    options = EvaluateOptions(real[0], out, EvaluatorConfig.budget("quick", epochs=1),
+                              cache_dir=here_out.parent / "cache", inception=False, judges=("cnn",),
+                              executor=ExecutorOptions(unit="task", cpus_per_class=1, **executor))
+    report = evaluator.evaluate_synthetic(synthetic, options, Reporter(quiet=True))
     assert report.baseline_cached is True
     assert report.headline.cas == pytest.approx(here["headline"]["cas"], abs=0.02)
     status = json.loads((out / ".cifar-synth" / "status" / "cnn-synthetic.json").read_text())

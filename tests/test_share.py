@@ -91,13 +91,14 @@ def test_evaluating_updates_the_card(export_dir, tmp_path):
 
 def test_evaluate_puts_its_figures_into_the_card_of_the_export(runs, real_tree, tmp_path):
     from cifar_synth.classifier import EvaluatorConfig
-    from cifar_synth.evaluator import evaluate_synthetic
+    from cifar_synth.evaluator import EvaluateOptions, evaluate_synthetic
 
     out = tmp_path / "export"
     assert run_export(runs, out, "--class", "dog", "--class", "truck").exit_code == 0
     tiny = EvaluatorConfig(widths=(4, 4, 8, 8), epochs=1, batch_size=32)
-    report = evaluate_synthetic(out, real_tree, tmp_path / "report", tiny, cache_dir=tmp_path / "cache",
-                                inception=False, judges=("cnn",), reporter=Reporter(quiet=True))
+    options = EvaluateOptions(real_tree, tmp_path / "report", tiny, cache_dir=tmp_path / "cache", inception=False,
+                              judges=("cnn",))
+    report = evaluate_synthetic(out, options, Reporter(quiet=True))
     card = (out / "README.md").read_text()
     assert f"| CAS (accuracy on real test images of the CNN trained on this data) | {report.headline.cas:.1%} |" \
         in card and "Not evaluated yet" not in card

@@ -8,15 +8,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cifar_synth.baseline_cache import JUDGE_NAMES
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.cli._app import app, console, reporter, user_errors_exit
-from cifar_synth.executors import ExecutorOptions
+from cifar_synth.cli._executor_options import DEFAULTS as EXECUTOR_DEFAULTS, EVALUATE
 from cifar_synth.report import number, percent
 
 if TYPE_CHECKING:
     from cifar_synth.report import Report
-
-EXECUTOR_DEFAULTS = ExecutorOptions(unit="task")
 
 
 @app.command("evaluate")
@@ -35,7 +34,7 @@ def evaluate_command(
         "--epochs", min=1, help="Training epochs of every CNN and judge (overrides the budget's).")] = None,
     judges: Annotated[str, typer.Option(
         "--judges", help="Comma-separated classifiers to train: cnn (the bundled CNN, required) and resnet (a second "
-                         "judge of another family and recipe).")] = "cnn,resnet",
+                         "judge of another family and recipe).")] = ",".join(JUDGE_NAMES),
     seed: Annotated[int, typer.Option("--seed", help="Seed of subsampling, initialisation and augmentation.")] = 0,
     mix: Annotated[bool, typer.Option(
         "--mix", help="Also train on real + synthetic images together and test on real ones.")] = False,
@@ -50,46 +49,30 @@ def evaluate_command(
         "--no-inception-fid", help="Skip Inception FID (slow on a CPU: two InceptionV3 passes).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout, nothing else.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars and no summary table.")] = False,
-    executor: Annotated[str, typer.Option(
-        help="Where the classifiers train: local (this machine), ray (a Ray cluster) or slurm (a job array); "
-             "beyond one local process they train at once, as tasks (see docs/scale.md).",
-        rich_help_panel="Executor")] = EXECUTOR_DEFAULTS.executor,
-    parallel: Annotated[int | None, typer.Option(
-        help="Classifiers training at once. Default: 1 locally (one after another in this process), as many as "
-             "the cluster's resources allow on ray/slurm.", rich_help_panel="Executor")] = None,
-    cpus_per_task: Annotated[int | None, typer.Option(
-        help="CPUs (TensorFlow threads) per classifier. Default: locally the cores shared among --parallel, else 1.",
-        rich_help_panel="Executor")] = None,
-    gpus_per_task: Annotated[int, typer.Option(
-        help="GPUs per classifier (ray, slurm).", rich_help_panel="Executor")] = EXECUTOR_DEFAULTS.gpus_per_class,
-    address: Annotated[str | None, typer.Option(
-        help="Ray cluster address. Default: $RAY_ADDRESS, else a local Ray started for the run.",
-        rich_help_panel="Executor")] = None,
-    slurm_partition: Annotated[str | None, typer.Option(help="Slurm partition.", rich_help_panel="Executor")] = None,
-    slurm_time: Annotated[str, typer.Option(
-        help="Time limit of each classifier's Slurm job (sbatch --time format).", rich_help_panel="Executor")
-    ] = EXECUTOR_DEFAULTS.slurm_time,
-    slurm_option: Annotated[list[str] | None, typer.Option(
-        help="Extra sbatch option as KEY=VALUE (e.g. account=myproject); repeatable.",
-        rich_help_panel="Executor")] = None,
+    executor: EVALUATE.executor = EXECUTOR_DEFAULTS.executor,
+    parallel: EVALUATE.parallel = None,
+    cpus_per_task: EVALUATE.cpus = None,
+    gpus_per_task: EVALUATE.gpus = EXECUTOR_DEFAULTS.gpus_per_class,
+    address: EVALUATE.address = None,
+    slurm_partition: EVALUATE.slurm_partition = None,
+    slurm_time: EVALUATE.slurm_time = EXECUTOR_DEFAULTS.slurm_time,
+    slurm_option: EVALUATE.slurm_option = None,
 ):
     """Measure a synthetic dataset: CAS vs the real baseline, recognizability, feature FD/KID and diversity."""
     from cifar_synth.classifier import EvaluatorConfig
-    from cifar_synth.evaluator import default_out_dir, evaluate_synthetic
+    from cifar_synth.evaluator import EvaluateOptions, default_out_dir, evaluate_synthetic
     from cifar_synth.judges import JudgeConfig
 
     overrides = {"epochs": epochs} if epochs is not None else {}
-    config = EvaluatorConfig.budget(budget, **overrides)
     out = out if out is not None else default_out_dir(synthetic)
-    report = evaluate_synthetic(
-        synthetic, data, out, config, seed=seed, mix=mix, use_cache=not no_cache, cache_dir=cache_dir,
-        inception_weights=inception_weights, inception=not no_inception_fid,
-        judges=[name.strip() for name in judges.split(",")], judge_config=JudgeConfig.budget(budget, **overrides),
-        reporter=reporter(quiet or as_json),  # with --json, stdout holds the report alone
-        executor=ExecutorOptions(
-            executor=executor, parallel=parallel, cpus_per_class=cpus_per_task, gpus_per_class=gpus_per_task,
-            address=address, slurm_partition=slurm_partition, slurm_time=slurm_time,
-            slurm_options=tuple(slurm_option or ()), unit="task"))
+    options = EvaluateOptions(
+        data_path=data, out_dir=out, config=EvaluatorConfig.budget(budget, **overrides), seed=seed, mix=mix,
+        use_cache=not no_cache, cache_dir=cache_dir, inception_weights=inception_weights,
+        inception=not no_inception_fid, judges=tuple(name.strip() for name in judges.split(",")),
+        judge_config=JudgeConfig.budget(budget, **overrides),
+        executor=EVALUATE.options(executor, parallel, cpus_per_task, gpus_per_task, address, slurm_partition,
+                                  slurm_time, slurm_option))
+    report = evaluate_synthetic(synthetic, options, reporter(quiet or as_json))  # --json: stdout holds the report
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return

@@ -6,13 +6,12 @@ from typing import Annotated
 import typer
 
 from cifar_synth.cli._app import app, reporter, user_errors_exit
+from cifar_synth.cli._executor_options import DEFAULTS as EXECUTOR_DEFAULTS, TRAIN
 from cifar_synth.config import (AUGMENTATIONS, BUDGET_CLOCKS, DEFAULT_STEPS, LOSSES, SHARED_STEPS_PER_CLASS_STEP,
                                  GANConfig, TrainOptions)
-from cifar_synth.executors import ExecutorOptions
 
 DEFAULTS = GANConfig()
 TRAIN_DEFAULTS = TrainOptions()
-EXECUTOR_DEFAULTS = ExecutorOptions()
 
 
 @app.command("train")
@@ -81,27 +80,14 @@ def train_command(
     fresh: Annotated[bool, typer.Option(help="Start over instead of resuming an existing run.")] = False,
     tensorboard: Annotated[bool, typer.Option(help="Also write TensorBoard logs under runs/<class>/tb/.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
-    executor: Annotated[str, typer.Option(
-        help="Where the classes train: local (this machine), ray (a Ray cluster) or slurm (a job array); "
-             "see docs/scale.md.", rich_help_panel="Executor")] = EXECUTOR_DEFAULTS.executor,
-    parallel: Annotated[int | None, typer.Option(
-        help="Classes at once. Default: 1 locally, as many as the cluster's resources allow on ray/slurm.",
-        rich_help_panel="Executor")] = None,
-    cpus_per_class: Annotated[int | None, typer.Option(
-        help="CPUs (TensorFlow threads) per class. Default: locally the cores shared among --parallel, else 1.",
-        rich_help_panel="Executor")] = None,
-    gpus_per_class: Annotated[int, typer.Option(
-        help="GPUs per class (ray, slurm).", rich_help_panel="Executor")] = EXECUTOR_DEFAULTS.gpus_per_class,
-    address: Annotated[str | None, typer.Option(
-        help="Ray cluster address. Default: $RAY_ADDRESS, else a local Ray started for the run.",
-        rich_help_panel="Executor")] = None,
-    slurm_partition: Annotated[str | None, typer.Option(help="Slurm partition.", rich_help_panel="Executor")] = None,
-    slurm_time: Annotated[str, typer.Option(
-        help="Time limit of each class's Slurm job (sbatch --time format); a class stopped by it is requeued "
-             "and resumes.", rich_help_panel="Executor")] = EXECUTOR_DEFAULTS.slurm_time,
-    slurm_option: Annotated[list[str] | None, typer.Option(
-        help="Extra sbatch option as KEY=VALUE (e.g. account=myproject); repeatable.",
-        rich_help_panel="Executor")] = None,
+    executor: TRAIN.executor = EXECUTOR_DEFAULTS.executor,
+    parallel: TRAIN.parallel = None,
+    cpus_per_class: TRAIN.cpus = None,
+    gpus_per_class: TRAIN.gpus = EXECUTOR_DEFAULTS.gpus_per_class,
+    address: TRAIN.address = None,
+    slurm_partition: TRAIN.slurm_partition = None,
+    slurm_time: TRAIN.slurm_time = EXECUTOR_DEFAULTS.slurm_time,
+    slurm_option: TRAIN.slurm_option = None,
 ):
     """Train one DCGAN per CIFAR-10 class, by default from a shared start on all classes (trained first when
     --runs has none); rerunning the same command resumes."""
@@ -119,9 +105,7 @@ def train_command(
                            snapshot_every=snapshot_every,
                            sample_every=sample_every, include_test=include_test, fresh=fresh, tensorboard=tensorboard,
                            guide=str(guide) if guide is not None else None, init_from=init_from)
-    executor_options = ExecutorOptions(
-        executor=executor, parallel=parallel, cpus_per_class=cpus_per_class, gpus_per_class=gpus_per_class,
-        address=address, slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_options=tuple(slurm_option or ()),
-    )
+    executor_options = TRAIN.options(executor, parallel, cpus_per_class, gpus_per_class, address, slurm_partition,
+                                     slurm_time, slurm_option)
     train_with_executor(parse_class_names(class_names, shared=True), gan_config, options, data, runs, executor_options,
                         reporter(quiet))

@@ -3,7 +3,7 @@ tasks, or as a Slurm job array.
 
 The executor only decides where `training.train_class_from` runs; a class's run directory, resume and artifacts
 are the same whichever executor ran it. Beyond the in-process default, one driver serves every engine: each class
-becomes a `ClassJob` (each classifier of `evaluate` a `evaluator.FitJob`), an engine (`local`, `ray_tasks`,
+becomes a `ClassJob` (each classifier of `evaluate` a `fits.FitJob`), an engine (`local`, `ray_tasks`,
 `slurm_array`) runs it, the worker reports through files in a state directory (see `job`), and `board` shows one
 live row per job, then a summary.
 """
