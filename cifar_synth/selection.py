@@ -130,8 +130,12 @@ def _select_class(runs_dir: Path, class_name: str, validation, judge, judge_conf
     if not steps or record is None:
         raise UserError(f"{class_name} has no snapshots (trained with --snapshot-every 0, or before snapshots); "
                         "nothing to select from")
+    held_out = validation.images[validation.labels == label]
+    if len(held_out) < 2:
+        raise UserError(f"{class_name} has {len(held_out)} validation image(s); a distance needs at least 2 (more "
+                        "training images, or a larger --validation-fraction when training)")
     predict = make_predictor(judge, judge_config.test_time_flip)
-    _, validation_features = predict(validation.images[validation.labels == label])
+    _, validation_features = predict(held_out)
     candidates = []
     for step in steps:
         generator, latent_dim = load_generator(paths.snapshot(step))

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_GAN_CLI, assert_user_error
+from conftest import TINY_GAN_CLI, assert_user_error, write_real_tree
 from typer.testing import CliRunner
 
 from cifar_synth.cli import app
@@ -15,7 +15,14 @@ from cifar_synth.synthetic import load_synthetic
 
 
 @pytest.fixture(scope="module")
-def trained_runs(real_tree, tmp_path_factory):
+def tree(tmp_path_factory):
+    """24 images per class and split: a validation slice of 2 per class, the fewest a distance takes."""
+    return write_real_tree(tmp_path_factory.mktemp("tree") / "cifar10", per_class=24)
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tree, tmp_path_factory):
+    real_tree = tree
     runs = tmp_path_factory.mktemp("select") / "runs"
     result = CliRunner().invoke(app, ["train", "--class", "dog", "--class", "cat", "--steps", "3",
                                       "--snapshot-every", "1", "--data", str(real_tree), "--runs", str(runs),
@@ -25,8 +32,9 @@ def trained_runs(real_tree, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_select_reads_only_the_training_split_and_export_follows_its_choice(trained_runs, real_tree, monkeypatch,
+def test_select_reads_only_the_training_split_and_export_follows_its_choice(trained_runs, tree, monkeypatch,
                                                                             tmp_path):
+    real_tree = tree
     load = RealData.load
 
     def training_split_only(self, split, classes=None):
@@ -38,9 +46,10 @@ def test_select_reads_only_the_training_split_and_export_follows_its_choice(trai
                                       "20", "--latent-std", "1", "--latent-std", "1.5", "--budget", "quick"])
     assert result.exit_code == 0, result.output
     selection = json.loads(RunPaths(trained_runs / "dog").selection.read_text())
-    assert len(selection["candidates"]) == 3 * 2  # snapshots at steps 1, 2, 3 × two spreads
+    # 2 steps an epoch (22 training images, batch 8): snapshots at the epoch ends, steps 2 and 3, × two spreads
+    assert len(selection["candidates"]) == 2 * 2
     assert selection["chosen"] == min(selection["candidates"], key=lambda c: c["frechet_distance"])
-    assert selection["validation_images"] == 1 and selection["test_split_read"] is False
+    assert selection["validation_images"] == 2 and selection["test_split_read"] is False
     monkeypatch.setattr(RealData, "load", load)
 
     out = tmp_path / "export"
