@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import TINY_GAN, TINY_GAN_CLI, assert_user_error
+from conftest import TINY_GAN, TINY_GAN_CLI, assert_user_error, cli_process
 
 LOUD_TINY_GAN_CLI = [option for option in TINY_GAN_CLI if option != "--quiet"]  # the summary table is not quiet
 from cifar_synth.cli import app
@@ -149,6 +149,43 @@ def test_a_class_another_process_trains_fails_named_with_its_error_and_log_and_t
     assert f"isinusebyprocess{os.getpid()}" in output and "cat.log" in output
     assert_complete(runs / "dog", 2)
     assert status(runs, "cat")["state"] == "failed" and not (runs / "cat" / "history.csv").exists()
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` is alive (a zombie, dead but not yet reaped by whoever adopted it, is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_workers_end_with_a_killed_driver_and_the_same_command_resumes_them(real_tree, tmp_path):
+    runs, epochs = tmp_path / "runs", 12
+    command = ["train", "--class", "dog", "--class", "cat", "--epochs", str(epochs), "--data", str(real_tree),
+               "--runs", str(runs), *TINY_GAN_CLI, "--parallel", "2", "--cpus-per-class", "1"]
+    driver = cli_process(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not all(checkpoint_epoch(runs / name) for name in ("dog", "cat")):
+            assert driver.poll() is None and time.monotonic() < deadline, "no checkpoint of both classes"
+            time.sleep(0.2)
+        workers = [status(runs, name)["pid"] for name in ("dog", "cat")]
+        driver.kill()
+    finally:
+        driver.wait()
+    deadline = time.monotonic() + 5
+    while any(map(running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(running, workers)), "a worker outlived its driver"
+    killed_at = {name: checkpoint_epoch(runs / name) for name in ("dog", "cat")}
+    assert max(killed_at.values()) < epochs, f"killed too late to resume both: {killed_at}"
+
+    assert cli_process(*command).wait() == 0
+    for name in ("dog", "cat"):
+        assert_complete(runs / name, epochs)
+        assert resumed_at(runs, name) == [killed_at[name]]
 
 
 def test_a_worker_that_cannot_see_the_run_directory_says_so(real_tree, tmp_path):
