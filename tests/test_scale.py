@@ -161,10 +161,17 @@ def running(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
-def test_workers_end_with_a_killed_driver_and_the_same_command_resumes_them(real_tree, tmp_path):
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_workers_end_with_a_killed_driver_and_the_same_command_resumes_them(executor, monkeypatch, real_tree,
+                                                                             tmp_path):
+    if executor == "ray":  # a local Ray of the driver's own, as `ray_cluster` sets it up
+        pytest.importorskip("ray", reason="the Ray tests need the ray extra")
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        for name in ("RAY_USAGE_STATS_ENABLED", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_worker_niceness"):
+            monkeypatch.setenv(name, "0")
     runs, epochs = tmp_path / "runs", 12
     command = ["train", "--class", "dog", "--class", "cat", "--epochs", str(epochs), "--data", str(real_tree),
-               "--runs", str(runs), *TINY_GAN_CLI, "--parallel", "2", "--cpus-per-class", "1"]
+               "--runs", str(runs), *TINY_GAN_CLI, "--executor", executor, "--parallel", "2", "--cpus-per-class", "1"]
     driver = cli_process(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -172,10 +179,10 @@ def test_workers_end_with_a_killed_driver_and_the_same_command_resumes_them(real
             assert driver.poll() is None and time.monotonic() < deadline, "no checkpoint of both classes"
             time.sleep(0.2)
         workers = [status(runs, name)["pid"] for name in ("dog", "cat")]
-        driver.kill()
     finally:
+        driver.kill()
         driver.wait()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while any(map(running, workers)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(map(running, workers)), "a worker outlived its driver"
