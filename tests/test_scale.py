@@ -3,6 +3,7 @@ submitit's local job arrays), tiny networks, the run directories they leave, and
 
 import contextlib
 import csv
+import io
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from conftest import TINY_GAN, TINY_GAN_CLI, assert_user_error, cli_process
@@ -26,7 +28,9 @@ from cifar_synth.config import TrainOptions
 from cifar_synth.data import open_real_data
 from cifar_synth.errors import UserError
 from cifar_synth.executors import ExecutorOptions, train_with_executor
+from cifar_synth.executors.board import drive
 from cifar_synth.executors.job import ClassJob, run_job
+from cifar_synth.executors.slurm_array import _left_running
 from cifar_synth.locks import hold
 from cifar_synth.reporter import Reporter
 
@@ -275,6 +279,35 @@ def test_slurm_array_trains_classes_and_requeues_a_preempted_one_which_resumes(r
         assert_complete(runs / name, 5)
     assert resumed_at(runs, "dog") == [preempted["epoch"]]
     assert status(runs, "dog")["attempt"] == 2 and status(runs, "cat")["attempt"] == 1
+
+
+def test_slurm_where_there_is_none_names_what_is_missing_and_the_other_executors(monkeypatch, real_tree, tmp_path):
+    pytest.importorskip("submitit", reason="the Slurm tests need the slurm extra")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    result = CliRunner().invoke(app, ["train", "--class", "dog", "--data", str(real_tree), "--runs",
+                                      str(tmp_path / "runs"), *TINY_GAN_CLI, "--executor", "slurm"])
+    assert_user_error(result, "--executor slurm needs Slurm's sbatch and srun, not found on PATH")
+    assert_user_error(result, "use --executor local (this machine) or --executor ray")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_interrupted_driver_names_the_slurm_jobs_that_keep_running(tmp_path):
+    class Interrupted:  # an engine whose jobs outlive the driver, as SlurmArray's do
+        def submit(self, jobs):
+            pass
+
+        def poll(self):
+            raise KeyboardInterrupt
+
+        def close(self):
+            return _left_running(["1234_0", "1234_1", "1234_2", "1234_5"])
+
+    job = ClassJob("dog", None, TINY_GAN, TrainOptions(epochs=1), tmp_path, "s", 1, str(tmp_path))
+    warnings = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        drive(Interrupted(), [[job]], Reporter(quiet=True, err_console=Console(file=warnings, width=200)))
+    assert "Slurm jobs 1234_[0-2,5] keep running; rerun to follow them or scancel 1234" in warnings.getvalue()
+    assert _left_running(["1234"]) == "Slurm job 1234 keeps running; rerun to follow it or scancel 1234"
 
 
 @pytest.fixture(scope="session")
