@@ -515,6 +515,14 @@ def test_cli_executor_without_its_extra_is_named(monkeypatch, real, tmp_path):
     assert_user_error(result, "pip install 'cifar-synth[slurm]'")
 
 
+def test_cli_executor_slurm_where_there_is_none_names_what_is_missing(monkeypatch, real, tmp_path):
+    pytest.importorskip("submitit", reason="the Slurm tests need the slurm extra")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    synthetic = write_parquet(tmp_path / "s.parquet", colour_images(2, seed=11))
+    result = invoke("--synthetic", str(synthetic), "--data", str(real[0]), "--executor", "slurm")
+    assert_user_error(result, "--executor slurm needs Slurm's sbatch and srun, not found on PATH")
+
+
 def evaluate_with_cached_baseline(real, cli_report, out: Path, **executor) -> Report:
     """`cli_report`'s evaluation with the bundled CNN alone, as tasks of `executor`, its baseline from that report's
     cache: one task, the synthetic-trained CNN. Its report, after checking that the task ran in a worker of its own

@@ -3,6 +3,8 @@ submitit's local job arrays), tiny networks, the run directories they leave, and
 
 import contextlib
 import csv
+import importlib.util
+import io
 import json
 import os
 import re
@@ -16,9 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
-from conftest import TINY_GAN, TINY_GAN_CLI, assert_user_error
+from conftest import TINY_GAN, TINY_GAN_CLI, assert_user_error, cli_process
 
 LOUD_TINY_GAN_CLI = [option for option in TINY_GAN_CLI if option != "--quiet"]  # the summary table is not quiet
 from cifar_synth.cli import app
@@ -26,7 +29,9 @@ from cifar_synth.config import TrainOptions
 from cifar_synth.data import open_real_data
 from cifar_synth.errors import UserError
 from cifar_synth.executors import ExecutorOptions, train_with_executor
+from cifar_synth.executors.board import drive
 from cifar_synth.executors.job import ClassJob, run_job
+from cifar_synth.executors.slurm_array import _left_running
 from cifar_synth.locks import hold
 from cifar_synth.reporter import Reporter
 
@@ -151,6 +156,51 @@ def test_a_class_another_process_trains_fails_named_with_its_error_and_log_and_t
     assert status(runs, "cat")["state"] == "failed" and not (runs / "cat" / "history.csv").exists()
 
 
+def running(pid: int) -> bool:
+    """Whether process `pid` is alive (a zombie, dead but not yet reaped by whoever adopted it, is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_workers_end_with_a_killed_driver_and_the_same_command_resumes_them(executor, monkeypatch, real_tree,
+                                                                             tmp_path):
+    if executor == "ray":  # a local Ray of the driver's own, as `ray_cluster` sets it up
+        if importlib.util.find_spec("ray") is None:  # not imported here: `ray_cluster` sets it up before the import
+            pytest.skip("the Ray tests need the ray extra")
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        for name in ("RAY_USAGE_STATS_ENABLED", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_worker_niceness"):
+            monkeypatch.setenv(name, "0")
+    runs, epochs = tmp_path / "runs", 12
+    command = ["train", "--class", "dog", "--class", "cat", "--epochs", str(epochs), "--data", str(real_tree),
+               "--runs", str(runs), *TINY_GAN_CLI, "--executor", executor, "--parallel", "2", "--cpus-per-class", "1"]
+    driver = cli_process(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not all(checkpoint_epoch(runs / name) for name in ("dog", "cat")):
+            assert driver.poll() is None and time.monotonic() < deadline, "no checkpoint of both classes"
+            time.sleep(0.2)
+        workers = [status(runs, name)["pid"] for name in ("dog", "cat")]
+    finally:
+        driver.kill()
+        driver.wait()
+    deadline = time.monotonic() + 10
+    while any(map(running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(running, workers)), "a worker outlived its driver"
+    killed_at = {name: checkpoint_epoch(runs / name) for name in ("dog", "cat")}
+    assert max(killed_at.values()) < epochs, f"killed too late to resume both: {killed_at}"
+
+    assert cli_process(*command).wait() == 0
+    for name in ("dog", "cat"):
+        assert_complete(runs / name, epochs)
+        assert resumed_at(runs, name) == [killed_at[name]]
+
+
 def test_a_worker_that_cannot_see_the_run_directory_says_so(real_tree, tmp_path):
     job = ClassJob("dog", open_real_data(real_tree), TINY_GAN, TrainOptions(epochs=1), tmp_path / "runs",
                    session="elsewhere", cpus=1, cwd=str(tmp_path))
@@ -231,6 +281,35 @@ def test_slurm_array_trains_classes_and_requeues_a_preempted_one_which_resumes(r
         assert_complete(runs / name, 5)
     assert resumed_at(runs, "dog") == [preempted["epoch"]]
     assert status(runs, "dog")["attempt"] == 2 and status(runs, "cat")["attempt"] == 1
+
+
+def test_slurm_where_there_is_none_names_what_is_missing_and_the_other_executors(monkeypatch, real_tree, tmp_path):
+    pytest.importorskip("submitit", reason="the Slurm tests need the slurm extra")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    result = CliRunner().invoke(app, ["train", "--class", "dog", "--data", str(real_tree), "--runs",
+                                      str(tmp_path / "runs"), *TINY_GAN_CLI, "--executor", "slurm"])
+    assert_user_error(result, "--executor slurm needs Slurm's sbatch and srun, not found on PATH")
+    assert_user_error(result, "use --executor local (this machine) or --executor ray")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_interrupted_driver_names_the_slurm_jobs_that_keep_running(tmp_path):
+    class Interrupted:  # an engine whose jobs outlive the driver, as SlurmArray's do
+        def submit(self, jobs):
+            pass
+
+        def poll(self):
+            raise KeyboardInterrupt
+
+        def close(self):
+            return _left_running(["1234_0", "1234_1", "1234_2", "1234_5"])
+
+    job = ClassJob("dog", None, TINY_GAN, TrainOptions(epochs=1), tmp_path, "s", 1, str(tmp_path))
+    warnings = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        drive(Interrupted(), [[job]], Reporter(quiet=True, err_console=Console(file=warnings, width=200)))
+    assert "Slurm jobs 1234_[0-2,5] keep running; rerun to follow them or scancel 1234" in warnings.getvalue()
+    assert _left_running(["1234"]) == "Slurm job 1234 keeps running; rerun to follow it or scancel 1234"
 
 
 @pytest.fixture(scope="session")

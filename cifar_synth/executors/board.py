@@ -20,7 +20,9 @@ POLL_SECONDS = 1.0
 
 def drive(engine, stages: list[list[Job]], reporter: Reporter) -> None:
     """Run the jobs of each stage on `engine`, a stage once the one before it is done, until each is done or failed;
-    raise UserError after the summary if any failed (the stages after a failed one do not start)."""
+    raise UserError after the summary if any failed (the stages after a failed one do not start). Whatever ends the
+    loop, a Ctrl-C included, the engine's `close` stops or lets go of its jobs, and returns the line that names
+    those outliving this process (Slurm's), if any."""
     jobs = [job for stage in stages for job in stage]
     outcomes: dict[str, str | None] = {}  # job name → None when done, else its error
     try:
@@ -37,7 +39,9 @@ def drive(engine, stages: list[list[Job]], reporter: Reporter) -> None:
                 if any(outcomes[job.name] is not None for job in stage):
                     break
     finally:
-        engine.close()
+        left_running = engine.close()
+        if left_running:
+            reporter.warn(left_running)
     jobs[0].session_file.unlink(missing_ok=True)  # every worker is done with it (an interrupted session keeps it)
     if not reporter.quiet:
         reporter.console.print(_table(jobs, outcomes, summary=True))

@@ -5,6 +5,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from cifar_synth.executors.job import Job, run_job
@@ -59,10 +60,33 @@ def _work(log_file: Path, pickled_job: bytes) -> None:
     with log_file.open("a") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+    _exit_with_the_driver()
     try:
         run_job(pickle.loads(pickled_job))
     except Exception:  # reported in the job's status and log; no second traceback on the driver's terminal
         sys.exit(1)
+
+
+def _exit_with_the_driver() -> None:
+    """End this worker as soon as its driver's process ends (a SIGKILL, the OOM killer, a closed terminal): an
+    orphan would train on under its class's lock, refusing the user's rerun, while the user believes it stopped.
+
+    A thread waits on the parent's sentinel: a pipe whose write end only the driver's process holds (spawn's own,
+    `multiprocessing.parent_process()`), so it reads as closed however the driver ended, even before the thread
+    started. Not prctl(PR_SET_PDEATHSIG): Linux only, fired by the end of the driver's *thread* that started the
+    worker rather than of its process, and blind to a driver that died before the worker called it.
+
+    The exit is immediate, as a SIGKILL's would be: the class resumes from its last checkpoint either way, and its
+    lock (the operating system's) goes with the process.
+    """
+    driver = multiprocessing.parent_process()
+
+    def watch() -> None:
+        driver.join()
+        print(f"=== the driver (pid {driver.pid}) has ended: this worker stops with it", flush=True)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit with the driver", daemon=True).start()
 
 
 def _exit_description(code: int) -> str:

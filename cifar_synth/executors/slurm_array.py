@@ -1,6 +1,9 @@
 """`--executor slurm`: one Slurm job array through submitit, a task per job, requeued (and resumed) when Slurm
 stops it at its time limit or preempts it."""
 
+import shutil
+
+from cifar_synth.errors import UserError
 from cifar_synth.executors import require_extra
 from cifar_synth.executors.job import Job, run_job
 
@@ -15,6 +18,8 @@ class SlurmArray:
 
     def __init__(self, executor):
         self.submitit = require_extra("submitit", "slurm")
+        if executor.slurm_cluster == "slurm":  # before submitit, which fails on a missing srun with a traceback
+            _require_slurm_commands()
         self.executor = executor
         self.jobs: dict = {}  # job name → submitit Job
 
@@ -44,8 +49,35 @@ class SlurmArray:
                 finished[name] = _error(handle)
         return finished
 
-    def close(self) -> None:
-        """Leave unfinished jobs to Slurm: they keep training (a rerun of the command resumes and shows them)."""
+    def close(self) -> str | None:
+        """Leave unfinished jobs to Slurm: they keep training (a rerun of the command resumes and shows them).
+        Name them, to follow or cancel."""
+        if not self.jobs or self.executor.slurm_cluster != "slurm":
+            return None
+        return _left_running([handle.job_id for handle in self.jobs.values()])
+
+
+def _require_slurm_commands() -> None:
+    missing = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
+    if missing:
+        raise UserError(f"--executor slurm needs Slurm's {' and '.join(missing)}, not found on PATH: run on a Slurm "
+                        "cluster's login node, or use --executor local (this machine) or --executor ray")
+
+
+def _left_running(job_ids: list[str]) -> str:
+    """The line naming Slurm jobs that outlive the driver: an array's tasks as Slurm writes them, 1234_[0-3,7]."""
+    array = job_ids[0].partition("_")[0]
+    if len(job_ids) == 1:
+        return f"Slurm job {job_ids[0]} keeps running; rerun to follow it or scancel {job_ids[0]}"
+    indices = sorted(int(job_id.partition("_")[2]) for job_id in job_ids)
+    spans = []  # [first, last] of each run of consecutive indices
+    for index in indices:
+        if spans and index == spans[-1][1] + 1:
+            spans[-1][1] = index
+        else:
+            spans.append([index, index])
+    tasks = ",".join(str(first) if first == last else f"{first}-{last}" for first, last in spans)
+    return f"Slurm jobs {array}_[{tasks}] keep running; rerun to follow them or scancel {array}"
 
 
 def _error(handle) -> str | None:
