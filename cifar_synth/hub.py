@@ -5,6 +5,7 @@ from pathlib import Path
 
 from cifar_synth.card import CARD_FILE, checked_license, set_license
 from cifar_synth.errors import UserError
+from cifar_synth.extras import require_extra
 from cifar_synth.synthetic import MANIFEST, read_manifest
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -26,10 +27,8 @@ def publish_export(export_dir: str | Path, repo: str, private: bool = False, lic
         raise UserError(f"--repo must look like USER/NAME, got {repo!r}")
     if license_id is not None:
         license_id = checked_license(license_id)
-    try:
-        from huggingface_hub import HfApi, get_token
-    except ImportError:
-        raise UserError("publish needs huggingface_hub: pip install 'cifar-synth[hub]'") from None
+    hub = require_extra("huggingface_hub", "hub", "publish")
+    HfApi, get_token = hub.HfApi, hub.get_token
     token = get_token()
     if token is None:
         raise UserError("no Hugging Face token: set HF_TOKEN or run `hf auth login`, then publish again")

@@ -157,14 +157,3 @@ def engine_for(executor: ExecutorOptions):
     from cifar_synth.executors.slurm_array import SlurmArray
 
     return SlurmArray(executor)
-
-
-def require_extra(module: str, extra: str):
-    """Import `module`, or fail with one line naming the extra that installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise UserError(f"--executor {extra} needs {module}, which is not installed: "
-                        f"pip install 'cifar-synth[{extra}]'") from None

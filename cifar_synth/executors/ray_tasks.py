@@ -3,7 +3,7 @@
 import logging
 import os
 
-from cifar_synth.executors import require_extra
+from cifar_synth.extras import require_extra
 from cifar_synth.executors.job import Job, run_job
 
 # Attempts after a worker dies (node lost, out of memory, killed); a class's resumes from its run directory.
@@ -20,7 +20,7 @@ class RayTasks:
     """
 
     def __init__(self, executor):
-        self.ray = require_extra("ray", "ray")
+        self.ray = require_extra("ray", "ray", "--executor ray")
         self.started_here = not self.ray.is_initialized()
         if self.started_here:
             address = executor.address or os.environ.get("RAY_ADDRESS")

@@ -4,7 +4,7 @@ stops it at its time limit or preempts it."""
 import shutil
 
 from cifar_synth.errors import UserError
-from cifar_synth.executors import require_extra
+from cifar_synth.extras import require_extra
 from cifar_synth.executors.job import Job, run_job
 
 # Requeues after a time limit per job (preemptions do not count); submitit's default of 3 would abandon a class
@@ -17,7 +17,7 @@ class SlurmArray:
     <state dir>/slurm/ (runs/.cifar-synth/slurm/ for `train`)."""
 
     def __init__(self, executor):
-        self.submitit = require_extra("submitit", "slurm")
+        self.submitit = require_extra("submitit", "slurm", "--executor slurm")
         if executor.slurm_cluster == "slurm":  # before submitit, which fails on a missing srun with a traceback
             _require_slurm_commands()
         self.executor = executor
