@@ -1,10 +1,12 @@
-"""The quality curve: CAS against training minutes per class, from finished quality protocols.
+"""The quality curve: CAS against training steps per class, from finished quality protocols.
 
     python benchmarks/quality_curve.py --work WORK/protocol-shared WORK/protocol-15 \
         [--plot docs/images/quality-curve.png] [--no-append]
 
-Each --work directory is one point. Its budget per class counts the shared start's share: 12 shared + 10 × 4.8
-minutes is 6 minutes per class. The plot shows the CAS of the bundled CNN and of the second judge, unfiltered and
+Each --work directory is one point, e.g. a protocol and another that extends it by more steps (quality_protocol.py
+--extend WORK --steps-per-class N). Its budget per class is in the steps its runs trained, the shared start's share
+included: 8,000 shared + 10 × 4,000 steps is 4,800 steps per class. Protocols that budgeted in minutes are placed
+by the steps they trained too, their minutes shown beside. The plot shows the CAS of the bundled CNN and of the second judge, unfiltered and
 classifier-filtered where the protocol evaluated them, with the real-trained baselines as dashed lines; the same
 figures are appended as a table to docs/benchmarks-history.md. Where a protocol's unfiltered report has evaluator-seed
 retrainings (benchmarks/cas_spread.py), that point's CNN figure gets their range as an error bar; a --work that
@@ -18,15 +20,16 @@ import statistics
 from pathlib import Path
 
 from _common import REPO_ROOT, markdown_table, publish_results
-from quality_protocol import load_variants, stage_key
+from quality_protocol import budget_text, load_variants, stage_key
 
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.report import Report, percent
 
 
-def budget_per_class(state: dict) -> float:
-    """Training minutes per class, the shared start's share included."""
-    return state["minutes_per_class"] + (state.get("shared_minutes") or 0) / len(CLASS_NAMES)
+def steps_per_class(state: dict) -> float:
+    """Trained steps per class (the median over the classes), the shared start's share included."""
+    shared = (state.get("shared") or {}).get("steps", 0)
+    return statistics.median(entry["steps"] for entry in state["classes"].values()) + shared / len(CLASS_NAMES)
 
 
 def seed_accuracies(state: dict, report: Report) -> list[float]:
@@ -41,8 +44,8 @@ def curve_point(work: Path) -> dict:
     variants = load_variants(work)
     state, report = variants[0][1], variants[0][2]
     by_filter = {name.endswith("classifier-filtered"): variant_report for name, _, variant_report in variants}
-    point = {"work": str(work), "minutes": budget_per_class(state), "replicates": state.get("replicates"),
-             "training_seeds": [report.headline.cas],
+    point = {"work": str(work), "budget": steps_per_class(state), "budget_text": budget_text(state),
+             "replicates": state.get("replicates"), "training_seeds": [report.headline.cas],
              "steps": statistics.median(entry["steps"] for entry in state["classes"].values()),
              "baseline": report.headline.baseline_accuracy, "seeds": seed_accuracies(state, report),
              "lowest": min(report.classifiers["synthetic"].per_class_accuracy.items(), key=lambda item: item[1])}
@@ -68,30 +71,31 @@ def plot(points: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    minutes = [p["minutes"] for p in points]
+    budgets = [p["budget"] for p in points]
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     series = [("cas", "CNN", "C0", "-"), ("cas_filtered", "CNN, filtered", "C0", ":"),
               ("judge", "ResNet judge", "C1", "-"), ("judge_filtered", "ResNet judge, filtered", "C1", ":")]
     for key, label, colour, style in series:
-        shown = [(m, p[key]) for m, p in zip(minutes, points) if p[key] is not None]
+        shown = [(b, p[key]) for b, p in zip(budgets, points) if p[key] is not None]
         if shown:
             axes.plot(*zip(*shown), style, marker="o", color=colour, label=label)
     # The training-seed bar sits beside the evaluator-seed one, so that both stay readable.
-    bars = (("seeds", "C0", 0.0, None), ("training_seeds", "C2", 0.2, "CAS over training seeds"))
+    beside = max(budgets) / 50
+    bars = (("seeds", "C0", 0.0, None), ("training_seeds", "C2", beside, "CAS over training seeds"))
     for key, colour, offset, label in bars:
         for p in points:
             if len(p[key]) > 1:
                 low, high = min(p[key]), max(p[key])
-                axes.errorbar([p["minutes"] + offset], [p["cas"]], yerr=[[p["cas"] - low], [high - p["cas"]]],
+                axes.errorbar([p["budget"] + offset], [p["cas"]], yerr=[[p["cas"] - low], [high - p["cas"]]],
                               color=colour, capsize=4, label=label)
     axes.axhline(points[0]["baseline"], color="C0", linestyle="--", linewidth=0.8, label="CNN real-trained")
     resnet_baseline = judge_baseline(points)
     if resnet_baseline is not None:
         axes.axhline(resnet_baseline, color="C1", linestyle="--", linewidth=0.8, label="ResNet real-trained")
-    axes.set_xlabel("training minutes per class (one core; shared start's share included)")
+    axes.set_xlabel("training steps per class (shared start's share included)")
     axes.set_ylabel("accuracy on real test images")
     axes.set_ylim(0, 1)
-    axes.set_xticks(minutes)
+    axes.set_xticks(budgets)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
@@ -108,7 +112,7 @@ def main() -> None:
 
     points = [curve_point(work) for work in args.work]
     replicates = [p for p in points if p["replicates"]]
-    points = sorted((p for p in points if not p["replicates"]), key=lambda p: p["minutes"])
+    points = sorted((p for p in points if not p["replicates"]), key=lambda p: p["budget"])
     for replicate in replicates:  # a replicate is its source's point with another training seed
         source = [p for p in points if Path(p["work"]).resolve() == Path(replicate["replicates"]).resolve()]
         if not source:
@@ -120,10 +124,10 @@ def main() -> None:
         return (f"{', '.join(percent(a) for a in accuracies)} ({100 * (max(accuracies) - min(accuracies)):.1f} "
                 "points)" if len(accuracies) > 1 else "–")
 
-    rows = [[f"{p['minutes']:g}", f"{p['steps']:,.0f}", percent(p["cas"]), percent(p["cas_filtered"]),
+    rows = [[f"{p['budget']:,.0f}", p["budget_text"], f"{p['steps']:,.0f}", percent(p["cas"]), percent(p["cas_filtered"]),
              percent(p["judge"]), percent(p["judge_filtered"]), f"{p['lowest'][0]} {percent(p['lowest'][1])}",
              seeds(p["seeds"]), seeds(p["training_seeds"]), f"`{p['work']}`"] for p in points]
-    table = markdown_table(["minutes per class", "steps per class (median)", "CAS", "CAS, filtered", "judge CAS",
+    table = markdown_table(["steps per class (shared share included)", "budget per class", "steps per class (median)", "CAS", "CAS, filtered", "judge CAS",
                             "judge CAS, filtered", "lowest class (CNN)", "CAS over evaluator seeds",
                             "CAS over training seeds", "protocol"], rows)
     body = (f"{table}\n\nBaselines (real-trained, same test images): CNN {percent(points[0]['baseline'])}, ResNet "

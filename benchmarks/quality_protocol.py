@@ -1,4 +1,4 @@
-"""The headline quality protocol: all ten classes, a fixed training budget per class, export, evaluate.
+"""The headline quality protocol: all ten classes, a fixed training budget in steps per class, export, evaluate.
 
     python benchmarks/quality_protocol.py --recipe default --data DATA --work WORK/protocol-default
     python benchmarks/quality_protocol.py --recipe hobby --data DATA --work WORK/protocol-hobby
@@ -6,11 +6,14 @@
     python benchmarks/quality_protocol.py ... --work WORK/protocol-seed1 --seed 1 --replicate WORK/protocol-default \
         --retrain cat dog deer          # the same protocol with another training seed for three classes
 
-Every class trains in a fresh child process for `--minutes-per-class` of training-loop wall time (the default
-recipe through `cifar-synth train --minutes`, the hobby reference through benchmarks/hobby_recipe.py); then
-`cifar-synth export` writes `--count` images per class and `cifar-synth evaluate` scores them against the real
-test split. Progress is kept in WORK/protocol.json after every class, so an interrupted protocol resumes where it
-stopped (an interrupted class restarts from scratch, keeping the budget exact). `--threads` and `--cpus` let two
+The default recipe first trains the shared start (all ten classes) for `--shared-steps`, then every class from it
+for `--steps-per-class`, through `cifar-synth train --steps --shared-steps`; the hobby reference trains each class
+for `--steps-per-class` through benchmarks/hobby_recipe.py. Then `cifar-synth export` writes `--count` images per
+class and `cifar-synth evaluate` scores them against the real test split. Steps give the same runs on every
+machine; `--minutes-per-class` (with `--shared-minutes` and `--budget-clock`) still budgets in training-loop time,
+as the protocols before step budgets did. Progress is kept in WORK/protocol.json after every class, with the
+machine the runs trained on (CPU model, kernel flags, cores), the precision and the steps they trained, so an
+interrupted protocol resumes where it stopped (an interrupted class restarts from scratch). `--threads` and `--cpus` let two
 protocols share a machine fairly, e.g. `--threads 1 --cpus 0` beside `--threads 1 --cpus 1`. `--parallel 2
 --threads 1 --cpus 0,1` trains two classes at a time (`cifar-synth train --parallel 2 --cpus-per-class 1`), each in
 a process of its own with one thread per pool: the same resources per class as that side-by-side setup, in half
@@ -30,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
-from _common import publish_results, markdown_table, thread_env
+from _common import cpu_flags, cpu_model, publish_results, markdown_table, thread_env
 
 from cifar_synth.baseline_cache import CLASSIFIER_FILE
 from cifar_synth.classes import CLASS_NAMES, SHARED_START
+from cifar_synth.config import DEFAULT_STEPS, NO_INIT, SHARED_STEPS_PER_CLASS_STEP
 from cifar_synth.executors.job import STATE_DIR, Job, read_status, session_file
 from cifar_synth.files import write_json_atomic
 from cifar_synth.errors import UserError
@@ -46,10 +50,16 @@ EXPORT_DIRS = {False: "export", True: "export-filtered"}
 REPORT_DIRS = {False: "report", True: "report-filtered"}
 PROTOCOL_FILE = "protocol.json"
 # Settings that change the results: a protocol resumed with other values would mix two experiments.
-SETTINGS = ("recipe", "train_options", "minutes_per_class", "shared_minutes", "budget_clock", "count", "seed", "data")
+SETTINGS = ("recipe", "train_options", "steps_per_class", "shared_steps", "minutes_per_class", "shared_minutes",
+            "budget_clock", "count", "seed", "data")
 # The cores the training ran on change its results too, but export and evaluation may use others (e.g. all
 # cores once two side-by-side trainings are done).
 TRAINING_RESOURCES = ("threads", "cpus", "parallel")
+
+
+def machine_facts() -> dict:
+    """The CPU the training runs on: its steps/s and precision (native bfloat16 or not) depend on it."""
+    return {"cpu_model": cpu_model(), "flags": cpu_flags(), "cores": os.cpu_count()}
 
 
 class ProtocolError(Exception):
@@ -64,8 +74,9 @@ class Protocol:
         self.work = work
         self.runs = work / "runs"
         self.path = work / PROTOCOL_FILE
-        self.state = read_state(work) if self.path.exists() else {**settings, **resources, "classes": {}}
-        checked = {**settings, **(resources if training else {})}
+        machine = {"machine": machine_facts()}
+        self.state = read_state(work) if self.path.exists() else {**settings, **resources, **machine, "classes": {}}
+        checked = {**settings, **({**resources, **machine} if training else {})}
         changed = [f"{key} {self.state.get(key)!r} → {value!r}"
                    for key, value in checked.items() if self.state.get(key) != value]
         if changed:
@@ -101,10 +112,10 @@ class Protocol:
         return time.perf_counter() - started
 
     def train_all(self, class_names: list[str]) -> None:
-        """Train the shared start if the protocol has one (alone, on all CPUs: its budget counts the CPU time of all
-        its threads with --budget-clock cpu), then the classes: with --parallel N, one `cifar-synth train --parallel
-        N` (each class in a process of its own with --threads threads); else one child process per class."""
-        if self.state.get("shared_minutes") and "shared" not in self.state:
+        """Train the shared start if the protocol has one (alone, on all CPUs), then the classes: with --parallel N,
+        one `cifar-synth train --parallel N` (each class in a process of its own with --threads threads); else one
+        child process per class."""
+        if has_shared_start(self.state) and "shared" not in self.state:
             self.train([SHARED_START], threads=len(_cpu_list(self.resources["cpus"])))
         if self.resources["parallel"] > 1 and class_names:
             self.train(class_names)
@@ -138,25 +149,21 @@ class Protocol:
         for class_name in class_names:  # left by an interrupted attempt: the budget must be spent in one go
             self.reset_run(class_name)
         shared = class_names == [SHARED_START]
-        minutes = self.state["shared_minutes" if shared else "minutes_per_class"]
-        if self.state.get("extends"):  # the extended protocol's runs already spent its minutes
-            minutes -= read_state(Path(self.state["extends"]))["minutes_per_class"]
-        minutes = f"{minutes:g}"
         seed = str(self.state["seed"])
         data = ["--data", self.state["data"]] if self.state["data"] else []
+        budget = budget_argv(self.state, shared)
         if self.state["recipe"] == "default":
-            start = ["--init-from", SHARED_START] if self.state.get("shared_minutes") and not shared else []
+            start = [] if shared else ["--init-from", SHARED_START if has_shared_start(self.state) else NO_INIT]
             parallel = ["--parallel", str(self.resources["parallel"])] + (
                 ["--cpus-per-class", str(self.resources["threads"])] if self.resources["threads"] else [])
             argv = [sys.executable, "-m", "cifar_synth", "train",
                     *[option for name in class_names for option in ("--class", name)], *data,
-                    "--runs", str(self.runs), "--minutes", minutes, "--quiet", "--seed", seed,
-                    "--budget-clock", self.state.get("budget_clock") or "wall", *start,
+                    "--runs", str(self.runs), *budget, "--quiet", "--seed", seed, *start,
                     *(parallel if len(class_names) > 1 else []), *shlex.split(self.state.get("train_options") or "")]
             run_stats = default_run_stats
         else:
             argv = [sys.executable, str(BENCHMARKS / "hobby_recipe.py"), "--class", class_names[0], *data,
-                    "--run-dir", str(self.runs / class_names[0]), "--minutes", minutes, "--quiet", "--seed", seed]
+                    "--run-dir", str(self.runs / class_names[0]), *budget, "--quiet", "--seed", seed]
             run_stats = hobby_run_stats
         failure, started = None, time.perf_counter()
         try:
@@ -204,13 +211,39 @@ class Protocol:
                                                   "seconds": round(seconds, 1), **self.resources})
 
 
+def has_shared_start(state: dict) -> bool:
+    return bool(state.get("shared_steps") or state.get("shared_minutes"))
+
+
+def budget_key(state: dict) -> str:
+    """The setting that holds a protocol's budget per class: steps, or minutes in protocols that counted time."""
+    return "steps_per_class" if state.get("steps_per_class") is not None else "minutes_per_class"
+
+
+def budget_argv(state: dict, shared: bool) -> list[str]:
+    """The budget options of one training child. Steps are totals, which a run resumes up to (an extended run
+    too); minutes are this invocation's, so an extended run trains for the difference."""
+    if budget_key(state) == "steps_per_class":
+        shared_steps = ["--shared-steps", str(state["shared_steps"])] if state.get("shared_steps") else []
+        return ["--steps", str(state["steps_per_class"]), *shared_steps]
+    minutes = state["shared_minutes" if shared else "minutes_per_class"]
+    if state.get("extends"):  # the extended protocol's runs already spent its minutes
+        minutes -= read_state(Path(state["extends"]))["minutes_per_class"]
+    clock = ["--budget-clock", state.get("budget_clock") or "wall"] if state["recipe"] == "default" else []
+    return ["--minutes", f"{minutes:g}", *clock]
+
+
 def check_extension(source: dict, state: dict) -> None:
     """Refuse to extend a protocol that is unfinished, shorter than it will be, or trained with other settings."""
     if set(source["classes"]) != set(CLASS_NAMES):
         raise ProtocolError("--extend: that protocol has not trained all ten classes yet")
-    if source["minutes_per_class"] >= state["minutes_per_class"]:
-        raise ProtocolError(f"--extend: --minutes-per-class must exceed that protocol's {source['minutes_per_class']:g}")
-    changed = [key for key in ("recipe", "train_options", "shared_minutes", "budget_clock", "seed", "data")
+    budget = budget_key(state)
+    if source.get(budget) is None:
+        raise ProtocolError(f"--extend: that protocol has no --{budget.replace('_', '-')} budget")
+    if source[budget] >= state[budget]:
+        raise ProtocolError(f"--extend: --{budget.replace('_', '-')} must exceed that protocol's {source[budget]:g}")
+    changed = [key for key in ("recipe", "train_options", "shared_steps", "shared_minutes", "budget_clock", "seed",
+                               "data")
                if source.get(key) != state.get(key)]
     if changed:
         raise ProtocolError(f"--extend: that protocol was trained with other {', '.join(changed)}")
@@ -226,7 +259,8 @@ def check_replication(source: dict, state: dict) -> None:
     if unknown or not state["retrained"]:
         raise ProtocolError(f"--retrain: name classes of {', '.join(CLASS_NAMES)}"
                             + (f" (not {', '.join(unknown)})" if unknown else ""))
-    changed = [key for key in ("recipe", "train_options", "minutes_per_class", "shared_minutes", "budget_clock",
+    changed = [key for key in ("recipe", "train_options", "steps_per_class", "shared_steps", "minutes_per_class",
+                               "shared_minutes", "budget_clock",
                                "count", "data") if source.get(key) != state.get(key)]
     if changed:
         raise ProtocolError(f"--replicate: that protocol was run with other {', '.join(changed)}")
@@ -276,7 +310,8 @@ def read_state(work: Path) -> dict:
 
 
 def default_run_stats(run_dir: Path) -> dict:
-    """Steps, images and epochs (fractional: the last one may be partial) of a `cifar-synth train` run."""
+    """Steps, images, epochs (fractional: the last one may be partial) and precision of a `cifar-synth train`
+    run."""
     summary = run_summary(run_dir)
     config = read_config(run_dir)
     batch = config["gan"]["batch_size"]
@@ -285,13 +320,15 @@ def default_run_stats(run_dir: Path) -> dict:
         "images_seen": summary.images_seen,
         "epochs": round(summary.images_seen / (config["train_images"] // batch * batch), 3),
         "loop_seconds": summary.loop_seconds,
+        "precision": config["gan"]["precision"],
     }
 
 
 def hobby_run_stats(run_dir: Path) -> dict:
     config = read_config(run_dir)
+    # The hobby models are built in Keras's default policy, float32.
     return {"steps": config["steps"], "images_seen": config["images_seen"], "epochs": config["epochs"],
-            "loop_seconds": config["seconds"]}
+            "loop_seconds": config["seconds"], "precision": "float32"}
 
 
 def _cores(state: dict) -> str:
@@ -301,11 +338,38 @@ def _cores(state: dict) -> str:
     return cores + (f", {parallel} classes at a time" if parallel > 1 else "")
 
 
+def budget_text(state: dict) -> str:
+    """A protocol's budget per class, e.g. "4,000 steps", or "6 min" in protocols that counted minutes."""
+    if budget_key(state) == "steps_per_class":
+        return f"{state['steps_per_class']:,} steps"
+    return f"{state['minutes_per_class']:g} min"
+
+
+def _budget(state: dict) -> str:
+    if budget_key(state) == "steps_per_class":
+        return budget_text(state)
+    return f"{budget_text(state)} of training-loop {state.get('budget_clock') or 'wall'} time"
+
+
 def _shared_start(state: dict) -> str:
     shared = state.get("shared")
-    if not state.get("shared_minutes") or not shared:
+    if not has_shared_start(state) or not shared:
         return "none"
-    return f"{state['shared_minutes']:g} min, {shared['steps']:,} steps ({shared['epochs']:.1f} epochs of 50,000)"
+    minutes = f"{state['shared_minutes']:g} min, " if state.get("shared_minutes") else ""
+    return f"{minutes}{shared['steps']:,} steps ({shared['epochs']:.1f} epochs of its training images)"
+
+
+def _machine(state: dict) -> str:
+    machine = state.get("machine")
+    if not machine:
+        return "not recorded"
+    return ", ".join([machine["cpu_model"], *([" ".join(machine["flags"])] if machine["flags"] else []),
+                      f"{machine['cores']} cores"])
+
+
+def _precision(state: dict) -> str:
+    """The precisions the classes' runs computed in (protocols before it was recorded: "not recorded")."""
+    return ", ".join(sorted({entry.get("precision") or "not recorded" for entry in state["classes"].values()}))
 
 
 def _judge(report: Report) -> JudgeReport | None:
@@ -335,9 +399,10 @@ def _acceptance(report: Report, class_names: list[str] | None) -> str:
 
 # (row label, value of one protocol from its protocol.json and its evaluation's Report)
 HEADLINE = [
-    ("training budget per class",
-     lambda s, r: f"{s['minutes_per_class']:g} min of training-loop {s.get('budget_clock') or 'wall'} time"),
+    ("training budget per class", lambda s, r: _budget(s)),
     ("shared start (all ten classes, before the classes)", lambda s, r: _shared_start(s)),
+    ("machine (CPU, kernel flags, cores)", lambda s, r: _machine(s)),
+    ("precision", lambda s, r: _precision(s)),
     ("threads / cores", lambda s, r: _cores(s)),
     ("real images seen, all classes", lambda s, r: f"{sum(c['images_seen'] for c in s['classes'].values()):,}"),
     ("synthetic images per class", lambda s, r: f"{s['count']:,}"),
@@ -414,12 +479,12 @@ def results_section(work: Path) -> tuple[str, str]:
     options = f" with `{state['train_options']}`" if state.get("train_options") else ""
     extends = f", continuing the runs of `{state['extends']}`" if state.get("extends") else ""
     if state.get("replicates"):
-        start = " from its shared start" if state.get("shared_minutes") else ""
+        start = " from its shared start" if has_shared_start(state) else ""
         extends += (f", replicating `{state['replicates']}` with another seed: {', '.join(state['retrained'])} "
                     f"trained again{start}, its other classes' runs reused")
     body = f"Recipe `{state['recipe']}`{options}{extends}, work directory `{work}`, seed {state['seed']}.\n\n" + variants_tables(
         variants, PER_CLASS)
-    return f"Quality protocol: {state['recipe']} recipe, {state['minutes_per_class']:g} min per class", body
+    return f"Quality protocol: {state['recipe']} recipe, {budget_text(state)} per class", body
 
 
 def comparison_section(work_a: Path, work_b: Path) -> tuple[str, str]:
@@ -435,22 +500,39 @@ def comparison_section(work_a: Path, work_b: Path) -> tuple[str, str]:
     return f"Quality protocol comparison: {name_a} vs {name_b}", body
 
 
+def budget_settings(args) -> dict:
+    """The budget settings: steps (by default), or minutes when --minutes-per-class is given."""
+    if args.minutes_per_class is None:
+        if args.shared_minutes is not None or args.budget_clock is not None:
+            raise ProtocolError("--shared-minutes and --budget-clock go with a budget in minutes (--minutes-per-class)")
+        steps = DEFAULT_STEPS if args.steps_per_class is None else args.steps_per_class
+        shared = args.shared_steps
+        if shared is None and args.recipe == "default":
+            shared = SHARED_STEPS_PER_CLASS_STEP * steps
+        if steps < 1 or (shared or 0) < 0:
+            raise ProtocolError("--steps-per-class must be at least 1 and --shared-steps at least 0")
+        return {"steps_per_class": steps, "shared_steps": shared or None}
+    if args.steps_per_class is not None or args.shared_steps is not None:
+        raise ProtocolError("give a budget in steps (--steps-per-class, --shared-steps) or in minutes "
+                            "(--minutes-per-class, --shared-minutes), not both")
+    return {"minutes_per_class": args.minutes_per_class, "shared_minutes": args.shared_minutes,
+            "budget_clock": args.budget_clock or "wall"}
+
+
 def run_protocol(args) -> None:
 
     if args.train_options and args.recipe != "default":
         raise ProtocolError("--train-options applies to the default recipe (cifar-synth train) only")
     if args.parallel > 1 and args.recipe != "default":
         raise ProtocolError("--parallel applies to the default recipe (cifar-synth train) only")
-    if args.shared_minutes and args.recipe != "default":
-        raise ProtocolError("--shared-minutes applies to the default recipe (cifar-synth train) only")
-    if args.budget_clock != "wall" and args.recipe != "default":
+    if (args.shared_minutes or args.shared_steps) and args.recipe != "default":
+        raise ProtocolError("--shared-steps and --shared-minutes apply to the default recipe (cifar-synth train) only")
+    if args.budget_clock not in (None, "wall") and args.recipe != "default":
         raise ProtocolError("the hobby recipe counts wall time only (--budget-clock wall)")
+    budget = budget_settings(args)
     if bool(args.replicate) != bool(args.retrain) or (args.replicate and args.extend):
         raise ProtocolError("--replicate needs --retrain CLASS … (and no --extend), and --retrain needs --replicate")
-    settings = {"recipe": args.recipe, "train_options": args.train_options or None,
-                "minutes_per_class": args.minutes_per_class, "shared_minutes": args.shared_minutes,
-                "budget_clock": args.budget_clock,
-                "count": args.count,
+    settings = {"recipe": args.recipe, "train_options": args.train_options or None, **budget, "count": args.count,
                 "seed": args.seed, "data": str(Path(args.data).resolve()) if args.data else None,
                 "extends": str(args.extend.resolve()) if args.extend else None,
                 "replicates": str(args.replicate.resolve()) if args.replicate else None,
@@ -496,15 +578,22 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="work directory (default: <tmp>/cifar-synth-protocol-<recipe>)")
     parser.add_argument("--train-options", default="",
                         help="extra options for `cifar-synth train`, e.g. \"--flip --guidance 0.3 --guide PATH\"")
-    parser.add_argument("--minutes-per-class", type=float, default=6.0,
-                        help="wall-time budget of each class's training loop")
+    parser.add_argument("--steps-per-class", type=int,
+                        help=f"training steps of each class (cifar-synth train --steps; default {DEFAULT_STEPS})")
+    parser.add_argument("--shared-steps", type=int,
+                        help="steps of the shared start on all ten classes, trained first, which every class starts "
+                             "from (cifar-synth train --shared-steps; default "
+                             f"{SHARED_STEPS_PER_CLASS_STEP}× --steps-per-class; 0: random starts); the default recipe "
+                             "only")
+    parser.add_argument("--minutes-per-class", type=float,
+                        help="a budget in training-loop minutes instead of steps, as protocols before step budgets "
+                             "counted (cifar-synth train --minutes)")
     parser.add_argument("--shared-minutes", type=float,
-                        help="first train a shared start on all ten classes for this budget (cifar-synth train --class "
-                             "shared), then start every class from it (--init-from shared); it counts against the "
-                             "total: 10 × 6 = 12 + 10 × 4.8")
-    parser.add_argument("--budget-clock", choices=("wall", "cpu"), default="wall",
-                        help="what the minutes count (cifar-synth train --budget-clock); cpu keeps the budget exact "
-                             "on a busy machine")
+                        help="with --minutes-per-class: the shared start's minutes (none without it); it counts "
+                             "against the total: 10 × 6 = 12 + 10 × 4.8")
+    parser.add_argument("--budget-clock", choices=("wall", "cpu"),
+                        help="with --minutes-per-class: what the minutes count (cifar-synth train --budget-clock; "
+                             "default wall); cpu keeps the budget exact on a busy machine")
     parser.add_argument("--count", type=int, default=5000, help="images exported per class")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stage", choices=("all", *STAGES), default="all",
@@ -522,8 +611,9 @@ def main() -> None:
                         help="classes trained at a time (cifar-synth train --parallel; --threads threads each); "
                              "the default recipe only")
     parser.add_argument("--extend", type=Path, metavar="WORK",
-                        help="continue a finished protocol's runs (copied, its shared start reused) to the longer "
-                             "--minutes-per-class, for a quality curve: each class trains for the difference")
+                        help="continue a finished protocol's runs (copied, its shared start reused) to the larger "
+                             "--steps-per-class (or --minutes-per-class), for a quality curve: each class trains for "
+                             "the difference")
     parser.add_argument("--replicate", type=Path, metavar="WORK",
                         help="repeat a finished protocol with another --seed for the --retrain classes only (from its "
                              "shared start; its other classes' runs reused), to measure the spread over training seeds")

@@ -1,4 +1,4 @@
-"""Training throughput: real images per second of cifar-synth's default training step vs the hobby reference.
+"""Training throughput: steps and real images per second of cifar-synth's default training step vs the hobby reference.
 
     python benchmarks/throughput.py --data DATA [--class dog] [--rounds 5] [--steps 30] [--threads N]
 
@@ -163,11 +163,11 @@ def main() -> None:
         rate = batch * args.steps / statistics.median(times)
         bound = gflops * 1e9 / flops
         rates.append(rate)
-        rows.append([name, batch, f"{rate:.0f}", f"{min(batch * args.steps / s for s in times):.0f}–"
+        rows.append([name, batch, f"{rate / batch:.2f}", f"{rate:.0f}", f"{min(batch * args.steps / s for s in times):.0f}–"
                      f"{max(batch * args.steps / s for s in times):.0f}", f"{flops / 1e6:.0f}",
                      f"{bound:.0f}", f"{rate / bound:.0%}"])
     table = markdown_table(
-        ["recipe", "real images/step", "real images/s (median)", "range over rounds", "MFLOP/real image",
+        ["recipe", "real images/step", "steps/s (median)", "real images/s (median)", "range over rounds", "MFLOP/real image",
          "FLOP-bound images/s", "fraction of bound"], rows)
     threads = args.threads or "TensorFlow default (all cores)"
     body = (

@@ -161,13 +161,13 @@ def test_thread_env(threads, expected, monkeypatch):
 
 
 def test_protocol_refuses_to_resume_with_other_settings(tmp_path):
-    settings = {"recipe": "hobby", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None}
+    settings = {"recipe": "hobby", "steps_per_class": 4000, "count": 5000, "seed": 0, "data": None}
     pinned = {"threads": 1, "cpus": "0", "parallel": 1}
     protocol = quality_protocol.Protocol(tmp_path, settings, pinned, training=True)
     protocol.record()
     assert quality_protocol.Protocol(tmp_path, settings, pinned, training=True).state["classes"] == {}
-    with pytest.raises(quality_protocol.ProtocolError, match="minutes_per_class 6.0 → 3.0"):
-        quality_protocol.Protocol(tmp_path, {**settings, "minutes_per_class": 3.0}, pinned, training=True)
+    with pytest.raises(quality_protocol.ProtocolError, match="steps_per_class 4000 → 3000"):
+        quality_protocol.Protocol(tmp_path, {**settings, "steps_per_class": 3000}, pinned, training=True)
     unpinned = {"threads": None, "cpus": None, "parallel": 1}
     with pytest.raises(quality_protocol.ProtocolError, match="cpus '0' → None"):
         quality_protocol.Protocol(tmp_path, settings, unpinned, training=True)
@@ -176,22 +176,25 @@ def test_protocol_refuses_to_resume_with_other_settings(tmp_path):
 
 
 def test_protocol_trains_a_shared_start_then_classes_in_parallel_through_cifar_synth_train(real_tree, tmp_path):
-    settings = {"recipe": "default", "minutes_per_class": 1e-4, "shared_minutes": 1e-4, "budget_clock": "cpu",
-                "count": 10, "seed": 0, "data": str(real_tree), "train_options": " ".join(TINY_GAN_CLI)}
+    settings = {"recipe": "default", "steps_per_class": 2, "shared_steps": 3, "count": 10, "seed": 0,
+                "data": str(real_tree), "train_options": " ".join(TINY_GAN_CLI)}
     protocol = quality_protocol.Protocol(tmp_path, settings, {"threads": 1, "cpus": None, "parallel": 2},
                                          training=True)
     protocol.record()
     protocol.train_all(["cat", "dog"])
     state = quality_protocol.read_state(tmp_path)
-    assert state["shared"]["steps"] == 1 and sorted(state["classes"]) == ["cat", "dog"]
+    assert state["shared"]["steps"] == 3 and sorted(state["classes"]) == ["cat", "dog"]
+    assert state["machine"] == {"cpu_model": _common.cpu_model(), "flags": _common.cpu_flags(),
+                                "cores": os.cpu_count()}
     for name in ("cat", "dog"):
         config = json.loads((tmp_path / "runs" / name / "config.json").read_text())
-        assert config["sessions"][0]["started_from"]["run"] == str(tmp_path / "runs" / "shared")
-        assert state["classes"][name]["steps"] == 1
+        assert config["sessions"][0]["started_from"]["run"] == "shared"  # relative to the runs folder
+        assert state["classes"][name]["steps"] == 2
+        assert state["classes"][name]["precision"] == config["gan"]["precision"]
 
 
 def test_protocol_records_the_classes_that_finished_when_another_failed(tmp_path, monkeypatch):
-    settings = {"recipe": "default", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None}
+    settings = {"recipe": "default", "steps_per_class": 4000, "count": 5000, "seed": 0, "data": None}
     protocol = quality_protocol.Protocol(tmp_path, settings, {"threads": 1, "cpus": None, "parallel": 2},
                                          training=True)
     commands = []
@@ -215,8 +218,8 @@ def test_protocol_records_the_classes_that_finished_when_another_failed(tmp_path
     assert quality_protocol.read_state(tmp_path)["classes"] == {"cat": {"steps": "cat"}}
 
 
-SHARED_START_SETTINGS = {"recipe": "default", "minutes_per_class": 4.8, "shared_minutes": 12.0, "budget_clock": "cpu",
-                         "count": 5000, "seed": 0, "data": None, "train_options": "--flip"}
+SHARED_START_SETTINGS = {"recipe": "default", "steps_per_class": 4000, "shared_steps": 8000, "count": 5000, "seed": 0,
+                         "data": None, "train_options": "--guidance 0.3"}
 
 
 def finished_protocol(work: Path, resources: dict, marker: str) -> quality_protocol.Protocol:
@@ -233,13 +236,13 @@ def finished_protocol(work: Path, resources: dict, marker: str) -> quality_proto
     return protocol
 
 
-def test_protocol_extends_a_finished_protocol_for_the_difference_in_minutes(tmp_path, monkeypatch):
+def test_protocol_extends_a_finished_protocol_to_more_steps(tmp_path, monkeypatch):
     settings = SHARED_START_SETTINGS
     resources = {"threads": 1, "cpus": None, "parallel": 1}
     source = finished_protocol(tmp_path / "short", resources, "short")
-    longer = {**settings, "minutes_per_class": 13.8, "extends": str(tmp_path / "short")}
-    with pytest.raises(quality_protocol.ProtocolError, match="must exceed that protocol's 4.8"):
-        quality_protocol.check_extension(source.state, {**longer, "minutes_per_class": 4.8})
+    longer = {**settings, "steps_per_class": 10000, "extends": str(tmp_path / "short")}
+    with pytest.raises(quality_protocol.ProtocolError, match="--steps-per-class must exceed that protocol's 4000"):
+        quality_protocol.check_extension(source.state, {**longer, "steps_per_class": 4000})
     with pytest.raises(quality_protocol.ProtocolError, match="other train_options"):
         quality_protocol.check_extension(source.state, {**longer, "train_options": ""})
 
@@ -255,8 +258,31 @@ def test_protocol_extends_a_finished_protocol_for_the_difference_in_minutes(tmp_
     monkeypatch.setattr(quality_protocol, "default_run_stats", lambda run_dir: {"steps": 2})
     protocol.train(["cat"])
     protocol.train(["cat"])  # a rerun starts again from the copy, not from the interrupted attempt
-    assert [argv[argv.index("--minutes") + 1] for argv in commands] == ["9", "9"]
+    # The copied run resumes up to the total.
+    assert [argv[argv.index("--steps") + 1] for argv in commands] == ["10000", "10000"]
     assert (source.runs / "cat" / "weights").read_text() == "cat short"
+
+
+def test_protocol_with_a_budget_in_minutes_extends_for_the_difference(tmp_path):
+    source = {"recipe": "default", "minutes_per_class": 4.8, "shared_minutes": 12.0, "budget_clock": "cpu"}
+    (tmp_path / "protocol.json").write_text(json.dumps(source))
+    longer = {**source, "minutes_per_class": 13.8, "extends": str(tmp_path)}
+    assert quality_protocol.budget_argv(longer, shared=False) == ["--minutes", "9", "--budget-clock", "cpu"]
+    with pytest.raises(quality_protocol.ProtocolError, match="that protocol has no --steps-per-class budget"):
+        quality_protocol.check_extension({**source, "classes": dict.fromkeys(CLASS_NAMES)},
+                                         {**SHARED_START_SETTINGS, "steps_per_class": 10000})
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--steps-per-class", "2", "--minutes-per-class", "1"], "not both"),
+    (["--budget-clock", "cpu"], "go with a budget in minutes"),
+    (["--recipe", "hobby", "--shared-steps", "3"], "apply to the default recipe"),
+])
+def test_protocol_refuses_budgets_that_do_not_fit_together(tmp_path, monkeypatch, capsys, options, message):
+    monkeypatch.setattr(sys, "argv", ["quality_protocol.py", "--work", str(tmp_path), *options])
+    with pytest.raises(SystemExit, match=message):
+        quality_protocol.main()
+    assert not (tmp_path / "protocol.json").exists()
 
 
 def test_protocol_replicates_a_finished_protocol_retraining_only_the_named_classes(tmp_path, monkeypatch):
@@ -268,8 +294,8 @@ def test_protocol_replicates_a_finished_protocol_retraining_only_the_named_class
         quality_protocol.check_replication(source.state, {**replicate, "seed": 0})
     with pytest.raises(quality_protocol.ProtocolError, match=r"not tiger"):
         quality_protocol.check_replication(source.state, {**replicate, "retrained": ["cat", "tiger"]})
-    with pytest.raises(quality_protocol.ProtocolError, match="other minutes_per_class"):
-        quality_protocol.check_replication(source.state, {**replicate, "minutes_per_class": 6.0})
+    with pytest.raises(quality_protocol.ProtocolError, match="other steps_per_class"):
+        quality_protocol.check_replication(source.state, {**replicate, "steps_per_class": 5000})
 
     protocol = quality_protocol.Protocol(tmp_path / "seed1", replicate, resources, training=True)
     protocol.record()
@@ -281,7 +307,7 @@ def test_protocol_replicates_a_finished_protocol_retraining_only_the_named_class
     (argv,) = commands  # the shared start is reused, not trained again
     assert [argv[i + 1] for i, option in enumerate(argv) if option == "--class"] == ["cat", "dog"]
     assert argv[argv.index("--seed") + 1] == "1" and argv[argv.index("--init-from") + 1] == "shared"
-    assert argv[argv.index("--minutes") + 1] == "4.8"
+    assert argv[argv.index("--steps") + 1] == "4000" and argv[argv.index("--shared-steps") + 1] == "8000"
     assert (protocol.runs / "shared" / "weights").read_text() == "shared seed 0"
     assert (protocol.runs / "horse" / "weights").read_text() == "horse seed 0"
     state = quality_protocol.read_state(tmp_path / "seed1")
@@ -289,7 +315,7 @@ def test_protocol_replicates_a_finished_protocol_retraining_only_the_named_class
 
 
 def test_protocol_stages_run_at_once_keep_each_others_records(tmp_path):
-    settings = {"recipe": "default", "minutes_per_class": 6.0, "count": 5000, "seed": 0, "data": None}
+    settings = {"recipe": "default", "steps_per_class": 4000, "count": 5000, "seed": 0, "data": None}
     resources = {"threads": None, "cpus": None, "parallel": 1}
     evaluating = quality_protocol.Protocol(tmp_path, settings, resources, training=False)
     evaluating.record()
@@ -303,10 +329,12 @@ def test_protocol_stages_run_at_once_keep_each_others_records(tmp_path):
 
 
 def test_default_run_stats_counts_the_partial_last_epoch(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"gan": {"batch_size": 64}, "train_images": 5000}))
+    (tmp_path / "config.json").write_text(json.dumps({"gan": {"batch_size": 64, "precision": "mixed_bfloat16"},
+                                                      "train_images": 5000}))
     (tmp_path / "history.csv").write_text("epoch,seconds,images_seen\n1,10.0,4992\n2,3.5,6400\n")
     assert quality_protocol.default_run_stats(tmp_path) == {
-        "steps": 100, "images_seen": 6400, "epochs": round(6400 / 4992, 3), "loop_seconds": 13.5}
+        "steps": 100, "images_seen": 6400, "epochs": round(6400 / 4992, 3), "loop_seconds": 13.5,
+        "precision": "mixed_bfloat16"}
 
 
 def recorded_protocol(tmp_path: Path, name: str, filtered: bool = False) -> Path:
@@ -333,6 +361,7 @@ def test_protocol_results_show_the_filtered_evaluation_as_its_own_column(tmp_pat
     assert "| figure | default | default, classifier-filtered |" in body
     assert "| CAS: synthetic-trained accuracy on real test | 32.8% | 32.8% |" in body
     assert "| classifier filter: candidates accepted | – | 50.0% |" in body
+    assert "| machine (CPU, kernel flags, cores) | not recorded | not recorded |" in body  # before it was recorded
 
     title, body = quality_protocol.comparison_section(tmp_path / "protocol-default",
                                                       recorded_protocol(tmp_path, "protocol-hobby"))
@@ -351,7 +380,7 @@ def test_quality_curve_gives_a_replicate_as_its_sources_range_over_training_seed
     monkeypatch.setattr(sys, "argv", ["quality_curve.py", "--work", str(source), str(replicate), "--plot", str(plot),
                                       "--no-append"])
     quality_curve.main()
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 6 |")]
+    rows = [line for line in capsys.readouterr().out.splitlines() if "| 6 min |" in line]
     assert len(rows) == 1 and "| 32.8%, 19.1% (13.7 points) |" in rows[0]  # one point, both training seeds
     assert plot.stat().st_size > 0
 
