@@ -31,7 +31,7 @@ RESULTS = REPO_ROOT / "benchmarks" / "results" / "proxy" / "results.md"
 
 def train(class_name: str, cpu: str, args, runs: Path) -> None:
     command = ["taskset", "-c", cpu, sys.executable, "-m", "cifar_synth", "train", "--class", class_name,
-               "--data", args.data, "--runs", str(runs), "--minutes", str(args.minutes), "--seed", str(args.seed),
+               "--data", args.data, "--runs", str(runs), "--minutes", str(args.minutes), "--init-from", "none", "--seed", str(args.seed),
                "--quiet", "--fresh", *args.train_options]
     print("$", " ".join(command), flush=True)
     subprocess.run(command, env=thread_env(1), check=True)
