@@ -74,25 +74,38 @@ def cached_cnn_classifiers(cache_dir: str | Path | None = None) -> list[Path]:
     return sorted(path for path in cache_dir.glob(f"*/{CLASSIFIER_FILE}") if is_complete(path.parent))
 
 
-def _training_images(entry: Path) -> int:
-    """Images a cached CNN baseline was trained on (per class × epochs) by its key; 0 when the key does not say."""
+def _key(entry: Path) -> dict:
+    """The key a complete entry was stored under; empty when unreadable."""
     try:
         key = json.loads((entry / METRICS_FILE).read_text())["key"]
-        return int(key["per_class"]) * int(key["config"]["epochs"])
     except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return key if isinstance(key, dict) else {}
+
+
+def _training_images(key: dict) -> int:
+    """Images a cached CNN baseline was trained on (per class × epochs) by its key; 0 when the key does not say."""
+    try:
+        return int(key["per_class"]) * int(key["config"]["epochs"])
+    except (KeyError, TypeError, ValueError):
         return 0
 
 
-def the_cached_cnn_classifier(cache_dir: str | Path | None = None) -> Path:
+def the_cached_cnn_classifier(real_sha256: str, cache_dir: str | Path | None = None) -> Path:
     """The real-trained CNN cached in `cache_dir` (default: the default cache) for the export filter and the
-    classifier guidance of training: the one trained longest, so that a quick evaluation's smaller baseline does not
-    stand in the way. None, or a tie for the longest, is a user error that says what to do."""
+    classifier guidance of training: of those trained on the real data whose sha256 is `real_sha256` (the data the
+    caller's generators train on: its training split only, never the test split), the one trained longest, so that
+    a quick evaluation's smaller baseline does not stand in the way. None, or a tie for the longest, is a user error
+    that says what to do."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    found = cached_cnn_classifiers(cache_dir)
+    keys = {path: _key(path.parent) for path in cached_cnn_classifiers(cache_dir)}
+    found = [path for path, key in keys.items() if key.get("real_sha256") == real_sha256]
     if not found:
-        raise UserError(f"no real-trained classifier is cached in {cache_dir}: run `cifar-synth evaluate` first "
-                        "(it caches one) or pass the classifier's path")
-    trained = {path: _training_images(path.parent) for path in found}
+        others = f" ({len(keys)} trained on other data)" if keys else ""
+        raise UserError(f"no real-trained classifier cached in {cache_dir} was trained on this real data (sha256 "
+                        f"{real_sha256[:12]}…){others}: run `cifar-synth evaluate` with it first (it caches one) or "
+                        "pass the classifier's path")
+    trained = {path: _training_images(keys[path]) for path in found}
     longest = max(trained.values())
     found = [path for path in found if trained[path] == longest]
     if len(found) == 1:

@@ -25,6 +25,7 @@ from cifar_synth.baseline_cache import JUDGE_NAMES
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.config import MAX_SEED
+from cifar_synth.honesty import TEST_LEAK, test_leaks, unknown_provenance
 from cifar_synth.fits import TRAIN_SETS, Fit, fit_jobs, joined, train_and_test
 from cifar_synth.images import LabeledImages, subsample_per_class
 from cifar_synth.inception import inception_fid
@@ -61,6 +62,8 @@ class EvaluateOptions:
     Inception FID; otherwise it uses `inception_weights` or tries to download Keras' weights. `executor` (default:
     in this process) says where the classifiers train: as tasks at once, beyond one local process, each leaving its
     log in `out_dir/.cifar-synth/logs/` (docs/scale.md); the figures are those of training in this process.
+    An export whose manifest says a generator saw the test split is refused unless `allow_test_leak`; the report then
+    says it is not honest.
     """
 
     data_path: str | Path | None = None
@@ -75,6 +78,7 @@ class EvaluateOptions:
     judges: Sequence[str] = JUDGE_NAMES
     judge_config: "JudgeConfig | None" = None
     executor: "ExecutorOptions | None" = None
+    allow_test_leak: bool = False
 
     def validate(self) -> None:
         """Raise `UserError` naming the first option that cannot work (an unknown, repeated or missing judge, a seed
@@ -131,6 +135,8 @@ def evaluate_synthetic(synthetic_path: str | Path, options: EvaluateOptions = Ev
     executor, seed = options.executor, options.seed
     reporter = reporter or Reporter()
     warnings = _Warnings(reporter)
+    manifest = _manifest(Path(synthetic_path))
+    honesty = _honesty(manifest, options.allow_test_leak, warnings)
     if executor.in_process():
         engine = None
         limit_threads(executor.cpus())
@@ -162,10 +168,11 @@ def evaluate_synthetic(synthetic_path: str | Path, options: EvaluateOptions = Ev
         headline=Headline(**_cas_figures(classifiers["synthetic"], classifiers["real"]),
                           mix_accuracy=classifiers["mix"].accuracy if options.mix else None),
         baseline_cached=classifiers["real"].cached, train_images_per_class=data.per_class,
-        synthetic=_synthetic_provenance(synthetic_path, data), real_data=data.real.describe(), seed=seed,
+        synthetic=_synthetic_provenance(synthetic_path, data, manifest), real_data=data.real.describe(), seed=seed,
         config=options.config.to_dict(), classifiers=classifiers, judges=judge_reports,
         recognizability=recognizability, feature_metrics=feature_metrics, inception_fid=inception_figure,
-        diversity=diversity, warnings=warnings.messages, versions=package_versions(), timings=timings)
+        diversity=diversity, honesty=honesty, warnings=warnings.messages, versions=package_versions(),
+        timings=timings)
     report.save(options.out_dir)
     update_card(synthetic_path, report)  # an export's dataset card shows these figures
     return report
@@ -216,11 +223,25 @@ def _load(synthetic_path: str | Path, data_path: str | Path | None, warning: _Wa
     return _Data(synthetic, real, real_train, real_test, present, missing, per_class)
 
 
-def _synthetic_provenance(synthetic_path: str | Path, data: _Data) -> dict:
+def _honesty(manifest: dict | None, allow_test_leak: bool, warning: _Warnings) -> list[str]:
+    """Why the figures are not honest, by the export's manifest (empty: nothing known against them); a `UserError`
+    when a generator saw the test split and `allow_test_leak` is not given."""
+    leaked = test_leaks(manifest)
+    if leaked and not allow_test_leak:
+        raise UserError(f"the generators of {', '.join(leaked)} saw the test split (train --include-test), which "
+                        "the evaluation scores on; pass --allow-test-leak to evaluate anyway, the report labelled "
+                        "not honest")
+    labels = ([f"{TEST_LEAK} ({', '.join(leaked)})"] if leaked else []) + unknown_provenance(manifest)
+    for label in labels:
+        warning(label)
+    return labels
+
+
+def _synthetic_provenance(synthetic_path: str | Path, data: _Data, manifest: dict | None) -> dict:
     counts = np.bincount(data.synthetic.labels, minlength=len(CLASS_NAMES))
     return {"path": str(Path(synthetic_path).resolve()), "images": len(data.synthetic),
             "counts": dict(zip(CLASS_NAMES, counts.tolist())), "missing_classes": data.missing,
-            "content_sha256": _content_sha256(data.synthetic), "manifest": _manifest(Path(synthetic_path))}
+            "content_sha256": _content_sha256(data.synthetic), "manifest": manifest}
 
 
 # --- training and testing ---------------------------------------------------------------------------------------------

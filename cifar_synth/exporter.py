@@ -199,7 +199,7 @@ def export_dataset(options: ExportOptions = ExportOptions(), reporter: Reporter 
     with hold(out, "export target"):
         _report_leftovers(out, clear_leftovers(out, MANIFEST), reporter)
         _check_target(out, options.overwrite)
-        image_filter = _make_filter(options)
+        image_filter = _make_filter(options, classes)
         try:
             with staged_folder(out) as staging:
                 manifest, samples = _write(staging, out.name, classes, options, image_filter, reporter)
@@ -241,12 +241,22 @@ def _resolve_classes(runs_dir: Path, requested) -> list[str]:
     return classes
 
 
-def _make_filter(options: ExportOptions) -> ClassifierFilter | None:
+def _make_filter(options: ExportOptions, classes: list[str]) -> ClassifierFilter | None:
     if options.filter_by != "classifier":
         return None
     cached = options.classifier is None
-    return ClassifierFilter(the_cached_cnn_classifier() if cached else options.classifier, options.min_confidence,
-                            from_evaluator_cache=cached)
+    classifier = the_cached_cnn_classifier(_trained_on(options.runs_dir, classes)) if cached else options.classifier
+    return ClassifierFilter(classifier, options.min_confidence, from_evaluator_cache=cached)
+
+
+def _trained_on(runs_dir: Path, classes: list[str]) -> str:
+    """The sha256 of the real data the classes' generators trained on (their config.json), for the cached filter."""
+    found = {(_read_run_config(RunPaths(runs_dir / name)) or {}).get("data", {}).get("sha256")
+             for name in classes}
+    if len(found) != 1 or None in found:
+        raise UserError(f"cannot tell which real data the generators in {runs_dir} trained on (their config.json "
+                        "records none, or several), so not which cached classifier fits them; pass --classifier")
+    return found.pop()
 
 
 def _check_target(out: Path, overwrite: bool) -> None:

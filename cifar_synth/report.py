@@ -143,6 +143,7 @@ class Report(_Record):
     feature_metrics: FeatureMetrics
     inception_fid: dict  # {"value", "weights", "real_images", "synthetic_images", "note"} or {"skipped": why}
     diversity: Diversity
+    honesty: list[str] = field(default_factory=list)  # why the figures are not honest; empty: nothing known against
     warnings: list[str]
     versions: dict[str, str]
     timings: dict[str, float]
@@ -193,6 +194,7 @@ def _title_and_setup(report: Report) -> list[str]:
     lines = [
         f"# Synthetic data evaluation: {Path(report.synthetic['path']).name}",
         "",
+        *(line for label in report.honesty for line in (f"**{label}**", "")),
         f"- Synthetic data: `{report.synthetic['path']}` ({report.synthetic['images']:,} images)",
         f"- Real data: `{report.real_data['source']}` (sha256 `{report.real_data['sha256']}`)",
         f"- Training images per class for every CNN: {report.train_images_per_class:,} "

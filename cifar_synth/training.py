@@ -147,7 +147,7 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
             return RunResult(class_name, run_dir, record.epoch, 0.0, _last_diversity_ratio(paths))
         start_epoch = record.epoch if record else 0
         keras.utils.set_random_seed((options.seed + start_epoch) % (MAX_SEED + 1))
-        guide = _load_guide(options.guide) if gan_config.guidance > 0 else None
+        guide = _load_guide(options.guide, data_info["sha256"]) if gan_config.guidance > 0 else None
         gan = build_gan(gan_config, seed=options.seed, guide=guide, class_index=class_index)
         gan = _restore(paths, gan, record)
         start = None
@@ -231,11 +231,11 @@ def _fit(gan: DCGAN, class_name: str, images: np.ndarray, options: TrainOptions,
     return RunResult(class_name, paths.root, artifacts.last_saved_epoch, images_per_second, artifacts.diversity_ratio)
 
 
-def _load_guide(path: str | None) -> keras.Model:
+def _load_guide(path: str | None, real_sha256: str) -> keras.Model:
     from cifar_synth.classifier import load_classifier
     from cifar_synth.baseline_cache import the_cached_cnn_classifier
 
-    return load_classifier(path if path is not None else the_cached_cnn_classifier())
+    return load_classifier(path if path is not None else the_cached_cnn_classifier(real_sha256))
 
 
 def _init_source(init_from: str, run_dir: Path) -> Path | None:

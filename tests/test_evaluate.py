@@ -129,12 +129,14 @@ def test_report_files_and_keys(copy_report):
 
 def test_committed_reports_load_and_keep_their_keys():
     # Reports written before the typed report (benchmarks/results, the quality protocol's) read back unchanged,
-    # apart from what they predate: the second judges ({} when absent) and the synthetic classifiers' cache entry.
+    # apart from what they predate: the second judges ({} when absent), the honesty labels ([] when absent) and the
+    # synthetic classifiers' cache entry.
     paths = sorted((Path(__file__).resolve().parent.parent / "benchmarks" / "results").glob("*/report*.json"))
     assert paths
     for path in paths:
         stored = json.loads(path.read_text())
         stored.setdefault("judges", {})
+        stored.setdefault("honesty", [])
         for classifiers in [stored["classifiers"], *(judge["classifiers"] for judge in stored["judges"].values())]:
             classifiers["synthetic"].setdefault("cache_entry", None)
         assert Report.load(path).to_dict() == stored
@@ -555,3 +557,45 @@ def test_executor_slurm_trains_the_classifier_as_a_job_of_a_submitit_array(real,
     evaluate_with_cached_baseline(real, cli_report, tmp_path / "report", executor="slurm", slurm_cluster="local",
                                   slurm_time="10")
     assert list((tmp_path / "report" / ".cifar-synth" / "slurm").iterdir()), "submitted through submitit"
+
+
+# --- honesty: what the export's manifest says its generators and filter saw ------------------------------------------
+
+def leaky_export(folder: Path, data: LabeledImages) -> Path:
+    """An export directory of `data` whose manifest says dog's generator trained on the test split (--include-test),
+    cat's through the run it started from, and that a classifier of unknown provenance filtered it."""
+    export = folder / "leaky"
+    (export / "data").mkdir(parents=True)
+    write_parquet(export / "data" / "train.parquet", data)
+    runs = {"dog": {"training": {"include_test": True}, "data": {"splits": ["train", "test"]}},
+            "cat": {"training": {"include_test": False, "saw_test_split": True}, "data": {"splits": ["train"]}},
+            "truck": {"training": {"include_test": False}, "data": {"splits": ["train"]}}}
+    manifest = {"format_version": 2, "formats": ["parquet"],
+                "files": [{"format": "parquet", "path": "data/train.parquet"}],
+                "classes": [{"name": name, "run_config": config} for name, config in runs.items()],
+                "filter": {"method": "classifier", "classifier": {"path": "mine.keras", "from_evaluator_cache": False}}}
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    return export
+
+
+def test_an_export_whose_generators_saw_the_test_split_is_refused(real, tmp_path):
+    result = invoke("--synthetic", str(leaky_export(tmp_path, real[1])), "--data", str(real[0]), "--out",
+                    str(tmp_path / "report"))
+    assert_user_error(result, "the generators of dog, cat saw the test split")
+    assert "--allow-test-leak" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "report").exists()  # refused before any work
+
+
+def test_allow_test_leak_labels_the_report_not_honest(real, cache, copy_report, tmp_path):
+    from cifar_synth.cli.evaluate import print_summary
+    from cifar_synth.honesty import TEST_LEAK, UNKNOWN_FILTER
+
+    report = evaluate(leaky_export(tmp_path, real[1]), real, cache, tmp_path / "report", allow_test_leak=True)
+    assert report.honesty == [f"{TEST_LEAK} (dog, cat)", f"{UNKNOWN_FILTER}: mine.keras"]
+    assert Report.load(tmp_path / "report").honesty == report.honesty
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert f"**{TEST_LEAK} (dog, cat)**" in markdown.split("## ")[0]  # above everything else
+    summary = io.StringIO()
+    print_summary(Console(file=summary, width=400), report, tmp_path / "report")
+    assert "not honest: generators saw the test split (dog, cat)" in summary.getvalue()
+    assert copy_report[0].honesty == []  # a plain file: nothing known against it

@@ -6,6 +6,7 @@ that judges by mean brightness, so which candidates it accepts can be computed i
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -404,23 +405,29 @@ def test_filter_gives_up_on_a_class_it_never_accepts(bright_runs, tmp_path):
     assert visible(tmp_path) == [] and leftovers(tmp_path) == []
 
 
-def test_filter_uses_the_evaluators_longest_trained_cached_classifier(bright_runs, tmp_path, monkeypatch):
-    runs, classifier = bright_runs
+def test_filter_uses_the_evaluators_longest_trained_cached_classifier_of_the_same_data(bright_runs, tmp_path,
+                                                                                        monkeypatch):
+    bright, classifier = bright_runs
+    runs, data_sha256 = tmp_path / "runs", "ab" * 32
+    shutil.copytree(bright / "dog", runs / "dog")
+    (runs / "dog" / "config.json").write_text(json.dumps({"data": {"sha256": data_sha256, "splits": ["train"]}}))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     args = ["export", "--runs", str(runs), "--class", "dog", "--count", "3", "--format", "csv", "--filter",
             "classifier"]
-    assert_user_error(CliRunner().invoke(app, args), "run `cifar-synth evaluate` first")
+    assert_user_error(CliRunner().invoke(app, args), "run `cifar-synth evaluate` with it first")
 
     cache = tmp_path / "cache/cifar-synth/evaluator"
 
-    def cache_entry(name: str, per_class: int, epochs: int | None) -> None:
+    def cache_entry(name: str, per_class: int, epochs: int | None, real_sha256: str = data_sha256) -> None:
         (cache / name).mkdir(parents=True)
         (cache / name / "classifier.keras").write_bytes(classifier.read_bytes())
         if epochs is not None:  # without metrics.json the entry is incomplete: ignored
-            key = {"per_class": per_class, "config": {"epochs": epochs}}
+            key = {"real_sha256": real_sha256, "per_class": per_class, "config": {"epochs": epochs}}
             (cache / name / "metrics.json").write_text(json.dumps({"key": key, "metrics": {}}))
 
+    cache_entry("fedcba98", 5000, 50, real_sha256="cd" * 32)  # trained longest, but on other data: never picked
+    assert_user_error(CliRunner().invoke(app, args), "(1 trained on other data): run `cifar-synth evaluate`")
     cache_entry("0123abcd", 5000, 10)
     cache_entry("4567ef01", 5000, None)
     cache_entry("89abcdef", 1000, 10)  # a quick evaluation's smaller baseline

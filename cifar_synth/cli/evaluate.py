@@ -49,6 +49,9 @@ def evaluate_command(
         "--no-inception-fid", help="Skip Inception FID (slow on a CPU: two InceptionV3 passes).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout, nothing else.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars and no summary table.")] = False,
+    allow_test_leak: Annotated[bool, typer.Option(
+        "--allow-test-leak", help="Evaluate an export whose generators saw the test split (train --include-test); "
+                                  "the report is labelled not honest.")] = False,
     executor: EVALUATE.executor = EXECUTOR_DEFAULTS.executor,
     parallel: EVALUATE.parallel = None,
     cpus_per_task: EVALUATE.cpus = None,
@@ -70,7 +73,7 @@ def evaluate_command(
         use_cache=not no_cache, cache_dir=cache_dir, inception_weights=inception_weights,
         inception=not no_inception_fid, judges=tuple(name.strip() for name in judges.split(",")),
         judge_config=JudgeConfig.budget(budget, **overrides),
-        executor=EVALUATE.options(executor, parallel, cpus_per_task, gpus_per_task, address, slurm_partition,
+        allow_test_leak=allow_test_leak, executor=EVALUATE.options(executor, parallel, cpus_per_task, gpus_per_task, address, slurm_partition,
                                   slurm_time, slurm_option))
     report = evaluate_synthetic(synthetic, options, reporter(quiet or as_json))  # --json: stdout holds the report
     if as_json:
@@ -88,6 +91,8 @@ def print_summary(to: Console, report: "Report", out: Path) -> None:
              + (f"  real+synthetic [bold]{percent(head.mix_accuracy)}[/]" if head.mix_accuracy is not None else ""))
     for name, judge in report.judges.items():
         to.print(_cas_line(f"second judge {name}: CAS", judge, judge.baseline_cached))
+    for label in report.honesty:
+        to.print(f"[bold red]{label}[/]")
     to.print(f"Report: {out}/ (report.md, report.json, confusion_synthetic.png)")
 
 
