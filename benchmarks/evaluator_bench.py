@@ -18,7 +18,7 @@ import time
 
 from _common import publish_results, markdown_table
 
-from cifar_synth.baseline_cache import CNN, JUDGE_NAMES
+from cifar_synth.judge_names import CNN, JUDGE_NAMES
 
 
 def main() -> None:

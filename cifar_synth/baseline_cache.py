@@ -17,13 +17,11 @@ import os
 from pathlib import Path
 
 from cifar_synth.errors import UserError
+from cifar_synth.judge_names import CNN
 from cifar_synth.files import atomic_path, write_json_atomic
 from cifar_synth.saved_models import load_model
 
 CLASSIFIER_FILE, METRICS_FILE = "classifier.keras", "metrics.json"
-CNN = "cnn"  # the bundled CNN's judge name; its entries sit at the top of the cache directory
-RESNET = "resnet"  # the second judge (cifar_synth.judges)
-JUDGE_NAMES = (CNN, RESNET)  # every judge, in report order: the bundled CNN first (CAS and the feature figures are its)
 _CACHE_VERSION = 1  # bump when a change to training invalidates cached baselines
 _RETRAIN = "; rerun with --no-cache"
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cifar_synth import baseline_cache
-from cifar_synth.baseline_cache import JUDGE_NAMES
+from cifar_synth.judge_names import CNN, JUDGE_NAMES
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.config import MAX_SEED
@@ -92,7 +92,7 @@ class EvaluateOptions:
         unknown = [name for name in judges if name not in JUDGE_NAMES]
         if unknown:
             raise UserError(f"unknown judge {unknown[0]!r}; choose from {', '.join(JUDGE_NAMES)}")
-        if baseline_cache.CNN not in judges:
+        if CNN not in judges:
             raise UserError("the judges must include cnn: CAS, recognizability and the feature figures are the "
                             "bundled CNN's; add a second judge beside it, e.g. --judges cnn,resnet")
         if len(set(judges)) != len(judges):
@@ -248,7 +248,7 @@ def _synthetic_provenance(synthetic_path: str | Path, data: _Data, manifest: dic
 
 def _fits(config, judge_config, second_judges: list[str], mix: bool) -> list[Fit]:
     """The classifiers to train, in the order they train in this process: the bundled CNN's, then each judge's."""
-    cnn = baseline_cache.CNN
+    cnn = CNN
     fits = [Fit(cnn, config, "real"), Fit(cnn, config, "synthetic")] + ([Fit(cnn, config, "mix")] if mix else [])
     return fits + [Fit(name, judge_config, train_set) for name in second_judges for train_set in ("real", "synthetic")]
 
@@ -337,7 +337,7 @@ class _Training:
 
 def _cnn_classifiers(trained: dict, timings: dict):
     """The bundled CNN's baseline model, and its classifiers' results: real, synthetic and, with --mix, both."""
-    cnn = baseline_cache.CNN
+    cnn = CNN
     classifiers = {train_set: trained[f"{cnn}-{train_set}"][1] for train_set in TRAIN_SETS
                    if f"{cnn}-{train_set}" in trained}
     baseline = classifiers["real"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_synth import baseline_cache
+from cifar_synth.judge_names import CNN
 from cifar_synth.executors.job import Job
 from cifar_synth.files import atomic_path
 from cifar_synth.images import LabeledImages
@@ -37,7 +37,7 @@ class Fit:
     def title(self) -> str:
         title = {"real": "real-trained baseline", "synthetic": "synthetic-trained",
                  "mix": "real+synthetic-trained"}[self.train_set]
-        return title if self.judge == baseline_cache.CNN else f"{self.judge} {title}"
+        return title if self.judge == CNN else f"{self.judge} {title}"
 
 
 def train_and_test(fit: Fit, data: LabeledImages, test: LabeledImages, seed: int, reporter: Reporter):

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from cifar_synth.baseline_cache import CNN, RESNET
+from cifar_synth.judge_names import CNN, RESNET
 from cifar_synth.classifier import (FEATURE_LAYER, NUM_CLASSES, PIXEL_MEAN, PIXEL_STD, BudgetedConfig,
                                    EvaluatorConfig, bn_relu, fit_fresh, train_classifier)
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages

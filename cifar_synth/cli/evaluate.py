@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cifar_synth.baseline_cache import JUDGE_NAMES
+from cifar_synth.judge_names import JUDGE_NAMES
 from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.cli._app import app, console, reporter, user_errors_exit
 from cifar_synth.cli._executor_options import DEFAULTS as EXECUTOR_DEFAULTS, EVALUATE
