@@ -110,3 +110,15 @@ def the_cached_cnn_classifier(real_sha256: str, cache_dir: str | Path | None = N
         return found[0]
     raise UserError(f"{len(found)} cached real-trained classifiers in {cache_dir} were trained alike "
                     f"({', '.join(str(path) for path in found)}); pass the path of one")
+
+
+def trained_on(classifier: str | Path) -> str | None:
+    """The sha256 of the real data a cached baseline's classifier file was trained on (its training split); None
+    when the file is not in a complete cache entry, so where it came from is unknown."""
+    entry = Path(classifier).parent
+    if Path(classifier).name != CLASSIFIER_FILE or not is_complete(entry):
+        return None
+    try:
+        return json.loads((entry / METRICS_FILE).read_text())["key"]["real_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -283,9 +283,13 @@ def _quality(manifest: dict, report: Report | None) -> str:
               "the CAS above, against the baseline's accuracy on real training images. The figures come from one "
               "evaluation run with one seed; a different seed moves them by a point or two."]
     if manifest["filter"]["method"] != "none":
+        known = manifest["filter"]["classifier"].get("from_evaluator_cache")
+        why = ("CAS stays honest, as the filter (the evaluator's cached classifier, trained on the training split) "
+               "never saw the real test images." if known else
+               "the filter's classifier was given as a file whose training data cifar-synth does not know, so CAS is "
+               "honest only if that classifier never saw the real test images.")
         lines += ["", "This export was filtered with a real-trained classifier: the report's recognizability and "
-                  "feature distances are biased by construction and are left out here; CAS stays honest, as the "
-                  "filter never saw the real test images."]
+                  f"feature distances are biased by construction and are left out here; {why}"]
     return "\n".join([*lines, ""])
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from cifar_synth import baseline_cache
 from cifar_synth.baseline_cache import the_cached_cnn_classifier
 from cifar_synth.card import checked_license, write_card
 from cifar_synth.classes import CLASS_NAMES, SHARED_START, parse_class_names
@@ -244,9 +245,17 @@ def _resolve_classes(runs_dir: Path, requested) -> list[str]:
 def _make_filter(options: ExportOptions, classes: list[str]) -> ClassifierFilter | None:
     if options.filter_by != "classifier":
         return None
-    cached = options.classifier is None
-    classifier = the_cached_cnn_classifier(_trained_on(options.runs_dir, classes)) if cached else options.classifier
-    return ClassifierFilter(classifier, options.min_confidence, from_evaluator_cache=cached)
+    if options.classifier is None:
+        classifier = the_cached_cnn_classifier(_trained_on(options.runs_dir, classes))
+        return ClassifierFilter(classifier, options.min_confidence, from_evaluator_cache=True)
+    # A file named by the user counts as the evaluator's only when it is a cache entry trained on the same data.
+    known = False
+    if (sha256 := baseline_cache.trained_on(options.classifier)) is not None:
+        try:
+            known = sha256 == _trained_on(options.runs_dir, classes)
+        except UserError:  # runs that do not record their data: the match cannot be shown
+            pass
+    return ClassifierFilter(options.classifier, options.min_confidence, from_evaluator_cache=known)
 
 
 def _trained_on(runs_dir: Path, classes: list[str]) -> str:

@@ -445,3 +445,17 @@ def test_filter_uses_the_evaluators_longest_trained_cached_classifier_of_the_sam
     (cache / "4567ef01/metrics.json").write_text((cache / "0123abcd/metrics.json").read_text())
     assert_user_error(CliRunner().invoke(app, [*args, "--name", "again"]),
                       "2 cached real-trained classifiers")
+
+
+def test_a_classifier_file_counts_as_known_only_when_it_is_a_cache_entry_of_the_same_data(tmp_path):
+    from cifar_synth import baseline_cache
+
+    entry = tmp_path / "entry"
+    entry.mkdir()
+    (entry / baseline_cache.CLASSIFIER_FILE).write_bytes(b"model")
+    assert baseline_cache.trained_on(entry / baseline_cache.CLASSIFIER_FILE) is None  # no metrics.json: unknown
+    (entry / baseline_cache.METRICS_FILE).write_text(json.dumps({"key": {"real_sha256": "abc"}, "metrics": {}}))
+    assert baseline_cache.trained_on(entry / baseline_cache.CLASSIFIER_FILE) == "abc"
+    other = tmp_path / "mine.keras"
+    other.write_bytes(b"model")
+    assert baseline_cache.trained_on(other) is None
