@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.config import NO_INIT
 from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path
 from cifar_synth.formats import FORMATS
@@ -189,8 +190,9 @@ def _start_text(entry: dict, config: dict) -> str:
     start = entry.get("started_from")
     if start is None:
         init_from = (config.get("training") or {}).get("init_from")
-        return "random weights" if config and init_from is None else "not recorded"
-    steps = f"{start['steps']:,} steps, " if start.get("steps") is not None else ""
+        # None: random weights in runs before the shared start became the default (a start is recorded since)
+        return "random weights" if config and init_from in (None, NO_INIT) else "not recorded"
+    steps = f"{_plural(start['steps'], 'step')}, " if start.get("steps") is not None else ""
     after = f"epoch {start['epoch']} ({steps}{start['images_seen']:,} images seen)"
     return f"the shared start after its {after}" if start.get("shared_start") else f"run `{start['run']}` after its {after}"
 
@@ -198,7 +200,8 @@ def _start_text(entry: dict, config: dict) -> str:
 def _trained_text(trained: dict | None) -> str:
     if not trained:
         return "not recorded"
-    return f"{trained['steps']:,} steps, {_plural(trained['epochs'], 'epoch')}, {trained['images_seen']:,} images seen"
+    return (f"{_plural(trained['steps'], 'step')}, {_plural(trained['epochs'], 'epoch')}, "
+            f"{trained['images_seen']:,} images seen")
 
 
 def _plural(count: int, noun: str) -> str:
@@ -217,9 +220,9 @@ def _budget_text(training: dict) -> str:
 def _real_images_text(config: dict) -> str:
     images = config.get("train_images")
     text = f"{images:,} of its class" if isinstance(images, int) else "–"
-    validation = config.get("validation")
-    if isinstance(validation, dict) and validation.get("per_class") is not None:
-        text += f"; {validation['per_class']:,} more held out for validation, never trained on"
+    validation = (config.get("data") or {}).get("validation")
+    if isinstance(validation, dict) and validation.get("images"):
+        text += f"; {validation['images']:,} more held out for validation, never trained on"
     return text
 
 

@@ -416,25 +416,26 @@ def _class_entry(class_name: str, sampler: ClassSampler, latent_dim: int, option
         "run_config": config,
         "trained": None if summary is None else {"steps": summary.steps, "images_seen": summary.images_seen,
                                                  "epochs": summary.epochs},
-        "started_from": _started_from(config),
+        "started_from": _started_from(config, options.runs_dir),
     }
     if image_filter is not None:
         entry["filter"] = _filter_entry(class_name, np.concatenate(decisions), options.count, image_filter)
     return entry
 
 
-def _started_from(config: dict | None) -> dict | None:
-    """The run whose weights this run started from (the first session's `started_from`), with how many images that
-    run trained on and how many steps it had taken, from its own config.json when it is still readable."""
+def _started_from(config: dict | None, runs_dir: Path) -> dict | None:
+    """The run whose weights this run started from (the first session's `started_from`, relative to the runs folder
+    in runs of cifar-synth since it was recorded so), with how many images that run trained on and how many steps it
+    had taken, from its own config.json when it is still readable."""
     start = next((session["started_from"] for session in (config or {}).get("sessions", [])
                   if isinstance(session, dict) and "started_from" in session), None)
     if start is None:
         return None
-    source = _read_run_config(RunPaths(start["run"])) or {}
+    source = _read_run_config(RunPaths(runs_dir / start["run"])) or {}  # an absolute "run" stays itself
     batch_size = (source.get("gan") or {}).get("batch_size")
+    steps = start.get("steps") or (start["images_seen"] // batch_size if batch_size else None)
     return {**start, "shared_start": Path(start["run"]).name == SHARED_START,
-            "train_images": source.get("train_images"),
-            "steps": start["images_seen"] // batch_size if batch_size else None}
+            "train_images": source.get("train_images"), "steps": steps}
 
 
 def _filter_entry(class_name: str, decisions: np.ndarray, count: int, image_filter: ClassifierFilter) -> dict:

@@ -253,17 +253,18 @@ def test_the_manifest_names_no_machine(shared_start_export):
 def test_the_card_says_how_each_generator_was_made(shared_start_export):
     manifest = json.loads((shared_start_export / "manifest.json").read_text())
     dog = manifest["classes"][0]
-    assert dog["trained"] == {"steps": 2, "images_seen": 16, "epochs": 1}  # 16 dog images, batches of 8
-    assert dog["started_from"] | {"generator_sha256": None} == {
-        "run": "shared", "epoch": 1, "images_seen": 160, "generator_sha256": None, "shared_start": True,
-        "train_images": 160, "steps": 20}
+    # 16 dog images less the validation slice's 1, batches of 8; the shared start: 150 of all ten classes
+    assert dog["trained"] == {"steps": 1, "images_seen": 8, "epochs": 1}
+    assert dog["started_from"] | {"generator_sha256": None, "saw_test_split": False} == {
+        "run": "shared", "epoch": 1, "images_seen": 144, "generator_sha256": None, "shared_start": True,
+        "train_images": 150, "steps": 18, "saw_test_split": False}
     card = " ".join((shared_start_export / "README.md").read_text().split())
     assert meta_license(shared_start_export) == "cc-by-4.0"
-    row = "| dog | the shared start after its epoch 1 (20 steps, 160 images seen) | 2 steps, 1 epoch, 16 images seen " \
-          "| 1 epoch, seed 0 | 16 of its class |"
+    row = "| dog | the shared start after its epoch 1 (18 steps, 144 images seen) | 1 step, 1 epoch, 8 images seen " \
+          "| 1 epoch, seed 0 | 15 of its class; 1 more held out for validation, never trained on |"
     assert f"{row} no |" in card or f"{row} not recorded |" in card  # "no" once training records saw_test_split
-    assert "trained first on 160 real training images of all ten classes together" in card
-    assert "horizontal flips of the real images off" in card
+    assert "trained first on 150 real training images of all ten classes together" in card
+    assert "horizontal flips of the real images on" in card
     assert "of its class alone." not in card.split("## How it was made")[0]
     assert "images/" not in card and "csv/" not in card  # only Parquet was written
     assert "These images are published as `cc-by-4.0`" in card and "without a licence" not in card
@@ -277,7 +278,7 @@ def meta_license(export: Path) -> str:
 def test_the_card_renders_the_newer_run_fields(export_dir):
     manifest = json.loads((export_dir / "manifest.json").read_text())
     config = {"gan": {"batch_size": 8}, "train_images": 4500, "saw_test_split": True,
-              "validation": {"per_class": 500, "seed": 0},
+              "data": {"validation": {"fraction": 0.1, "seed": 0, "images": 500}},
               "training": {"epochs": None, "steps": 3000, "minutes": 6.0, "budget_clock": "cpu", "seed": 1,
                            "init_from": None}}
     manifest["classes"] = [{**entry, "run_config": config, "trained": None, "started_from": None}
