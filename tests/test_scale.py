@@ -21,7 +21,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from conftest import TINY_GAN, TINY_GAN_CLI, assert_user_error, cli_process
+from conftest import TINY_GAN, TINY_GAN_CLI, assert_user_error, cli_process, write_real_tree
 
 LOUD_TINY_GAN_CLI = [option for option in TINY_GAN_CLI if option != "--quiet"]  # the summary table is not quiet
 from cifar_synth.cli import app
@@ -168,17 +168,19 @@ def running(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 @pytest.mark.parametrize("executor", ["local", "ray"])
-def test_workers_end_with_a_killed_driver_and_the_same_command_resumes_them(executor, monkeypatch, real_tree,
-                                                                             tmp_path):
+def test_workers_end_with_a_killed_driver_and_the_same_command_resumes_them(executor, monkeypatch, tmp_path):
     if executor == "ray":  # a local Ray of the driver's own, as `ray_cluster` sets it up
         if importlib.util.find_spec("ray") is None:  # not imported here: `ray_cluster` sets it up before the import
             pytest.skip("the Ray tests need the ray extra")
         monkeypatch.delenv("RAY_ADDRESS", raising=False)
         for name in ("RAY_USAGE_STATS_ENABLED", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_worker_niceness"):
             monkeypatch.setenv(name, "0")
-    runs, epochs = tmp_path / "runs", 12
-    command = ["train", "--class", "dog", "--class", "cat", "--epochs", str(epochs), "--data", str(real_tree),
-               "--runs", str(runs), *TINY_GAN_CLI, "--executor", executor, "--parallel", "2", "--cpus-per-class", "1"]
+    # Ray ends a dead driver's workers within seconds, not at once: epochs long enough (18 steps) and many enough
+    # that they are still training when it does, on a loaded machine too.
+    tree, runs, epochs = write_real_tree(tmp_path / "real", per_class=160), tmp_path / "runs", 40
+    command = ["train", "--class", "dog", "--class", "cat", "--epochs", str(epochs), "--data", str(tree),
+               "--runs", str(runs), *TINY_GAN_CLI, "--executor", executor, "--parallel", "2", "--cpus-per-class", "1",
+               "--init-from", "none"]
     driver = cli_process(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
