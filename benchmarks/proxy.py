@@ -31,10 +31,18 @@ RESULTS = REPO_ROOT / "benchmarks" / "results" / "proxy" / "results.md"
 
 def train(class_name: str, cpu: str, args, runs: Path) -> None:
     command = ["taskset", "-c", cpu, sys.executable, "-m", "cifar_synth", "train", "--class", class_name,
-               "--data", args.data, "--runs", str(runs), "--minutes", str(args.minutes), "--init-from", "none", "--seed", str(args.seed),
-               "--quiet", "--fresh", *args.train_options]
+               "--data", args.data, "--runs", str(runs), *budget_options(args), "--init-from", "none",
+               "--seed", str(args.seed), "--quiet", "--fresh", *args.train_options]
     print("$", " ".join(command), flush=True)
     subprocess.run(command, env=thread_env(1), check=True)
+
+
+def budget_options(args) -> list[str]:
+    return ["--steps", str(args.steps)] if args.steps else ["--minutes", str(args.minutes)]
+
+
+def budget_label(args) -> str:
+    return f"{args.steps:,} steps" if args.steps else f"{args.minutes:g} min"
 
 
 def score(class_name: str, runs: Path, args) -> dict:
@@ -72,6 +80,8 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="name of the variant (its work folder and its table rows)")
     parser.add_argument("--classes", nargs="+", default=["cat", "dog", "deer"])
     parser.add_argument("--minutes", type=float, default=3.0, help="training-loop wall time per class")
+    parser.add_argument("--steps", type=int, help="a budget in training steps per class instead of --minutes "
+                        "(recipes that differ in step cost compared at equal steps)")
     parser.add_argument("--data", required=True)
     parser.add_argument("--judge", required=True, help="real-trained classifier (.keras) that scores the samples")
     parser.add_argument("--work", type=Path, default=Path("/tmp/cifar-synth-proxy"))
@@ -96,13 +106,13 @@ def main() -> None:
         with ThreadPoolExecutor(len(cpus)) as pool:
             list(pool.map(train_on_free_cpu, args.classes))
     results = {name: score(name, runs, args) for name in args.classes}
-    record = {"name": args.name, "minutes": args.minutes, "seed": args.seed, "train_options": args.train_options,
+    record = {"name": args.name, "budget": budget_label(args), "seed": args.seed, "train_options": args.train_options,
               "judge": args.judge, "wall_seconds": round(time.perf_counter() - started), "classes": results}
     (args.work / args.name / "proxy.json").write_text(json.dumps(record, indent=2) + "\n")
-    rows = [[args.name, " ".join(args.train_options) or "(defaults)", f"{args.minutes:g}", args.seed, name,
+    rows = [[args.name, " ".join(args.train_options) or "(defaults)", budget_label(args), args.seed, name,
              f"{r['steps']:,}", f"{r['recognizability']:.1%}", f"{r['frechet_distance']:.2f}",
              f"{r['diversity_ratio']:.2f}"] for name, r in results.items()]
-    table = markdown_table(["variant", "train options", "min", "seed", "class", "steps", "recognizability", "FD",
+    table = markdown_table(["variant", "train options", "budget", "seed", "class", "steps", "recognizability", "FD",
                             "diversity"], rows)
     print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
