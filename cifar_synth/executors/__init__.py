@@ -116,24 +116,30 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def train_with_executor(class_names: list[str], gan_config: GANConfig, options: TrainOptions,
+def train_with_executor(requested: list[str], gan_config: GANConfig, options: TrainOptions,
                         data_path: str | Path | None, runs_dir: str | Path, executor: ExecutorOptions,
-                        reporter: "Reporter | None" = None) -> None:
-    """Train `class_names` where `executor` says; raise UserError after the summary if any class failed."""
+                        reporter: "Reporter | None" = None, dataset: str | None = None) -> None:
+    """Train the `requested` classes (`--class` values) of the real data (`data_path`, `dataset`: `open_real_data`)
+    into `runs_dir` where `executor` says; raise UserError after the summary if any class failed."""
     from cifar_synth.classes import SHARED_START
     from cifar_synth.executors.board import drive
     from cifar_synth.executors.job import STATE_DIR, ClassJob, limit_threads, start_session
     from cifar_synth.reporter import Reporter
+    from cifar_synth.runs import claim_runs
     from cifar_synth.training import open_training_data, plan_runs, train_classes
 
     reporter = reporter or Reporter()
     executor.validate()
-    if executor.in_process():
+    gan_config.validate()
+    # Before any work: a missing extra or an unreachable cluster fails first.
+    engine = None if executor.in_process() else engine_for(executor)
+    data = open_training_data(data_path, dataset, options, reporter)
+    class_names = data.classes.parse(requested, shared=True)
+    claim_runs(runs_dir, data.classes)
+    if engine is None:
         limit_threads(executor.cpus())
-        train_classes(class_names, gan_config, options, data_path, runs_dir, reporter)
+        train_classes(class_names, gan_config, options, data, runs_dir, reporter)
         return
-    engine = engine_for(executor)  # before any work: a missing extra or an unreachable cluster fails first
-    data = open_training_data(data_path, options, reporter)
     data.sha256  # hashed now, once, and sent along: not again by every worker
     runs_dir = Path(runs_dir).absolute()
     session = start_session(runs_dir / STATE_DIR)
