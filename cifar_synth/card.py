@@ -1,8 +1,8 @@
 """The dataset card: the export root's README.md, which makes the folder a Hugging Face dataset repository.
 
 Its YAML front matter tells `datasets.load_dataset(export_root)` (offline, or on the Hub) where the Parquet shards
-are and that `img` is an Image and `label` a ClassLabel of the dataset's class names; its body says how the data was made,
-shows the sample sheet and, once `cifar-synth evaluate` has scored the export (`update_card`), its figures.
+are and that `img` is an Image and `label` a ClassLabel of the dataset's class names; its body says how the data was
+made, shows the sample sheet and, once `cifar-synth evaluate` has scored the export (`update_card`), its figures.
 """
 
 import json

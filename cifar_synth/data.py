@@ -90,9 +90,8 @@ DATASETS = {
     "cifar100": Official(CIFAR100_LAYOUT, "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
                          ("md5", "eb9058c3a382ffc7106e4002c42a8d85"), Path("datasets") / "cifar100"),
 }
-ARCHIVE_NAME = DATASETS[DEFAULT_DATASET].archive_name
-DEFAULT_DIR = DATASETS[DEFAULT_DATASET].default_dir
 _LAYOUTS = (CIFAR10_LAYOUT, CIFAR100_LAYOUT)
+_ARCHIVE_NAMES = " or ".join(known.archive_name for known in DATASETS.values())
 _DOWNLOAD_TIMEOUT_SECONDS = 30
 _CHUNK_BYTES = 1 << 20
 
@@ -185,17 +184,13 @@ class RealData(ABC):
 
     @property
     def checksum_status(self) -> str:
-        if any(self._is_official(known) for known in DATASETS.values()):
-            return "official"
         if isinstance(self.storage, _Folder):
             return "unverified: content hash of a local folder"
+        known = next((known for known in DATASETS.values() if known.layout.title == self.classes.dataset), None)
+        algorithm, published = known.digest if known is not None else ("sha256", None)
+        if (self.sha256 if algorithm == "sha256" else file_digest(self.storage.path, algorithm)) == published:
+            return "official"
         return "unverified: not the official archive's checksum"
-
-    def _is_official(self, known: Official) -> bool:
-        algorithm, digest = known.digest
-        if isinstance(self.storage, _Folder):
-            return False
-        return (self.sha256 if algorithm == "sha256" else file_digest(self.storage.path, algorithm)) == digest
 
     @property
     @abstractmethod
@@ -508,9 +503,6 @@ def _open(path: Path) -> RealData:
     raise UserError(
         f"unsupported file {path}: expected {_ARCHIVE_NAMES}, a .tar.gz/.tgz/.zip of a class-folder tree, or a folder"
     )
-
-
-_ARCHIVE_NAMES = " or ".join(known.archive_name for known in DATASETS.values())
 
 
 def _find_in_folder(folder: Path) -> RealData | None:

@@ -305,7 +305,8 @@ def _write(staging: Path, name: str, dataset: Classes, classes: list[str], optio
             generator, latent_dim = load_generator(sampler.path)
             progress.update(task, description=class_name)
             decisions, class_samples = [], []
-            batches = _class_batches(label, class_name, generator, sampler, latent_dim, options, image_filter, decisions)
+            batches = _class_batches(label, class_name, generator, sampler, latent_dim, options, image_filter,
+                                     decisions)
             for batch in _encoded(batches, encoders):
                 for writer in writers:
                     writer.write(batch)
@@ -336,8 +337,9 @@ def _write(staging: Path, name: str, dataset: Classes, classes: list[str], optio
     return portable(manifest, options.runs_dir), samples
 
 
-def _class_batches(label: int, class_name: str, generator, sampler: ClassSampler, latent_dim: int, options: ExportOptions,
-                   image_filter: ClassifierFilter | None, decisions: list[np.ndarray]) -> Iterator[Batch]:
+def _class_batches(label: int, class_name: str, generator, sampler: ClassSampler, latent_dim: int,
+                   options: ExportOptions, image_filter: ClassifierFilter | None,
+                   decisions: list[np.ndarray]) -> Iterator[Batch]:
     """The class's images in order, one generator batch at a time (kept ones only); appends each accept mask to
     `decisions`."""
     count = options.count

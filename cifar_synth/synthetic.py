@@ -2,8 +2,8 @@
 
 They read an export directory (see docs/export.md for its layout; the formats are in `cifar_synth.formats`), one
 of its data files, or like files and class-folder trees written by other tools. An export's classes are those its
-manifest names (exports from before it named them are CIFAR-10's); a single data file or a tree without a manifest
-holds CIFAR-10's classes.
+manifest names (exports from before it named them are CIFAR-10's); Parquet files without a manifest hold the classes
+their `ClassLabel` metadata names, CSV files and trees without a manifest CIFAR-10's.
 """
 
 import json
@@ -12,6 +12,7 @@ from pathlib import Path
 from cifar_synth.classes import CIFAR10, Classes, classes_of
 from cifar_synth.errors import UserError
 from cifar_synth.formats import FORMATS
+from cifar_synth.formats import parquet
 from cifar_synth.formats.images import IMAGES_DIR
 from cifar_synth.images import LabeledImages
 
@@ -66,7 +67,7 @@ def _locate(path: Path) -> tuple[str, list[Path], Classes]:
     if path.is_file():
         name = path.name.lower()
         if name.endswith(".parquet"):
-            return "parquet", [path], CIFAR10
+            return "parquet", [path], parquet.classes_of([path])
         if name.endswith((".csv", ".csv.gz")):
             return "csv", [path], CIFAR10
         raise UserError(f"{path}: not a .parquet or .csv file, nor a directory")
@@ -75,7 +76,7 @@ def _locate(path: Path) -> tuple[str, list[Path], Classes]:
     for fmt in FORMATS:
         sources = FORMATS[fmt].find(path)
         if sources:
-            return fmt, sources, CIFAR10
+            return fmt, sources, parquet.classes_of(sources) if fmt == "parquet" else CIFAR10
     raise UserError(
         f"{path} holds no dataset: expected .parquet files, .csv files or class folders "
         f"({', '.join(CIFAR10.names)}) of images, here or in data/, parquet/, csv/ or images/"

@@ -20,12 +20,13 @@ from typer.testing import CliRunner
 import cifar_synth.data as data_module
 from cifar_synth.classes import CIFAR10
 from cifar_synth.cli import app
-from cifar_synth.data import ARCHIVE_NAME, fetch_official, open_real_data
+from cifar_synth.data import DATASETS as OFFICIAL, fetch_official, open_real_data
 from cifar_synth.errors import UserError
 from cifar_synth.files import current_umask
 
 PER_CLASS = 2
 DATASETS = Path("datasets") / "cifar10"
+ARCHIVE_NAME = OFFICIAL["cifar10"].archive_name
 
 
 @pytest.fixture(autouse=True)

@@ -65,7 +65,8 @@ def test_cifar100_archive_reads_its_fine_labels_as_the_classes(tmp_path):
         np.testing.assert_array_equal(loaded.images, images)
         np.testing.assert_array_equal(loaded.labels, labels)
         assert loaded.classes == data.classes
-    np.testing.assert_array_equal(data.load("train", classes=[2]).images, expected["train"][0][expected["train"][1] == 2])
+    images, labels = expected["train"]
+    np.testing.assert_array_equal(data.load("train", classes=[2]).images, images[labels == 2])
     summary = json.loads(invoke("data", "info", "--data", path, "--json").stdout)
     assert summary["dataset"] == "CIFAR-100" and summary["counts"]["test"] == dict.fromkeys(FINE, 3)
     assert summary["checksum_status"].startswith("unverified")
@@ -180,6 +181,7 @@ def test_odd_classes_export_to_every_format_and_read_back(odd_runs, tmp_path):
     assert sorted(p.name for p in (out / "images").iterdir()) == sorted(ODD)
     data = load_synthetic(out)
     assert data.classes.names == ODD and np.bincount(data.labels).tolist() == [12, 12, 12]
+    assert load_synthetic(shard).classes.names == ODD  # a shard alone: its ClassLabel names the classes
     card = (out / "README.md").read_text()
     assert "Synthetic critters" in card and "of all three classes together" in card and "- cifar10" not in card
     assert "'0': Sea Lion" in card and "'2': Ñandú" in card
@@ -207,7 +209,8 @@ def test_odd_classes_show_a_subset_or_all(odd_runs, tmp_path):
     result = invoke("show", odd_runs, "--class", "zebra", "--class", "SEA LION", "--count", "3", "--out",
                     tmp_path / "two.png")
     assert result.exit_code == 0, result.output
-    assert "2 classes" in " ".join(result.output.split()) and Image.open(tmp_path / "two.png").height == 2 * (64 + 2) + 2
+    assert "2 classes" in " ".join(result.output.split())
+    assert Image.open(tmp_path / "two.png").height == 2 * (64 + 2) + 2  # two rows of 32×32 images shown at 2×
     export = tmp_path / "export"
     assert invoke("export", "--runs", odd_runs, "--out", export, "--count", "4").exit_code == 0
     result = invoke("show", export, "--out", tmp_path / "all.png")
@@ -281,3 +284,43 @@ def test_cifar10_exports_and_runs_without_records_stay_cifar10(runs, tmp_path):
     del manifest["dataset"]  # an export from before manifests named their classes
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert load_synthetic(out).classes == CIFAR10
+
+
+def test_a_report_of_many_classes_names_the_lowest_and_highest(tmp_path):
+    """At 100 classes the terminal shows the 5 lowest and 5 highest; report.md names them and holds every class."""
+    from rich.console import Console
+
+    from cifar_synth.cli.evaluate import print_summary
+    from cifar_synth.report import (ClassifierResult, Diversity, FeatureMetrics, Headline, Recognizability,
+                                    Report)
+
+    names = [f"class {index:03d}" for index in range(100)]
+    accuracy = {name: index / 100 for index, name in enumerate(names)}
+    confusion = np.diag(np.full(100, 4)).tolist()
+    result = ClassifierResult(accuracy=0.5, per_class_accuracy=accuracy, confusion=confusion, train_images=400,
+                              train_seconds=1.0)
+    report = Report(created="2026-12-03T06:00:00+00:00", headline=Headline(cas=0.5, baseline_accuracy=0.6,
+                                                                         cas_ratio=0.83),
+                    baseline_cached=False, train_images_per_class=4, synthetic={"path": "x", "images": 400,
+                                                                                "content_sha256": "0"},
+                    real_data={"source": "y", "sha256": "1"}, seed=0,
+                    config={"budget_name": "quick", "widths": [1], "epochs": 1},
+                    classifiers={"real": result, "synthetic": result},
+                    recognizability=Recognizability(accuracy=0.5, per_class_accuracy=accuracy, confusion=confusion),
+                    feature_metrics=FeatureMetrics(note="", features="", real_images=1, synthetic_images=1,
+                                                   frechet_distance={"overall": 1.0,
+                                                                     "per_class": dict.fromkeys(names, 1.0)},
+                                                   kid={"overall": None, "per_class": dict.fromkeys(names)}),
+                    inception_fid={"skipped": "no"},
+                    diversity=Diversity(description="", per_class=dict.fromkeys(names)),
+                    warnings=[], versions={}, timings={})
+    assert report.ranked_classes() == names[:5] + names[-5:]
+    terminal = io.StringIO()
+    print_summary(Console(file=terminal, width=200), report, tmp_path)
+    shown = [name for name in names if f"{name} " in terminal.getvalue()]
+    assert shown == names[:5] + names[-5:] and "of 100 classes" in terminal.getvalue()
+    report.save(tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert all(f"| {name} |" in markdown for name in names)
+    assert "the lowest are class 000 0.0%" in markdown and "the highest class 095 95.0%" in markdown
+    assert Image.open(tmp_path / "confusion_synthetic.png").size[0] > 1000

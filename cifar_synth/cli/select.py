@@ -35,5 +35,6 @@ def select_command(
     from cifar_synth.selection import select_snapshots
 
     select_snapshots(SelectOptions(runs_dir=runs, data_path=data, dataset=dataset, classes=tuple(class_names or ()),
-                                   samples=samples, latent_stds=tuple(latent_std or DEFAULT_LATENT_STDS), budget=budget, seed=seed),
+                                   samples=samples, latent_stds=tuple(latent_std or DEFAULT_LATENT_STDS),
+                                   budget=budget, seed=seed),
                      reporter(quiet))

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cifar_synth.classes import Classes
+from cifar_synth.classes import CIFAR10, Classes
 from cifar_synth.errors import UserError
 from cifar_synth.formats.base import Batch, Writer, concatenate, file_entry
 from cifar_synth.formats.images import decode_image
@@ -109,6 +109,19 @@ def find(path: Path) -> list[Path]:
         if files:
             return files
     return []
+
+
+def classes_of(files: list[Path]) -> Classes:
+    """The classes the first file's `ClassLabel` metadata names (as our shards and the Hub's carry them); CIFAR-10's
+    when it names none."""
+    try:
+        metadata = pq.read_schema(files[0]).metadata or {}
+        names = json.loads(metadata[b"huggingface"])["info"]["features"]["label"]["names"]
+    except (KeyError, TypeError, ValueError, OSError, pa.ArrowException):  # an unreadable file: `read` says so
+        return CIFAR10
+    if tuple(names) == CIFAR10.names:
+        return CIFAR10
+    return Classes.checked(f"the ClassLabel of {files[0].name}", names, str(files[0]))
 
 
 def read(files: list[Path], classes: Classes) -> LabeledImages:
