@@ -63,8 +63,9 @@ def select_snapshots(options: SelectOptions, reporter: Reporter | None = None) -
         raise UserError(f"no trained generators in {runs_dir}; train some with `cifar-synth train`")
     data = open_real_data(options.data_path, dataset=options.dataset)
     if not data.classes.same_as(runs_dataset):
-        raise UserError(f"the runs in {runs_dir} are of {runs_dataset.dataset}'s classes, the real data "
-                        f"({data.source}) of {data.classes.dataset}'s; select with the data they trained on")
+        raise UserError(f"the runs in {runs_dir} are of the {len(runs_dataset)} classes of {runs_dataset.dataset}, the "
+                        f"real data ({data.source}) has the {len(data.classes)} of {data.classes.dataset}; select "
+                        "with the data they trained on")
     fraction = _validation_fraction(runs_dir, classes, data.sha256)
     training, validation = split_validation(data.load("train"), fraction)  # the test split is never read
     judge_config = EvaluatorConfig.budget(options.budget)

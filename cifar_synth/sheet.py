@@ -18,7 +18,7 @@ def sample_sheet(rows: Sequence[tuple[str, np.ndarray]]) -> Image.Image:
     """An RGB image with one row per (class name, uint8 images (N, 32, 32, 3)): the name, then the images."""
     side = 32 * SCALE
     columns = max(len(images) for _, images in rows)
-    font = ImageFont.load_default(size=FONT_SIZE)
+    font = _font([name for name, _ in rows])
     label_width = max(LABEL_WIDTH, *(int(font.getlength(name)) + 12 for name, _ in rows))
     sheet = Image.new("RGB", (label_width + columns * (side + GAP), len(rows) * (side + GAP) + GAP), "white")
     draw = ImageDraw.Draw(sheet)
@@ -29,6 +29,15 @@ def sample_sheet(rows: Sequence[tuple[str, np.ndarray]]) -> Image.Image:
             tile = Image.fromarray(image).resize((side, side), Image.Resampling.NEAREST)
             sheet.paste(tile, (label_width + column * (side + GAP), top))
     return sheet
+
+
+def _font(names: list[str]) -> ImageFont.FreeTypeFont:
+    """Pillow's default font, which has ASCII glyphs only; for other letters (`Ñandú`) matplotlib's DejaVu Sans."""
+    if all(name.isascii() for name in names):
+        return ImageFont.load_default(size=FONT_SIZE)
+    import matplotlib  # a dependency already (the report's confusion picture); only its data path is needed
+
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), FONT_SIZE)
 
 
 def save_sample_sheet(path: str | Path, rows: Sequence[tuple[str, np.ndarray]]) -> Path:

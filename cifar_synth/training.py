@@ -26,8 +26,8 @@ from cifar_synth.locks import hold
 from cifar_synth.metrics import mean_pairwise_distance
 from cifar_synth.progress import RichProgress
 from cifar_synth.reporter import Reporter
-from cifar_synth.runs import (HISTORY_COLUMNS, ResumeRecord, RunPaths, plot_losses, read_config, read_history,
-                              read_record, run_summary, trim_to_record, write_history)
+from cifar_synth.runs import (HISTORY_COLUMNS, ResumeRecord, RunPaths, claim_runs, plot_losses, read_config,
+                              read_history, read_record, run_summary, trim_to_record, write_history)
 from cifar_synth.provenance import package_versions
 
 if TYPE_CHECKING:
@@ -50,11 +50,15 @@ class RunResult:
     diversity_ratio: float | None
 
 
-def train_classes(class_names: list[str], gan_config: GANConfig, options: TrainOptions, data: "RealData",
-                  runs_dir: str | Path, reporter: Reporter | None = None) -> list[RunResult]:
-    """Train each class of `data` in turn, the shared start first where the recipe needs it (`plan_runs`); every
-    class is an independent job with its own run directory."""
+def train_classes(class_names: list[str], gan_config: GANConfig, options: TrainOptions,
+                  data_path: str | Path | None, runs_dir: str | Path,
+                  reporter: Reporter | None = None, dataset: str | None = None) -> list[RunResult]:
+    """Train each of `class_names` (`--class` values) of the real data (`data_path`, `dataset`: `open_real_data`)
+    in turn, the shared start first where the recipe needs it (`plan_runs`); every class is an independent job with
+    its own run directory."""
     reporter = reporter or Reporter()
+    gan_config.validate()
+    data, class_names = open_training_data(class_names, data_path, dataset, options, runs_dir, reporter)
     return [train_class_from(data, class_name, gan_config, run_options, runs_dir, reporter)
             for class_name, run_options in plan_runs(class_names, options, runs_dir, reporter)]
 
@@ -79,17 +83,19 @@ def plan_runs(class_names: list[str], options: TrainOptions, runs_dir: str | Pat
     return [(SHARED_START, replace(options, fresh=False)), *plan]
 
 
-def open_training_data(data_path: str | Path | None, dataset: str | None, options: TrainOptions,
-                       reporter: Reporter) -> "RealData":
-    """The real data to train on (`open_real_data`: downloaded if need be), with a warning when the test split is
-    included."""
+def open_training_data(requested: list[str], data_path: str | Path | None, dataset: str | None,
+                       options: TrainOptions, runs_dir: str | Path, reporter: Reporter) -> tuple["RealData", list[str]]:
+    """The real data to train on (`open_real_data`: downloaded if need be) and the `requested` classes of it, the
+    runs folder claimed for its dataset (`claim_runs`); a warning when the test split is included."""
     from cifar_synth.data import open_real_data
 
     data = open_real_data(data_path, dataset=dataset)
+    class_names = data.classes.parse(requested, shared=True)
+    claim_runs(runs_dir, data.classes)
     if options.include_test:
         reporter.warn("--include-test trains on the test split too; evaluating on that split is then no longer "
                       "honest.")
-    return data
+    return data, class_names
 
 
 def train_class_from(data: "RealData", class_name: str, gan_config: GANConfig, options: TrainOptions,

@@ -219,6 +219,19 @@ def test_odd_classes_show_a_subset_or_all(odd_runs, tmp_path):
                       "unknown critters class 'dog'")
 
 
+def test_odd_classes_select_on_their_validation_slice(real_tree, tmp_path):
+    tree = write_odd_tree(tmp_path / "critters", per_class=24)  # a validation slice of 2 per class
+    runs = tmp_path / "runs"
+    result = invoke("train", "--class", "ñandú", "--steps", "2", "--snapshot-every", "1", "--init-from", "none",
+                    "--data", tree, "--runs", runs, *TINY_GAN_CLI)
+    assert result.exit_code == 0, result.output
+    result = invoke("select", "--runs", runs, "--data", tree, "--samples", "8", "--latent-std", "1", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((runs / "Ñandú" / "selection.json").read_text())["chosen"]["steps"] in (1, 2)
+    assert_user_error(invoke("select", "--runs", runs, "--data", real_tree, "--quiet"),
+                      "are of the 3 classes of critters, the real data")
+
+
 # --- errors --------------------------------------------------------------------------------------------------------
 
 def test_a_class_in_one_split_only_is_one_error(tmp_path):

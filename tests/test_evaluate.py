@@ -369,7 +369,7 @@ def test_cli_errors_exit_1_without_a_traceback(real, tmp_path):
     small.mkdir(parents=True)
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(small / "0.png")
     assert_user_error(invoke("--synthetic", str(tmp_path / "small"), *data),
-                      "is a 16×16 RGB image; CIFAR-10 images are 32×32")
+                      "is a 16×16 RGB image; images must be 32×32 RGB")
 
     unreadable = tmp_path / "broken.parquet"
     unreadable.write_bytes(b"not parquet")

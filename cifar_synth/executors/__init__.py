@@ -125,21 +125,17 @@ def train_with_executor(requested: list[str], gan_config: GANConfig, options: Tr
     from cifar_synth.executors.board import drive
     from cifar_synth.executors.job import STATE_DIR, ClassJob, limit_threads, start_session
     from cifar_synth.reporter import Reporter
-    from cifar_synth.runs import claim_runs
     from cifar_synth.training import open_training_data, plan_runs, train_classes
 
     reporter = reporter or Reporter()
     executor.validate()
-    gan_config.validate()
-    # Before any work: a missing extra or an unreachable cluster fails first.
-    engine = None if executor.in_process() else engine_for(executor)
-    data = open_training_data(data_path, dataset, options, reporter)
-    class_names = data.classes.parse(requested, shared=True)
-    claim_runs(runs_dir, data.classes)
-    if engine is None:
+    if executor.in_process():
         limit_threads(executor.cpus())
-        train_classes(class_names, gan_config, options, data, runs_dir, reporter)
+        train_classes(requested, gan_config, options, data_path, runs_dir, reporter, dataset)
         return
+    gan_config.validate()
+    engine = engine_for(executor)  # before any work: a missing extra or an unreachable cluster fails first
+    data, class_names = open_training_data(requested, data_path, dataset, options, runs_dir, reporter)
     data.sha256  # hashed now, once, and sent along: not again by every worker
     runs_dir = Path(runs_dir).absolute()
     session = start_session(runs_dir / STATE_DIR)
