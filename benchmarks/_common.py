@@ -176,8 +176,8 @@ def run_for_cpu_seconds(process: subprocess.Popen, seconds: float) -> bool:
 
 def load_class_images(data: str | None, class_name: str):
     """The real training images (uint8) of one class."""
-    from cifar_synth.classes import CLASS_NAMES, parse_class_names
+    from cifar_synth.classes import CIFAR10
     from cifar_synth.data import open_real_data
 
-    (name,) = parse_class_names([class_name])
-    return open_real_data(data).load("train", [CLASS_NAMES.index(name)]).images
+    (name,) = CIFAR10.parse([class_name])
+    return open_real_data(data).load("train", [CIFAR10.label(name)]).images

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from _common import markdown_table, publish_results
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10
 from cifar_synth.files import write_json_atomic
 from cifar_synth.report import ClassifierResult, Report, percent
 
@@ -71,7 +71,7 @@ def main() -> None:
     rows = [[f"CAS ({args.judge})", *(percent(r["accuracy"]) for r in results),
              spread([r["accuracy"] for r in results])]]
     rows += [[name, *(percent(r["per_class_accuracy"][name]) for r in results),
-              spread([r["per_class_accuracy"][name] for r in results])] for name in CLASS_NAMES]
+              spread([r["per_class_accuracy"][name] for r in results])] for name in CIFAR10.names]
     table = markdown_table(["synthetic-trained accuracy on real test", *(f"seed {r['seed']}" for r in results),
                             "max − min"], rows)
     body = (f"Export `{report.synthetic['path']}`, report `{report_dir}` (seed {report.seed}); the {args.judge} "

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from _common import REPO_ROOT, markdown_table, publish_results
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10
 from cifar_synth.runs import RunPaths
 
 
@@ -42,7 +42,7 @@ def build_runs(runs: Path) -> str:
 
     # Resolved as training resolves it, so the generators compute in the precision a trained one saves with.
     config = GANConfig().with_resolved_precision(gpu=False)
-    for index, class_name in enumerate(CLASS_NAMES):
+    for index, class_name in enumerate(CIFAR10.names):
         keras.utils.set_random_seed(index)
         paths = RunPaths(runs / class_name)
         paths.root.mkdir(parents=True)

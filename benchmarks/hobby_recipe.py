@@ -183,10 +183,10 @@ def main() -> None:
     if args.minutes is None and args.steps is None:
         parser.error("give --minutes, --steps or both")
 
-    from cifar_synth.classes import parse_class_names
+    from cifar_synth.classes import CIFAR10
 
     configure_threads(args.threads)
-    (class_name,) = parse_class_names([args.class_name])
+    (class_name,) = CIFAR10.parse([args.class_name])
     images = load_class_images(args.data, class_name)
 
     def report(step, logs):

@@ -107,11 +107,11 @@ def write_data(root: Path, images: int) -> Path:
     import numpy as np
     from PIL import Image
 
-    from cifar_synth.classes import CLASS_NAMES
+    from cifar_synth.classes import CIFAR10
 
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
-        for name in CLASS_NAMES:
+        for name in CIFAR10.names:
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             count = images if (split, name) == ("train", "dog") else 1

@@ -48,21 +48,21 @@ def budget_label(args) -> str:
 def score(class_name: str, runs: Path, args) -> dict:
     import keras
 
-    from cifar_synth.classes import CLASS_NAMES
+    from cifar_synth.classes import CIFAR10
     from cifar_synth.classifier import load_classifier, make_predictor
     from cifar_synth.data import open_real_data
     from cifar_synth.metrics import frechet_distance, sampled_pairwise_distance
     from cifar_synth.images import to_uint8
     from cifar_synth.runs import RunPaths, run_summary
 
-    label = CLASS_NAMES.index(class_name)
+    label = CIFAR10.label(class_name)
     run_dir = runs / class_name
     generator = keras.models.load_model(RunPaths(run_dir).generator, compile=False)
     latents = np.random.default_rng(args.seed + 1).standard_normal((SAMPLES, generator.input_shape[1]))
     samples = to_uint8(generator.predict(latents.astype(np.float32), batch_size=500, verbose=0))
     real = open_real_data(args.data).load("train", classes=[label]).images
     real = real[np.random.default_rng(args.seed).permutation(len(real))[:REFERENCE]]
-    predict = make_predictor(load_classifier(Path(args.judge).expanduser()))
+    predict = make_predictor(load_classifier(Path(args.judge).expanduser(), len(CIFAR10)))
     probabilities, fake_features = predict(samples)
     _, real_features = predict(real)
     rng = np.random.default_rng(args.seed)

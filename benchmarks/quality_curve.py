@@ -22,14 +22,14 @@ from pathlib import Path
 from _common import REPO_ROOT, markdown_table, publish_results
 from quality_protocol import budget_text, load_variants, stage_key
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10
 from cifar_synth.report import Report, percent
 
 
 def steps_per_class(state: dict) -> float:
     """Trained steps per class (the median over the classes), the shared start's share included."""
     shared = (state.get("shared") or {}).get("steps", 0)
-    return statistics.median(entry["steps"] for entry in state["classes"].values()) + shared / len(CLASS_NAMES)
+    return statistics.median(entry["steps"] for entry in state["classes"].values()) + shared / len(CIFAR10.names)
 
 
 def seed_accuracies(state: dict, report: Report) -> list[float]:

@@ -36,7 +36,7 @@ from filelock import FileLock
 from _common import cpu_flags, cpu_model, publish_results, markdown_table, thread_env
 
 from cifar_synth.baseline_cache import CLASSIFIER_FILE
-from cifar_synth.classes import CLASS_NAMES, SHARED_START
+from cifar_synth.classes import CIFAR10, SHARED_START
 from cifar_synth.config import DEFAULT_STEPS, NO_INIT, SHARED_STEPS_PER_CLASS_STEP
 from cifar_synth.executors.job import STATE_DIR, Job, read_status, session_file
 from cifar_synth.files import write_json_atomic
@@ -131,7 +131,7 @@ class Protocol:
             shutil.rmtree(self.runs / SHARED_START, ignore_errors=True)
             shutil.copytree(source_work / "runs" / SHARED_START, self.runs / SHARED_START)
             self.record("shared", source["shared"])
-        for class_name in CLASS_NAMES:
+        for class_name in CIFAR10.names:
             if class_name not in retrained and class_name not in self.state["classes"]:
                 shutil.rmtree(self.runs / class_name, ignore_errors=True)
                 shutil.copytree(source_work / "runs" / class_name, self.runs / class_name)
@@ -235,7 +235,7 @@ def budget_argv(state: dict, shared: bool) -> list[str]:
 
 def check_extension(source: dict, state: dict) -> None:
     """Refuse to extend a protocol that is unfinished, shorter than it will be, or trained with other settings."""
-    if set(source["classes"]) != set(CLASS_NAMES):
+    if set(source["classes"]) != set(CIFAR10.names):
         raise ProtocolError("--extend: that protocol has not trained all ten classes yet")
     budget = budget_key(state)
     if source.get(budget) is None:
@@ -251,13 +251,13 @@ def check_extension(source: dict, state: dict) -> None:
 
 def check_replication(source: dict, state: dict) -> None:
     """Refuse to replicate a protocol that is unfinished, trained with other settings, or with the same seed."""
-    if set(source["classes"]) != set(CLASS_NAMES):
+    if set(source["classes"]) != set(CIFAR10.names):
         raise ProtocolError("--replicate: that protocol has not trained all ten classes yet")
     if source["seed"] == state["seed"]:
         raise ProtocolError(f"--replicate: give another --seed than that protocol's {source['seed']}")
-    unknown = sorted(set(state["retrained"]) - set(CLASS_NAMES))
+    unknown = sorted(set(state["retrained"]) - set(CIFAR10.names))
     if unknown or not state["retrained"]:
-        raise ProtocolError(f"--retrain: name classes of {', '.join(CLASS_NAMES)}"
+        raise ProtocolError(f"--retrain: name classes of {', '.join(CIFAR10.names)}"
                             + (f" (not {', '.join(unknown)})" if unknown else ""))
     changed = [key for key in ("recipe", "train_options", "steps_per_class", "shared_steps", "minutes_per_class",
                                "shared_minutes", "budget_clock",
@@ -467,7 +467,7 @@ def variants_tables(variants: list[tuple[str, dict, Report]], per_class_columns:
         ["class", *(label if single else f"{label} ({name})"
                     for label, _ in per_class_columns for name, _, _ in variants)],
         [[c, *(value(state, report, c) for _, value in per_class_columns for _, state, report in variants)]
-         for c in CLASS_NAMES])
+         for c in CIFAR10.names])
     return (f"{headline}\n\nPer class (accuracies on the real test images of that class; recognizability of a "
             f"classifier-filtered set is high by construction, as the same real-trained CNN chose it):\n\n{per_class}")
 
@@ -552,11 +552,11 @@ def run_protocol(args) -> None:
     run_all = args.stage == "all"
 
     if run_all or args.stage == "train":
-        for class_name in CLASS_NAMES:
+        for class_name in CIFAR10.names:
             if class_name in protocol.state["classes"]:
                 print(f"{class_name}: already trained, skipped")
-        protocol.train_all([name for name in CLASS_NAMES if name not in protocol.state["classes"]])
-    missing = [name for name in CLASS_NAMES if name not in protocol.state["classes"]]
+        protocol.train_all([name for name in CIFAR10.names if name not in protocol.state["classes"]])
+    missing = [name for name in CIFAR10.names if name not in protocol.state["classes"]]
     if args.stage in ("export", "evaluate") and missing:
         raise ProtocolError(f"training of {', '.join(missing)} has not finished; run --stage train first")
 

@@ -1,4 +1,5 @@
-"""cifar-synth: labeled synthetic CIFAR-10 datasets from per-class DCGANs.
+"""cifar-synth: labeled synthetic datasets (CIFAR-10, CIFAR-100 or any class-folder tree of 32×32 images) from
+per-class DCGANs.
 
 The functions behind the commands, for scripts (see the README's "Python API"); each is imported on first use,
 so `import cifar_synth` stays light (no TensorFlow):

@@ -7,7 +7,8 @@ Layout, under the cache directory (default `~/.cache/cifar-synth/evaluator`, `$X
   export's classifier filter, which looks for `*/classifier.keras`, finds CNN baselines only.
 
 `<entry>` is the first 24 hex digits of the sha256 of the key (sorted JSON): cache version, the real data's sha256,
-the seed, the training images per class and the judge's configuration without its budget name. metrics.json is
+the seed, the training images per class, the judge's configuration without its budget name and, for a dataset other
+than CIFAR-10, its classes. metrics.json is
 written last, atomically: its presence marks a complete entry.
 """
 
@@ -16,6 +17,7 @@ import json
 import os
 from pathlib import Path
 
+from cifar_synth.classes import CIFAR10, Classes
 from cifar_synth.errors import UserError
 from cifar_synth.judge_names import CNN
 from cifar_synth.files import atomic_path, write_json_atomic
@@ -30,10 +32,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cifar-synth" / "evaluator"
 
 
-def baseline_key(judge: str, real_sha256: str, seed: int, per_class: int, config: dict) -> dict:
-    """What a cached baseline depends on. The CNN's key has no judge field, as before there were other judges."""
+def baseline_key(judge: str, real_sha256: str, seed: int, per_class: int, config: dict, classes: Classes) -> dict:
+    """What a cached baseline depends on. The CNN's key has no judge field, as before there were other judges, and
+    CIFAR-10's no classes field, as before there were other datasets: their entries stay valid."""
     key = {"cache_version": _CACHE_VERSION, "real_sha256": real_sha256, "seed": seed, "per_class": per_class,
            "config": {name: value for name, value in config.items() if name != "budget_name"}}
+    if not classes.same_as(CIFAR10):
+        key["classes"] = classes.to_record()
     return key if judge == CNN else {**key, "judge": judge}
 
 

@@ -1,8 +1,8 @@
 """The dataset card: the export root's README.md, which makes the folder a Hugging Face dataset repository.
 
 Its YAML front matter tells `datasets.load_dataset(export_root)` (offline, or on the Hub) where the Parquet shards
-are and that `img` is an Image and `label` a ClassLabel of the ten names; its body says how the data was made,
-shows the sample sheet and, once `cifar-synth evaluate` has scored the export (`update_card`), its figures.
+are and that `img` is an Image and `label` a ClassLabel of the dataset's class names; its body says how the data was
+made, shows the sample sheet and, once `cifar-synth evaluate` has scored the export (`update_card`), its figures.
 """
 
 import json
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import Classes, classes_of
 from cifar_synth.config import NO_INIT
 from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path
@@ -27,6 +27,9 @@ SAMPLES_FILE = "samples.png"
 LICENSES = ("unknown", "other")  # the Hub's words for no licence identifier
 _LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")  # SPDX-like, lower case as the Hub writes them: cc-by-4.0, mit
 _LICENSE_HEADING = "## License"
+_KRIZHEVSKY = ("CIFAR-10", "CIFAR-100")  # the datasets whose source the licence section can describe
+_YAML_WORDS = ("true", "false", "yes", "no", "on", "off", "null", "y", "n")  # plain, YAML would not read a string
+_COUNT_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _RECIPE_FIELDS = (("loss", "loss"), ("latent_dim", "latent size"), ("g_width", "generator width"),
                   ("d_width", "discriminator width"), ("batch_size", "batch size"), ("g_learning_rate", "G lr"),
                   ("d_learning_rate", "D lr"), ("augment", "DiffAugment"), ("ema_decay", "EMA decay"),
@@ -94,11 +97,18 @@ def _write(path: Path, text: str) -> None:
 
 # --- front matter ---------------------------------------------------------------------------------------------------
 
+def _dataset(manifest: dict) -> Classes:
+    """The classes the export's labels are of (CIFAR-10's in exports from before manifests named them)."""
+    return classes_of(manifest.get("dataset"), MANIFEST)
+
+
 def _front_matter(manifest: dict) -> str:
     total = manifest["splits"]["train"]["num_examples"]
+    dataset = _dataset(manifest)
+    tag = [f"- {dataset.dataset.lower().replace('-', '')}"] if dataset.dataset in _KRIZHEVSKY else []
     lines = ["---", f"pretty_name: {_quoted(_title(manifest))}",
              f"license: {manifest.get('license', 'unknown')}",
-             "task_categories:", "- image-classification", "tags:", "- synthetic", "- cifar10", "- gan",
+             "task_categories:", "- image-classification", "tags:", "- synthetic", *tag, "- gan",
              "- image", "size_categories:", f"- {_size_category(total)}"]
     if "parquet" in manifest["formats"]:
         parquet = [entry for entry in manifest["files"] if entry["format"] == "parquet"]
@@ -106,7 +116,7 @@ def _front_matter(manifest: dict) -> str:
         lines += ["configs:", "- config_name: default", "  data_files:", "  - split: train",
                   f"    path: {DATA_DIR}/train-*", "dataset_info:", "  features:", "  - name: img",
                   "    dtype: image", "  - name: label", "    dtype:", "      class_label:", "        names:"]
-        lines += [f"          '{label}': {name}" for label, name in enumerate(CLASS_NAMES)]
+        lines += [f"          '{label}': {_yaml_scalar(name)}" for label, name in enumerate(dataset.names)]
         lines += ["  splits:", "  - name: train", f"    num_bytes: {num_bytes}", f"    num_examples: {total}",
                   f"  download_size: {sum(entry['bytes'] for entry in parquet)}", f"  dataset_size: {num_bytes}"]
     return "\n".join([*lines, "---", ""])
@@ -114,6 +124,12 @@ def _front_matter(manifest: dict) -> str:
 
 def _quoted(text: str) -> str:
     return json.dumps(text)  # a JSON string is a valid YAML scalar
+
+
+def _yaml_scalar(text: str) -> str:
+    """`text` plain where YAML reads it back as that string (letters, digits, spaces, underscores), else quoted."""
+    plain = re.fullmatch(r"[^\W\d][\w ]*", text) and text.strip().lower() not in _YAML_WORDS and text == text.strip()
+    return text if plain else _quoted(text)
 
 
 def _size_category(total: int) -> str:
@@ -126,7 +142,7 @@ def _size_category(total: int) -> str:
 # --- body -----------------------------------------------------------------------------------------------------------
 
 def _title(manifest: dict) -> str:
-    return f"Synthetic CIFAR-10: {manifest['name']}"
+    return f"Synthetic {_dataset(manifest).dataset}: {manifest['name']}"
 
 
 def _body(manifest: dict) -> str:
@@ -136,7 +152,7 @@ def _body(manifest: dict) -> str:
     filtered = manifest["filter"]["method"] != "none"
     lines = [
         f"# {_title(manifest)}", "",
-        f"{total:,} synthetic 32×32 colour images of {len(classes)} CIFAR-10 "
+        f"{total:,} synthetic 32×32 colour images of {len(classes)} {_dataset(manifest).dataset} "
         f"{'class' if len(classes) == 1 else 'classes'} ({names}), {manifest['count_per_class']:,} per class, "
         "each drawn from a generator (a DCGAN) of its class, trained as *How it was made* says. "
         "None of them is a photograph. Labels are the class whose generator drew the image"
@@ -148,7 +164,7 @@ def _body(manifest: dict) -> str:
         f"![Sample sheet: one row of images per class]({SAMPLES_FILE})", "",
         "## How it was made", "",
         _generators_table(classes), "",
-        *_shared_start_text(classes),
+        *_shared_start_text(classes, len(_dataset(manifest))),
         f"- **Latents:** seed {manifest['seed']}, generator batch size {manifest['batch_size']}; "
         f"{manifest['latents']}.",
         f"- **Filter:** {_filter_text(manifest)}",
@@ -227,7 +243,7 @@ def _real_images_text(config: dict) -> str:
 
 
 def _test_split_text(config: dict) -> str:
-    """Whether the generator saw CIFAR-10's test split; runs made before `saw_test_split` was recorded say so only
+    """Whether the generator saw its dataset's test split; runs made before `saw_test_split` was recorded say so only
     when their settings show it (`include_test`), since a resume or a start from another run could hide it."""
     saw = config.get("saw_test_split")
     if saw is not None:
@@ -235,7 +251,7 @@ def _test_split_text(config: dict) -> str:
     return "yes" if (config.get("training") or {}).get("include_test") else "not recorded"
 
 
-def _shared_start_text(classes: list[dict]) -> list[str]:
+def _shared_start_text(classes: list[dict], dataset_classes: int) -> list[str]:
     """A note on the shared start, for the classes that started from it: it saw every class's images."""
     started = [entry for entry in classes if (entry.get("started_from") or {}).get("shared_start")]
     if not started:
@@ -243,7 +259,8 @@ def _shared_start_text(classes: list[dict]) -> list[str]:
     images = {entry["started_from"].get("train_images") for entry in started}
     seen = f"{images.pop():,} real training images" if len(images) == 1 and None not in images else \
         "the real training images"
-    return [f"The shared start is one DCGAN trained first on {seen} of all ten classes together; "
+    count = _COUNT_WORDS[dataset_classes] if dataset_classes < len(_COUNT_WORDS) else f"{dataset_classes:,}"
+    return [f"The shared start is one DCGAN trained first on {seen} of all {count} classes together; "
             f"{', '.join(entry['name'] for entry in started)} then trained from its weights on the images of "
             f"{'its' if len(started) == 1 else 'their'} class alone (\"trained\" counts those steps only).", ""]
 def _filter_text(manifest: dict) -> str:
@@ -268,20 +285,26 @@ def _quality(manifest: dict, report: Report | None) -> str:
     lines = ["## How good it is", ""]
     if report is None:
         lines += ["Not evaluated yet. `cifar-synth evaluate --synthetic <this folder>` trains a CNN on these images, "
-                  "tests it on the real CIFAR-10 test set and adds its figures here.", ""]
+                  f"tests it on the real {_dataset(manifest).dataset} test set and adds its figures here.", ""]
         return "\n".join(lines)
     head = report.headline
     lines += [
         f"Scored by `cifar-synth evaluate` ({report.created}): a CNN trained on {report.train_images_per_class} of "
-        f"these images per class, tested on {_test_images_text(report)}.", "",
+        f"these images per class, tested on {_test_images_text(report, _dataset(manifest))}.", "",
         "| figure | value |", "|---|---|",
         f"| CAS (accuracy on real test images of the CNN trained on this data) | {percent(head.cas)} |",
         f"| baseline (the same CNN trained on as many real images) | {percent(head.baseline_accuracy)} |",
         f"| CAS / baseline | {number(head.cas_ratio)} |", "",
-        "| class | synthetic-trained | real-trained |", "|---|---|---|",
     ]
+    ranked = report.ranked_classes()
+    if ranked is not None:
+        lines += [f"The {len(ranked) // 2} lowest and the {len(ranked) // 2} highest of its "
+                  f"{len(report.class_names)} classes by synthetic-trained accuracy (every class is in the "
+                  "evaluation's report.md):", ""]
+    lines += ["| class | synthetic-trained | real-trained |", "|---|---|---|"]
     synthetic, real = (report.classifiers[key].per_class_accuracy for key in ("synthetic", "real"))
-    lines += [f"| {name} | {percent(synthetic[name])} | {percent(real[name])} |" for name in CLASS_NAMES]
+    lines += [f"| {name} | {percent(synthetic[name])} | {percent(real[name])} |"
+              for name in ranked or report.class_names]
     lines += ["", "**Caveat.** These images are no substitute for real ones: a classifier trained on them alone reaches "
               "the CAS above, against the baseline's accuracy on real training images. The figures come from one "
               "evaluation run with one seed; a different seed moves them by a point or two."]
@@ -296,12 +319,12 @@ def _quality(manifest: dict, report: Report | None) -> str:
     return "\n".join([*lines, ""])
 
 
-def _test_images_text(report: Report) -> str:
+def _test_images_text(report: Report, dataset: Classes) -> str:
     """How many real test images the evaluation used, from its report (an evaluation may use part of the split)."""
     counts = (report.real_data.get("counts") or {}).get("test")
     if not counts:
-        return "real CIFAR-10 test images"
-    return f"the {sum(counts.values()):,} real CIFAR-10 test images of its data"
+        return f"real {dataset.dataset} test images"
+    return f"the {sum(counts.values()):,} real {dataset.dataset} test images of its data"
 
 
 # --- files and licence ---------------------------------------------------------------------------------------------
@@ -318,7 +341,7 @@ def _files(manifest: dict) -> str:
         entries = [entry for entry in manifest["files"] if entry["format"] == fmt]
         lines.append(f"| {fmt} | {FORMATS[fmt].where} | {sum(entry['rows'] for entry in entries):,} | "
                      f"{sum(entry['bytes'] for entry in entries):,} |")
-    lines += ["", " ".join(FORMATS[fmt].description for fmt in manifest["formats"]), ""]
+    lines += ["", " ".join(FORMATS[fmt].describe(_dataset(manifest)) for fmt in manifest["formats"]), ""]
     return "\n".join(lines)
 
 
@@ -331,10 +354,16 @@ def _license(manifest: dict) -> str:
                  "`--license other`.",
     }.get(license_id, f"These images are published as `{license_id}`, the licence their publisher gave with "
                       "`--license`; a publisher can license only what is theirs to license.")
-    source = ("The generators learned from CIFAR-10 (Krizhevsky, 2009), which its authors distribute at "
-              "https://www.cs.toronto.edu/~kriz/cifar.html with no licence file and no licence terms stated. Its "
-              "images are a labelled subset of the 80 Million Tiny Images collection, which was gathered "
-              "automatically from the web through image search engines and was withdrawn by its authors in 2020; "
-              "neither collection states that the photographs' rights holders licensed them. Whether rights in "
-              "those photographs extend to images a network generates after training on them is not settled.")
+    dataset = _dataset(manifest).dataset
+    if dataset in _KRIZHEVSKY:
+        source = (f"The generators learned from {dataset} (Krizhevsky, 2009), which its authors distribute at "
+                  "https://www.cs.toronto.edu/~kriz/cifar.html with no licence file and no licence terms stated. Its "
+                  "images are a labelled subset of the 80 Million Tiny Images collection, which was gathered "
+                  "automatically from the web through image search engines and was withdrawn by its authors in 2020; "
+                  "neither collection states that the photographs' rights holders licensed them. Whether rights in "
+                  "those photographs extend to images a network generates after training on them is not settled.")
+    else:
+        source = (f"The generators learned from {dataset}, a class-folder dataset whose origin and terms cifar-synth "
+                  "does not know: they are its publisher's, to be checked before these images are shared. Whether "
+                  "rights in its images extend to images a network generates after training on them is not settled.")
     return "\n".join([_LICENSE_HEADING, "", lead, source, ""])

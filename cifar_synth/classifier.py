@@ -8,6 +8,7 @@ label smoothing. Prediction averages the image and its mirror image (test-time f
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,6 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 from cifar_synth.progress import RichProgress
@@ -26,7 +26,6 @@ from cifar_synth.reporter import Reporter
 from cifar_synth.saved_models import load_model
 
 FEATURE_LAYER = "features"
-NUM_CLASSES = len(CLASS_NAMES)
 # Per-channel pixel statistics of the CIFAR-10 training split, fixed so that a model trained on synthetic images
 # sees its inputs on the same scale as one trained on real images.
 PIXEL_MEAN = (125.3, 123.0, 113.9)
@@ -92,8 +91,8 @@ class EvaluatorConfig(BudgetedConfig):
     WIDTHS = "four positive integers (stem and three blocks)"
 
 
-def build_classifier(config: EvaluatorConfig) -> keras.Model:
-    """Input: float32 pixels in [0, 255], (N, 32, 32, 3). Output: logits (N, 10)."""
+def build_classifier(config: EvaluatorConfig, num_classes: int) -> keras.Model:
+    """Input: float32 pixels in [0, 255], (N, 32, 32, 3). Output: logits (N, num_classes)."""
     pixels = keras.Input(IMAGE_SHAPE, name="pixels")
     x = layers.Normalization(mean=PIXEL_MEAN, variance=[s * s for s in PIXEL_STD])(pixels)
     x = _conv_bn_relu(x, config.widths[0])
@@ -104,19 +103,20 @@ def build_classifier(config: EvaluatorConfig) -> keras.Model:
         x = _conv_bn_relu(x, width)
     features = layers.GlobalMaxPooling2D(name=FEATURE_LAYER)(x)
     # A small logit scale keeps early softmax outputs soft, which lets the high learning rate work (as in airbench).
-    logits = layers.Rescaling(config.logit_scale, name="logits")(layers.Dense(NUM_CLASSES, use_bias=False)(features))
+    logits = layers.Rescaling(config.logit_scale, name="logits")(layers.Dense(num_classes, use_bias=False)(features))
     return keras.Model(pixels, logits, name="cifar_synth_classifier")
 
 
-def load_classifier(path: str | Path) -> keras.Model:
-    """A saved classifier built like `build_classifier` (pixels 0–255 in, ten logits out, a `features` layer)."""
+def load_classifier(path: str | Path, num_classes: int) -> keras.Model:
+    """A saved classifier built like `build_classifier` (pixels 0–255 in, a logit per class of the dataset out, a
+    `features` layer)."""
     model = load_model(path, "classifier")
     layer_names = {layer.name for layer in model.layers}
-    if model.input_shape != (None, *IMAGE_SHAPE) or model.output_shape != (None, NUM_CLASSES) \
+    if model.input_shape != (None, *IMAGE_SHAPE) or model.output_shape != (None, num_classes) \
             or FEATURE_LAYER not in layer_names:
         raise UserError(
             f"{path}: expected a classifier like the evaluator's, with input (None, 32, 32, 3), output "
-            f"(None, {NUM_CLASSES}) and a layer named '{FEATURE_LAYER}'; got input {model.input_shape}, "
+            f"(None, {num_classes}) and a layer named '{FEATURE_LAYER}'; got input {model.input_shape}, "
             f"output {model.output_shape}")
     return model
 
@@ -134,17 +134,19 @@ def train_classifier(data: LabeledImages, config: EvaluatorConfig, seed: int, ti
                      reporter: Reporter | None = None) -> keras.Model:
     """Train a fresh classifier on `data`; the same data, config and seed give the same weights."""
     loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
-    return fit_fresh(build_classifier, config, data, seed, _sgd, loss, _augment, title, reporter)
+    return fit_fresh(build_classifier, config, data, seed, _sgd, loss,
+                     functools.partial(_augment, num_classes=len(data.classes)), title, reporter)
 
 
 def fit_fresh(build: Callable, config, data: LabeledImages, seed: int, optimizer_for: Callable, loss, augment: Callable,
               title: str, reporter: Reporter | None) -> keras.Model:
-    """Seeded, deterministic training of `build(config)` on `data` with `optimizer_for(config, total_steps)`."""
+    """Seeded, deterministic training of `build(config, classes)` on `data` (a logit per class of its dataset) with
+    `optimizer_for(config, total_steps)`."""
     keras.utils.set_random_seed(seed)
     # Process-wide. On: a figure someone reruns must come out the same, and on the CPU it costs no measurable time
     # (docs/evaluate.md).
     tf.config.experimental.enable_op_determinism()
-    model = build(config)
+    model = build(config, len(data.classes))
     batch_size = min(config.batch_size, len(data))
     steps_per_epoch = len(data) // batch_size
     model.compile(optimizer=optimizer_for(config, steps_per_epoch * config.epochs), loss=loss, metrics=["accuracy"])
@@ -181,7 +183,7 @@ def training_dataset(data: LabeledImages, batch_size: int, seed: int, augment: C
             .prefetch(tf.data.AUTOTUNE))
 
 
-def _augment(batch: tuple[tf.Tensor, tf.Tensor], seed: tf.Tensor):
+def _augment(batch: tuple[tf.Tensor, tf.Tensor], seed: tf.Tensor, num_classes: int):
     """Per image: random horizontal flip, random translation by up to 2 pixels (reflect padding); one-hot labels."""
     images, labels = batch
     flip_seed, shift_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
@@ -195,11 +197,11 @@ def _augment(batch: tuple[tf.Tensor, tf.Tensor], seed: tf.Tensor):
     rows = offsets[:, :1] + grid  # (N, 32) source row of each output row
     cols = offsets[:, 1:] + grid
     images = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
-    return images, tf.one_hot(labels, NUM_CLASSES)
+    return images, tf.one_hot(labels, num_classes)
 
 
 def make_predictor(model: keras.Model, test_time_flip: bool = True) -> Callable[[np.ndarray], tuple]:
-    """A function: uint8 images → (class probabilities (N, 10), penultimate-layer features (N, D)).
+    """A function: uint8 images → (class probabilities (N, classes), penultimate-layer features (N, D)).
 
     With `test_time_flip` the probabilities average the image and its mirror image; features are of the image only.
     Traced once, so calling it on several image sets costs no retracing.

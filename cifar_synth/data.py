@@ -1,7 +1,9 @@
-"""Real CIFAR-10: the one loader train and evaluate share.
+"""The real data: the one loader train, select and evaluate share.
 
-Reads the official `cifar-10-python.tar.gz` (without extracting it), its extracted `cifar-10-batches-py/` folder, or a
-class-folder tree `ROOT/{train,test}/<class>/*.{png,jpg,jpeg}` as a folder, .tar.gz/.tgz/.tar or .zip. Imports only
+Reads the official `cifar-10-python.tar.gz` or `cifar-100-python.tar.gz` (without extracting it), their extracted
+`cifar-10-batches-py/` or `cifar-100-python/` folders, or a class-folder tree `ROOT/{train,test}/<class>/*.{png,jpg,
+jpeg}` of any classes as a folder, .tar.gz/.tgz/.tar or .zip. Every source says its classes (`RealData.classes`):
+CIFAR-10's ten, CIFAR-100's 100 fine labels (from its `meta`), or a tree's class folders sorted by name. Imports only
 numpy, Pillow and the standard library, so `cifar-synth data info` starts fast.
 """
 
@@ -19,6 +21,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -26,28 +29,71 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10, Classes
 from cifar_synth.errors import UserError
-from cifar_synth.files import atomic_path, sha256_file
+from cifar_synth.files import atomic_path, file_digest, sha256_file
 from cifar_synth.formats.images import decode_image, is_image_name
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 
-OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-OFFICIAL_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
-ARCHIVE_NAME = "cifar-10-python.tar.gz"
-BATCHES_DIR = "cifar-10-batches-py"
-DEFAULT_DIR = Path("datasets") / "cifar10"  # relative to the current directory, like runs/
 SPLITS = ("train", "test")
+_EXPECTED_TREE = "{train,test}/<class>/*.png|jpg|jpeg"
 
-_BATCH_FILES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
-_ALL_BATCH_FILES = _BATCH_FILES["train"] + _BATCH_FILES["test"]
+
+@dataclass(frozen=True)
+class PickledLayout:
+    """How an official python version stores a dataset: its pickles per split, the key of their labels, and where
+    its class names come from (the fixed CIFAR-10 names, or the `meta` pickle's list under `names_key`)."""
+
+    title: str
+    folder: str  # the archive's top folder
+    files: dict[str, tuple[str, ...]]
+    labels_key: bytes
+    meta: str | None = None
+    names_key: bytes | None = None
+
+    @property
+    def all_files(self) -> tuple[str, ...]:
+        return self.files["train"] + self.files["test"]
+
+
+@dataclass(frozen=True)
+class Official:
+    """A dataset `--dataset` names: its python version's layout, where it is published and its published checksum."""
+
+    layout: PickledLayout
+    url: str
+    digest: tuple[str, str]  # (hashlib algorithm, hex digest) as its authors publish it
+    default_dir: Path  # relative to the current directory, like runs/
+
+    @property
+    def archive_name(self) -> str:
+        return posixpath.basename(self.url)
+
+    @property
+    def local_copy_hint(self) -> str:
+        where = "--data or CIFAR_SYNTH_DATA" if self.layout is CIFAR10_LAYOUT else "--data"
+        return (f"To use a local copy instead, point {where} at {self.archive_name}, its extracted "
+                f"{self.layout.folder}/ folder, or a class-folder tree ROOT/{{train,test}}/<class>/*.png|jpg (folder, "
+                ".tar.gz or .zip).")
+
+
+CIFAR10_LAYOUT = PickledLayout("CIFAR-10", "cifar-10-batches-py",
+                               {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
+                               b"labels")
+CIFAR100_LAYOUT = PickledLayout("CIFAR-100", "cifar-100-python", {"train": ("train",), "test": ("test",)},
+                                b"fine_labels", meta="meta", names_key=b"fine_label_names")
+DEFAULT_DATASET = "cifar10"
+DATASETS = {
+    "cifar10": Official(CIFAR10_LAYOUT, "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                        ("sha256", "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"),
+                        Path("datasets") / "cifar10"),
+    "cifar100": Official(CIFAR100_LAYOUT, "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                         ("md5", "eb9058c3a382ffc7106e4002c42a8d85"), Path("datasets") / "cifar100"),
+}
+_LAYOUTS = (CIFAR10_LAYOUT, CIFAR100_LAYOUT)
+_ARCHIVE_NAMES = " or ".join(known.archive_name for known in DATASETS.values())
 _DOWNLOAD_TIMEOUT_SECONDS = 30
 _CHUNK_BYTES = 1 << 20
-_LOCAL_COPY_HINT = (
-    "To use a local copy instead, point --data or CIFAR_SYNTH_DATA at cifar-10-python.tar.gz, its extracted "
-    "cifar-10-batches-py/ folder, or a class-folder tree ROOT/{train,test}/<class>/*.png|jpg (folder, .tar.gz or .zip)."
-)
-_EXPECTED_TREE = "{train,test}/<class>/*.png|jpg|jpeg"
 
 
 # The validation slice's draw is fixed, not the training seed: every run, seed and command holds out the same images.
@@ -63,40 +109,63 @@ def split_validation(data: LabeledImages, fraction: float) -> tuple[LabeledImage
         indices = np.flatnonzero(data.labels == label)
         order = np.random.default_rng([VALIDATION_SEED, int(label)]).permutation(len(indices))
         held[indices[order[: int(len(indices) * fraction)]]] = True
-    return (LabeledImages(data.images[~held], data.labels[~held]),
-            LabeledImages(data.images[held], data.labels[held]))
+    return (LabeledImages(data.images[~held], data.labels[~held], data.classes),
+            LabeledImages(data.images[held], data.labels[held], data.classes))
 
 
-def open_real_data(path: str | Path | None = None, *, download: bool = True) -> "RealData":
-    """The CIFAR-10 at `path`, else at env CIFAR_SYNTH_DATA, else in datasets/cifar10/ (downloaded if absent)."""
-    if path is None:
+def official(dataset: str | None) -> Official:
+    """The dataset `--dataset` names (None: CIFAR-10), or a `UserError` listing the names."""
+    if dataset is None:
+        return DATASETS[DEFAULT_DATASET]
+    if dataset.strip().lower() not in DATASETS:
+        raise UserError(f"unknown --dataset {dataset!r}; choose {' or '.join(DATASETS)}, or give a class-folder tree "
+                        "with --data")
+    return DATASETS[dataset.strip().lower()]
+
+
+def open_real_data(path: str | Path | None = None, *, dataset: str | None = None, download: bool = True) -> "RealData":
+    """The real data at `path`; else, without `dataset`, at env CIFAR_SYNTH_DATA; else the official copy of `dataset`
+    (default CIFAR-10) in datasets/<dataset>/, downloaded if absent. With both `path` and `dataset`, `path` must
+    hold that dataset."""
+    wanted = official(dataset)
+    if path is None and dataset is None:
         path = os.environ.get("CIFAR_SYNTH_DATA") or None
     if path is not None:
-        return _open(Path(path))
-    data = _find_in_folder(DEFAULT_DIR) if DEFAULT_DIR.is_dir() else None
+        data = _open(Path(path))
+        if dataset is not None and data.classes.dataset != wanted.layout.title:
+            raise UserError(f"{path} holds {data.classes.dataset}, not {wanted.layout.title} (--dataset {dataset}); "
+                            "leave --dataset out to use it")
+        return data
+    folder = wanted.default_dir
+    data = _find_in_folder(folder) if folder.is_dir() else None
     if data is not None:
         return data
     if not download:
-        raise UserError(f"no CIFAR-10 found in {DEFAULT_DIR}/. Run `cifar-synth data fetch`. {_LOCAL_COPY_HINT}")
-    archive, _ = fetch_official(DEFAULT_DIR)
+        raise UserError(f"no {wanted.layout.title} found in {folder}/. Run `cifar-synth data fetch"
+                        f"{'' if dataset is None else f' --dataset {dataset}'}`. {wanted.local_copy_hint}")
+    archive, _ = fetch_official(folder, dataset)
     return _open(archive)
 
 
-def fetch_official(dest_dir: str | Path = DEFAULT_DIR) -> tuple[Path, bool]:
-    """Make sure `dest_dir/cifar-10-python.tar.gz` is the verified official archive; True if it was downloaded now.
+def fetch_official(dest_dir: str | Path | None = None, dataset: str | None = None) -> tuple[Path, bool]:
+    """Make sure `dest_dir` (default datasets/<dataset>/) holds the verified official archive of `dataset` (default
+    CIFAR-10); True if it was downloaded now.
 
     Env CIFAR_SYNTH_URL overrides the address and CIFAR_SYNTH_SHA256 the expected checksum (a mirror or a test server).
     """
-    target = Path(dest_dir) / ARCHIVE_NAME
-    expected = os.environ.get("CIFAR_SYNTH_SHA256", OFFICIAL_SHA256).strip().lower()
-    if target.is_file() and sha256_file(target) == expected:
+    wanted = official(dataset)
+    target = Path(wanted.default_dir if dest_dir is None else dest_dir) / wanted.archive_name
+    override = os.environ.get("CIFAR_SYNTH_SHA256")
+    algorithm, expected = ("sha256", override.strip().lower()) if override else wanted.digest
+    if target.is_file() and file_digest(target, algorithm) == expected:
         return target, False
-    _download(os.environ.get("CIFAR_SYNTH_URL", OFFICIAL_URL), target, expected)
+    _download(os.environ.get("CIFAR_SYNTH_URL", wanted.url), target, algorithm, expected, wanted)
     return target, True
 
 
 class RealData(ABC):
-    """One CIFAR-10 source: `load` decodes a split (optionally only some classes), `describe` summarises it."""
+    """One source of real data: `classes` says its classes, `load` decodes a split (optionally only some classes),
+    `describe` summarises it."""
 
     kind: str
 
@@ -115,11 +184,18 @@ class RealData(ABC):
 
     @property
     def checksum_status(self) -> str:
-        if self.sha256 == OFFICIAL_SHA256:
-            return "official"
         if isinstance(self.storage, _Folder):
             return "unverified: content hash of a local folder"
+        known = next((known for known in DATASETS.values() if known.layout.title == self.classes.dataset), None)
+        algorithm, published = known.digest if known is not None else ("sha256", None)
+        if (self.sha256 if algorithm == "sha256" else file_digest(self.storage.path, algorithm)) == published:
+            return "official"
         return "unverified: not the official archive's checksum"
+
+    @property
+    @abstractmethod
+    def classes(self) -> Classes:
+        """The dataset's classes, in label order."""
 
     def load(self, split: str, classes: Sequence[int] | None = None) -> LabeledImages:
         """Images and labels of `split`, only of the `classes` labels if given (then only those are decoded).
@@ -128,23 +204,27 @@ class RealData(ABC):
         """
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        labels = sorted(set(range(len(CLASS_NAMES)) if classes is None else classes))
-        if any(not 0 <= label < len(CLASS_NAMES) for label in labels):
-            raise ValueError(f"class labels must be in 0..{len(CLASS_NAMES) - 1}, got {labels}")
-        return self._load(split, labels)
+        count = len(self.classes)
+        labels = sorted(set(range(count) if classes is None else classes))
+        if any(not 0 <= label < count for label in labels):
+            raise ValueError(f"class labels must be in 0..{count - 1}, got {labels}")
+        images, image_labels = self._load(split, labels)
+        return LabeledImages(images, image_labels, self.classes)
 
     def describe(self) -> dict:
-        """JSON-able summary: source, kind, sha256, checksum status and image counts per split per class."""
+        """JSON-able summary: source, kind, dataset, sha256, checksum status and image counts per split per class."""
         return {
             "source": self.source,
             "kind": self.kind,
+            "dataset": self.classes.dataset,
             "sha256": self.sha256,
             "checksum_status": self.checksum_status,
-            "counts": {split: dict(zip(CLASS_NAMES, counts)) for split, counts in self._counts().items()},
+            "counts": {split: dict(zip(self.classes.names, counts)) for split, counts in self._counts().items()},
         }
 
     @abstractmethod
-    def _load(self, split: str, labels: list[int]) -> LabeledImages: ...
+    def _load(self, split: str, labels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Images uint8 (N, 32, 32, 3) and labels int64 (N,) of `split`, of the `labels` classes only."""
 
     @abstractmethod
     def _counts(self) -> dict[str, list[int]]:
@@ -155,45 +235,85 @@ class RealData(ABC):
 
 
 class _PythonBatches(RealData):
-    """The official python version: pickled batches of 3072-byte rows, channel-major R(1024) G(1024) B(1024)."""
+    """An official python version: pickled batches of 3072-byte rows, channel-major R(1024) G(1024) B(1024)."""
+
+    def __init__(self, storage: "_Storage", layout: PickledLayout, prefix: str = ""):
+        super().__init__(storage, prefix)
+        self.layout = layout
 
     @property
     def kind(self) -> str:
-        return f"CIFAR-10 python batches ({self.storage.kind})"
+        return f"{self.layout.title} python batches ({self.storage.kind})"
+
+    @cached_property
+    def classes(self) -> Classes:
+        if self.layout.meta is None:
+            return CIFAR10
+        name = self.prefix + self.layout.meta
+        return Classes.checked(self.layout.title, _parse_meta(self.storage.read_all([name])[name],
+                                                              self.storage.locate(name), self.layout),
+                               self.storage.locate(name))
 
     def _load(self, split, labels):
         rows, row_labels = self._read_batches([split])[split]
-        if len(labels) < len(CLASS_NAMES):
+        if len(labels) < len(self.classes):
             keep = np.isin(row_labels, labels)
             rows, row_labels = rows[keep], row_labels[keep]
-        images = rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return LabeledImages(np.ascontiguousarray(images), row_labels)
+        return np.ascontiguousarray(rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)), row_labels
 
     def _counts(self):
-        return {split: np.bincount(labels, minlength=len(CLASS_NAMES)).tolist()
+        return {split: np.bincount(labels, minlength=len(self.classes)).tolist()
                 for split, (_, labels) in self._read_batches(SPLITS).items()}
 
     def _data_files(self):
-        return [self.prefix + name for name in _ALL_BATCH_FILES]
+        return [self.prefix + name for name in self.layout.all_files]
 
     def _read_batches(self, splits: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Rows and labels per split, read in one pass (an archive is decompressed once)."""
-        names = {split: [self.prefix + name for name in _BATCH_FILES[split]] for split in splits}
+        count = len(self.classes)
+        names = {split: [self.prefix + name for name in self.layout.files[split]] for split in splits}
         blobs = self.storage.read_all([name for split_names in names.values() for name in split_names])
         result = {}
         for split, split_names in names.items():
-            batches = [_parse_batch(blobs.pop(name), self.storage.locate(name)) for name in split_names]
+            batches = [_parse_batch(blobs.pop(name), self.storage.locate(name), self.layout, count)
+                       for name in split_names]
             result[split] = (np.concatenate([rows for rows, _ in batches]),
                              np.concatenate([labels for _, labels in batches]))
         return result
 
 
 class _ClassFolders(RealData):
-    """A tree `{train,test}/<class>/<image>`; files are sorted by name so every load yields the same order."""
+    """A tree `{train,test}/<class>/<image>`; files are sorted by name so every load yields the same order.
+
+    The classes are the class folders' names sorted (Python's `sorted`, by Unicode code point), so CIFAR-10's tree
+    keeps CIFAR-10's labels; train and test must have the same class folders."""
 
     @property
     def kind(self) -> str:
         return f"class-folder images ({self.storage.kind})"
+
+    @cached_property
+    def classes(self) -> Classes:
+        folders = {split: self._listing[split] for split in SPLITS}
+        for split, other in (SPLITS, SPLITS[::-1]):
+            if not folders[split]:
+                where = self.storage.locate(self.prefix + split)
+                raise UserError(f"missing split folder {where} (expected {split}/<class>/*.png|jpg|jpeg)")
+            lacking = sorted(set(folders[other]) - set(folders[split]))
+            if lacking:
+                where = self.storage.locate(f"{self.prefix}{split}/{lacking[0]}")
+                raise UserError(f"missing class folder {where} (or it holds no .png/.jpg/.jpeg images), though "
+                                f"{other}/{lacking[0]} is there: train and test need the same class folders")
+        names = sorted(folders["train"])
+        dataset = CIFAR10.dataset if tuple(names) == CIFAR10.names else self._tree_name()
+        return Classes.checked(dataset, names, self.storage.locate(self.prefix + "train"))
+
+    def _tree_name(self) -> str:
+        """What to call a tree's dataset: its folder's (or archive's) name."""
+        name = self.prefix.rstrip("/") or self.storage.path.name
+        for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
+            name = name.removesuffix(suffix)
+        return name
 
     def _load(self, split, labels):
         files = self._class_files(split)
@@ -203,7 +323,7 @@ class _ClassFolders(RealData):
         for i, (name, _) in enumerate(wanted):
             # Serial on purpose: decoding a 32×32 image is mostly Python header parsing, so threads only add overhead.
             images[i] = decode_image(blobs.pop(name), self.storage.locate(name))
-        return LabeledImages(images, np.array([label for _, label in wanted], np.int64))
+        return images, np.array([label for _, label in wanted], np.int64)
 
     def _counts(self):
         return {split: [len(names) for names in self._class_files(split)] for split in SPLITS}
@@ -223,21 +343,8 @@ class _ClassFolders(RealData):
         return listing
 
     def _class_files(self, split: str) -> list[list[str]]:
-        """Sorted image names per class in label order; a missing split or a missing or unknown class is an error."""
-        folders = self._listing[split]
-        split_dir = self.prefix + split
-        if not folders:
-            where = self.storage.locate(split_dir)
-            raise UserError(f"missing split folder {where} (expected {split}/<class>/*.png|jpg|jpeg)")
-        expected = f"expected one folder per class: {', '.join(CLASS_NAMES)}"
-        unknown = sorted(set(folders) - set(CLASS_NAMES))
-        if unknown:
-            raise UserError(f"unknown class folder {self.storage.locate(f'{split_dir}/{unknown[0]}')}; {expected}")
-        missing = [name for name in CLASS_NAMES if name not in folders]
-        if missing:
-            where = self.storage.locate(f"{split_dir}/{missing[0]}")
-            raise UserError(f"missing class folder {where} (or it holds no .png/.jpg/.jpeg images); {expected}")
-        return [sorted(folders[name]) for name in CLASS_NAMES]
+        """Sorted image names per class in label order."""
+        return [sorted(self._listing[split][name]) for name in self.classes.names]
 
 
 # --- where the files live -------------------------------------------------------------------------------------------
@@ -383,8 +490,9 @@ def _open(path: Path) -> RealData:
         data = _find_in_folder(path)
         if data is None:
             raise UserError(
-                f"{path} holds no CIFAR-10: expected {ARCHIVE_NAME}, the python batches (data_batch_1 …), "
-                f"a {BATCHES_DIR}/ folder, or a class-folder tree {_EXPECTED_TREE}"
+                f"{path} holds no CIFAR-10, CIFAR-100 or class-folder tree: expected {_ARCHIVE_NAMES}, the python "
+                f"batches (data_batch_1 …, or train, test and meta), their folder, or a class-folder tree "
+                f"{_EXPECTED_TREE}"
             )
         return data
     name = path.name.lower()
@@ -393,30 +501,33 @@ def _open(path: Path) -> RealData:
     if name.endswith((".tar.gz", ".tgz", ".tar")):
         return _find_in_archive(_Tar(path))
     raise UserError(
-        f"unsupported file {path}: expected {ARCHIVE_NAME}, a .tar.gz/.tgz/.zip of a class-folder tree, or a folder"
+        f"unsupported file {path}: expected {_ARCHIVE_NAMES}, a .tar.gz/.tgz/.zip of a class-folder tree, or a folder"
     )
 
 
 def _find_in_folder(folder: Path) -> RealData | None:
-    """The CIFAR-10 in `folder` (batches, a batches subfolder, a class-folder tree, or the archive), if any."""
-    for batches in (folder, folder / BATCHES_DIR):
-        if any((batches / name).is_file() for name in _ALL_BATCH_FILES):
-            return _PythonBatches(_Folder(batches))
+    """The real data in `folder` (python batches, their folder, a class-folder tree, or an official archive), if any."""
+    for batches in (folder, *(folder / layout.folder for layout in _LAYOUTS)):
+        for layout in _LAYOUTS:
+            if any((batches / name).is_file() for name in layout.all_files):
+                return _PythonBatches(_Folder(batches), layout)
     if any((folder / split).is_dir() for split in SPLITS):
         return _ClassFolders(_Folder(folder))
-    if (folder / ARCHIVE_NAME).is_file():
-        return _open(folder / ARCHIVE_NAME)
+    for known in DATASETS.values():
+        if (folder / known.archive_name).is_file():
+            return _open(folder / known.archive_name)
     return None
 
 
 def _find_in_archive(storage: _Archive) -> RealData:
-    """Python batches (the first batch file decides, sparing a pass over a big tar), else a class-folder tree at the
-    top or inside one top-level folder."""
+    """Python batches at the top or in one folder (the first batch file decides, sparing a pass over a big tar), else
+    a class-folder tree at the top or inside one top-level folder."""
     tree_roots = set()
     for name in storage.names():
-        if posixpath.basename(name) in _ALL_BATCH_FILES:
-            return _PythonBatches(storage, prefix=name[:name.rfind("/") + 1])
         parts = name.split("/")
+        layout = next((layout for layout in _LAYOUTS if parts[-1] in layout.all_files), None)
+        if layout is not None and len(parts) <= 2:
+            return _PythonBatches(storage, layout, prefix=name[:name.rfind("/") + 1])
         if len(parts) in (3, 4) and parts[-3] in SPLITS and is_image_name(parts[-1]):
             tree_roots.add("" if len(parts) == 3 else parts[0] + "/")
     if len(tree_roots) == 1:
@@ -425,8 +536,9 @@ def _find_in_archive(storage: _Archive) -> RealData:
         places = ", ".join(sorted(root or "./" for root in tree_roots))
         raise UserError(f"{storage.path} holds more than one class-folder tree (in {places}); keep one")
     raise UserError(
-        f"{storage.path} holds no CIFAR-10: expected the python batches (data_batch_1 …) "
-        f"or a class-folder tree {_EXPECTED_TREE}, optionally inside one top-level folder"
+        f"{storage.path} holds no CIFAR-10, CIFAR-100 or class-folder tree: expected the python batches "
+        f"(data_batch_1 …, or train, test and meta) or a class-folder tree {_EXPECTED_TREE}, optionally inside one "
+        "top-level folder"
     )
 
 
@@ -452,42 +564,56 @@ class _BatchUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _parse_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Rows uint8 (N, 3072) and labels int64 (N,) of one pickled batch."""
+def _unpickle(data: bytes, where: str, title: str):
     try:
-        batch = _BatchUnpickler(io.BytesIO(data), encoding="bytes").load()
+        return _BatchUnpickler(io.BytesIO(data), encoding="bytes").load()
     except Exception as error:  # a damaged pickle can fail in many ways; all mean the same to the user
-        raise UserError(f"{where} is not a readable CIFAR-10 batch (corrupt?): {error}") from None
+        raise UserError(f"{where} is not a readable {title} pickle (corrupt?): {error}") from None
+
+
+def _parse_batch(data: bytes, where: str, layout: PickledLayout, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows uint8 (N, 3072) and labels int64 (N,) of one pickled batch."""
+    batch = _unpickle(data, where, layout.title)
     if isinstance(batch, dict):
-        rows, labels = batch.get(b"data"), np.asarray(batch.get(b"labels", []))
+        rows, labels = batch.get(b"data"), np.asarray(batch.get(layout.labels_key, []))
         if (isinstance(rows, np.ndarray) and rows.dtype == np.uint8 and rows.ndim == 2 and rows.shape[1] == 3072
-                and labels.shape == (len(rows),) and np.isin(labels, np.arange(len(CLASS_NAMES))).all()):
+                and labels.shape == (len(rows),) and np.isin(labels, np.arange(classes)).all()):
             return rows, labels.astype(np.int64)
-    raise UserError(f"{where} is not a CIFAR-10 batch (need b'data' uint8 (N, 3072) and b'labels' in 0–9)")
+    raise UserError(f"{where} is not a {layout.title} batch (need b'data' uint8 (N, 3072) and "
+                    f"{layout.labels_key!r} in 0–{classes - 1})")
+
+
+def _parse_meta(data: bytes, where: str, layout: PickledLayout) -> list[str]:
+    """The class names a `meta` pickle lists, in label order."""
+    meta = _unpickle(data, where, layout.title)
+    names = meta.get(layout.names_key) if isinstance(meta, dict) else None
+    if not (isinstance(names, list) and all(isinstance(name, bytes) for name in names)):
+        raise UserError(f"{where} is not a {layout.title} meta file (need {layout.names_key!r}, a list of names)")
+    return [name.decode("utf-8", "replace") for name in names]
 
 
 # --- downloading -----------------------------------------------------------------------------------------------------
 
-def _download(url: str, target: Path, expected_sha256: str) -> None:
+def _download(url: str, target: Path, algorithm: str, expected: str, known: Official) -> None:
     """Stream `url` into a temporary file beside `target`, renamed to it only once the checksum matches.
 
     Whatever goes wrong (network, short read, bad checksum, Ctrl-C) the temporary file is removed, so a file at
     `target` is always complete.
     """
     with atomic_path(target) as temporary, temporary.open("wb") as file:
-        digest = _stream(url, file)
-        if digest != expected_sha256:
-            raise UserError(
-                f"download of {url} has sha256 {digest}, expected {expected_sha256}; discarded it. {_LOCAL_COPY_HINT}"
-            )
+        digest = _stream(url, file, algorithm, known)
+        if digest != expected:
+            raise UserError(f"download of {url} has {algorithm} {digest}, expected {expected}; discarded it. "
+                            f"{known.local_copy_hint}")
 
 
-def _stream(url: str, file) -> str:
-    """Copy `url` into `file` with a progress bar on stderr; returns the sha256 of what was received."""
-    digest = hashlib.sha256()
+def _stream(url: str, file, algorithm: str, known: Official) -> str:
+    """Copy `url` into `file` with a progress bar on stderr; returns the `algorithm` digest of what was received."""
+    digest = hashlib.new(algorithm)
     received = 0
+    title = known.layout.title
     progress = Progress(
-        TextColumn("[bold]downloading CIFAR-10"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TextColumn(f"[bold]downloading {title}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         TimeRemainingColumn(), console=Console(stderr=True),
     )
     try:
@@ -502,9 +628,9 @@ def _stream(url: str, file) -> str:
                 progress.update(task, completed=received)
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         reason = error.reason if type(error) is urllib.error.URLError else error
-        raise UserError(f"could not download CIFAR-10 from {url}: {reason}. {_LOCAL_COPY_HINT}") from None
+        raise UserError(f"could not download {title} from {url}: {reason}. {known.local_copy_hint}") from None
     if total is not None and received != total:
         raise UserError(
-            f"download of {url} was cut off after {received} of {total} bytes; try again. {_LOCAL_COPY_HINT}"
+            f"download of {url} was cut off after {received} of {total} bytes; try again. {known.local_copy_hint}"
         )
     return digest.hexdigest()

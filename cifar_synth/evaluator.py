@@ -22,9 +22,9 @@ import numpy as np
 
 from cifar_synth import baseline_cache
 from cifar_synth.judge_names import CNN, JUDGE_NAMES
-from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.config import MAX_SEED
+from cifar_synth.data import official
 from cifar_synth.honesty import TEST_LEAK, test_leaks, unknown_provenance
 from cifar_synth.fits import TRAIN_SETS, Fit, fit_jobs, joined, train_and_test
 from cifar_synth.images import LabeledImages, subsample_per_class
@@ -54,7 +54,8 @@ class EvaluateOptions:
     """How `evaluate_synthetic` measures a synthetic dataset; `validated()` checks it (the one place) and fills in the
     defaults.
 
-    `data_path`: the real CIFAR-10 (default: $CIFAR_SYNTH_DATA, else datasets/cifar10/). `out_dir`: default
+    `data_path` and `dataset`: the real data (`cifar_synth.data.open_real_data`: default $CIFAR_SYNTH_DATA, else
+    datasets/cifar10/), whose classes must be the synthetic data's. `out_dir`: default
     `reports/<synthetic name>`. `config`: an `EvaluatorConfig` (default: the `default` budget). `judges` names the
     classifiers trained: "cnn" (required) and optionally "resnet", the second judge, configured by `judge_config`
     (default: the budget named like `config`'s, else `default`). The real-trained baselines are cached in
@@ -79,6 +80,7 @@ class EvaluateOptions:
     judge_config: "JudgeConfig | None" = None
     executor: "ExecutorOptions | None" = None
     allow_test_leak: bool = False
+    dataset: str | None = None
 
     def validate(self) -> None:
         """Raise `UserError` naming the first option that cannot work (an unknown, repeated or missing judge, a seed
@@ -99,6 +101,7 @@ class EvaluateOptions:
             raise UserError(f"a judge is named twice in {','.join(judges)}")
         if self.executor is not None:
             self.executor.validate()
+        official(self.dataset)
 
     def validated(self, synthetic_path: str | Path) -> "EvaluateOptions":
         """These options checked, with every default filled in and the judges in report order (the CNN first)."""
@@ -120,7 +123,7 @@ class EvaluateOptions:
 
 def evaluate_synthetic(synthetic_path: str | Path, options: EvaluateOptions = EvaluateOptions(),
                        reporter: Reporter | None = None) -> Report:
-    """Evaluate the synthetic dataset at `synthetic_path` against the real CIFAR-10, as `options` say.
+    """Evaluate the synthetic dataset at `synthetic_path` against the real data of its classes, as `options` say.
 
     Writes report.json, report.md and confusion_synthetic.png to `options.out_dir` and returns the report. Training
     progress goes to `reporter`; warnings go into the report and, as they arise, to `reporter.warn`.
@@ -143,7 +146,7 @@ def evaluate_synthetic(synthetic_path: str | Path, options: EvaluateOptions = Ev
     else:
         engine = engine_for(executor)  # before any work: a missing extra or an unreachable cluster fails first
 
-    data = _load(synthetic_path, options.data_path, warnings)
+    data = _load(synthetic_path, options.data_path, options.dataset, warnings)
     timings = {"load_seconds": time.perf_counter() - started}
     training = _Training.of(data, seed, options.cache_dir, options.use_cache, reporter)
     training_started = time.perf_counter()
@@ -203,23 +206,28 @@ class _Data:
     per_class: int  # training images per class of every classifier
 
 
-def _load(synthetic_path: str | Path, data_path: str | Path | None, warning: _Warnings) -> _Data:
+def _load(synthetic_path: str | Path, data_path: str | Path | None, dataset: str | None, warning: _Warnings) -> _Data:
     from cifar_synth.data import open_real_data
     from cifar_synth.synthetic import load_synthetic
 
     synthetic = load_synthetic(synthetic_path)
-    counts = np.bincount(synthetic.labels, minlength=len(CLASS_NAMES))
-    present = [label for label in range(len(CLASS_NAMES)) if counts[label]]
-    missing = [CLASS_NAMES[label] for label in range(len(CLASS_NAMES)) if not counts[label]]
+    names = synthetic.classes.names
+    counts = np.bincount(synthetic.labels, minlength=len(names))
+    present = [label for label in range(len(names)) if counts[label]]
+    missing = [names[label] for label in range(len(names)) if not counts[label]]
     if missing:
         one = len(missing) == 1
         warning(f"the synthetic data has no images of {', '.join(missing)}: the synthetic-trained CNN never sees "
                 f"{'this class' if one else 'these classes'}, so it scores (close to) 0 on {'its' if one else 'their'} "
                 f"real test images, which counts in the CAS; the other per-class figures are given for the classes "
                 f"present only")
-    real = open_real_data(data_path)
+    real = open_real_data(data_path, dataset=dataset)
+    if not real.classes.same_as(synthetic.classes):
+        raise UserError(f"{synthetic_path} is labelled with the {len(names)} classes of {synthetic.classes.dataset}, "
+                        f"the real data ({real.source}) has the {len(real.classes)} of {real.classes.dataset}; "
+                        "evaluate it against the data its generators trained on (--data, --dataset)")
     real_train, real_test = real.load("train"), real.load("test")
-    per_class = int(min(np.bincount(real_train.labels, minlength=len(CLASS_NAMES)).min(), counts[present].min()))
+    per_class = int(min(np.bincount(real_train.labels, minlength=len(names)).min(), counts[present].min()))
     return _Data(synthetic, real, real_train, real_test, present, missing, per_class)
 
 
@@ -238,9 +246,10 @@ def _honesty(manifest: dict | None, allow_test_leak: bool, warning: _Warnings) -
 
 
 def _synthetic_provenance(synthetic_path: str | Path, data: _Data, manifest: dict | None) -> dict:
-    counts = np.bincount(data.synthetic.labels, minlength=len(CLASS_NAMES))
+    names = data.synthetic.classes.names
+    counts = np.bincount(data.synthetic.labels, minlength=len(names))
     return {"path": str(Path(synthetic_path).resolve()), "images": len(data.synthetic),
-            "counts": dict(zip(CLASS_NAMES, counts.tolist())), "missing_classes": data.missing,
+            "counts": dict(zip(names, counts.tolist())), "missing_classes": data.missing,
             "content_sha256": _content_sha256(data.synthetic), "manifest": manifest}
 
 
@@ -311,7 +320,7 @@ class _Training:
 
     def _cache_entry(self, fit: Fit) -> tuple[dict, Path]:
         key = baseline_cache.baseline_key(fit.judge, self.real.sha256, self.seed, self.per_class,
-                                          fit.config.to_dict())
+                                          fit.config.to_dict(), self.real.classes)
         return key, baseline_cache.entry_dir(self.cache_dir, fit.judge, key)
 
     def _train_as_tasks(self, fits: list[Fit], engine, executor: "ExecutorOptions", out_dir: Path) -> dict:
@@ -372,12 +381,13 @@ def _feature_figures(model, data: _Data, test_time_flip: bool, seed: int):
     _, real_features = predict(real_test.images)
     synthetic_probabilities, synthetic_features = predict(synthetic.images)
     rng = np.random.default_rng(seed)
-    per_class = {name: None for name in CLASS_NAMES}
+    names = synthetic.classes.names
+    per_class = {name: None for name in names}
     fd, kid, diversity = dict(per_class), dict(per_class), dict(per_class)
     for label in data.present:
         real_class = real_features[real_test.labels == label]
         synthetic_class = synthetic_features[synthetic.labels == label]
-        name = CLASS_NAMES[label]
+        name = names[label]
         fd[name] = frechet_distance(real_class, synthetic_class)
         kid[name] = kernel_inception_distance(real_class, synthetic_class, rng)
         real_spread = sampled_pairwise_distance(real_class, rng)
@@ -392,7 +402,7 @@ def _feature_figures(model, data: _Data, test_time_flip: bool, seed: int):
         kid={"overall": kernel_inception_distance(real_features, synthetic_features, rng), "per_class": kid})
     description = (f"mean pairwise Euclidean distance between the features of up to {DIVERSITY_SAMPLE} images of a "
                    "class; ratio = synthetic / real (well below 1: mode collapse)")
-    return (Recognizability(**accuracy_figures(synthetic_probabilities.argmax(1), synthetic.labels)), features,
+    return (Recognizability(**accuracy_figures(synthetic_probabilities.argmax(1), synthetic.labels, names)), features,
             Diversity(description=description, per_class=diversity))
 
 

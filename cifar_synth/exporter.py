@@ -33,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cifar_synth import baseline_cache
 from cifar_synth.baseline_cache import the_cached_cnn_classifier
 from cifar_synth.card import checked_license, write_card
-from cifar_synth.classes import CLASS_NAMES, SHARED_START, parse_class_names
+from cifar_synth.classes import SHARED_START, Classes
 from cifar_synth.errors import UserError
 from cifar_synth.files import clear_leftovers, sha256_file, staged_folder
 from cifar_synth.formats import FORMATS
@@ -43,7 +43,7 @@ from cifar_synth.formats.parquet import ParquetWriter
 from cifar_synth.locks import hold
 from cifar_synth.provenance import package_versions
 from cifar_synth.reporter import Reporter
-from cifar_synth.runs import GENERATOR_FILE, RunPaths, read_config, run_summary, trained_classes
+from cifar_synth.runs import GENERATOR_FILE, RunPaths, read_config, run_summary, runs_classes, trained_classes
 from cifar_synth.sampling import (LATENT_RECIPE, ClassSampler, class_sampler, generate, latent_batches, load_generator,
                                   stale_selection)
 from cifar_synth.synthetic import FORMAT_VERSION, MANIFEST
@@ -150,17 +150,17 @@ class ExportResult:
 class ClassifierFilter:
     """Keeps the images a classifier built like the evaluator's recognises as their class with enough confidence.
 
-    The classifier takes float pixels 0–255 of shape (N, 32, 32, 3) (it normalises inside), outputs 10 logits and has
-    a layer named `features`, as `cifar_synth.classifier.build_classifier` makes it.
+    The classifier takes float pixels 0–255 of shape (N, 32, 32, 3) (it normalises inside), outputs a logit per class
+    of the dataset and has a layer named `features`, as `cifar_synth.classifier.build_classifier` makes it.
     """
 
-    def __init__(self, path: Path, min_confidence: float, from_evaluator_cache: bool = False):
+    def __init__(self, path: Path, min_confidence: float, num_classes: int, from_evaluator_cache: bool = False):
         from cifar_synth.classifier import load_classifier, make_predictor
 
         self.path = path
         self.min_confidence = min_confidence
         self.from_evaluator_cache = from_evaluator_cache
-        self.model = load_classifier(path)
+        self.model = load_classifier(path, num_classes)
         self.sha256 = sha256_file(path)
         self.predict = make_predictor(self.model, test_time_flip=True)
 
@@ -195,15 +195,16 @@ def export_dataset(options: ExportOptions = ExportOptions(), reporter: Reporter 
     """
     options = options.validated()
     reporter = reporter or Reporter()
-    classes = _resolve_classes(options.runs_dir, options.classes)
+    dataset = runs_classes(options.runs_dir)
+    classes = _resolve_classes(options.runs_dir, dataset, options.classes)
     out = options.out
     with hold(out, "export target"):
         _report_leftovers(out, clear_leftovers(out, MANIFEST), reporter)
         _check_target(out, options.overwrite)
-        image_filter = _make_filter(options, classes)
+        image_filter = _make_filter(options, dataset, classes)
         try:
             with staged_folder(out) as staging:
-                manifest, samples = _write(staging, out.name, classes, options, image_filter, reporter)
+                manifest, samples = _write(staging, out.name, dataset, classes, options, image_filter, reporter)
                 write_card(staging, manifest, samples)
                 (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # last: marks it whole
         except OSError as error:  # disk full, read-only file system: the user's to fix
@@ -225,7 +226,7 @@ def _kept(out: Path, overwrite: bool) -> str:
     return f"the existing export at {out} is unchanged" if overwrite and out.exists() else "nothing was written"
 
 
-def _resolve_classes(runs_dir: Path, requested) -> list[str]:
+def _resolve_classes(runs_dir: Path, dataset: Classes, requested) -> list[str]:
     if not requested:
         classes = trained_classes(runs_dir)
         if not classes:
@@ -234,7 +235,7 @@ def _resolve_classes(runs_dir: Path, requested) -> list[str]:
                 "train one with `cifar-synth train` or pass --runs"
             )
         return classes
-    classes = parse_class_names(list(requested))
+    classes = dataset.parse(list(requested))
     missing = [name for name in classes if not (runs_dir / name / GENERATOR_FILE).is_file()]
     if missing:
         paths = ", ".join(str(runs_dir / name / GENERATOR_FILE) for name in missing)
@@ -242,12 +243,12 @@ def _resolve_classes(runs_dir: Path, requested) -> list[str]:
     return classes
 
 
-def _make_filter(options: ExportOptions, classes: list[str]) -> ClassifierFilter | None:
+def _make_filter(options: ExportOptions, dataset: Classes, classes: list[str]) -> ClassifierFilter | None:
     if options.filter_by != "classifier":
         return None
     if options.classifier is None:
         classifier = the_cached_cnn_classifier(_trained_on(options.runs_dir, classes))
-        return ClassifierFilter(classifier, options.min_confidence, from_evaluator_cache=True)
+        return ClassifierFilter(classifier, options.min_confidence, len(dataset), from_evaluator_cache=True)
     # A file named by the user counts as the evaluator's only when it is a cache entry trained on the same data.
     known = False
     if (sha256 := baseline_cache.trained_on(options.classifier)) is not None:
@@ -255,7 +256,7 @@ def _make_filter(options: ExportOptions, classes: list[str]) -> ClassifierFilter
             known = sha256 == _trained_on(options.runs_dir, classes)
         except UserError:  # runs that do not record their data: the match cannot be shown
             pass
-    return ClassifierFilter(options.classifier, options.min_confidence, from_evaluator_cache=known)
+    return ClassifierFilter(options.classifier, options.min_confidence, len(dataset), from_evaluator_cache=known)
 
 
 def _trained_on(runs_dir: Path, classes: list[str]) -> str:
@@ -282,20 +283,20 @@ def _check_target(out: Path, overwrite: bool) -> None:
 
 # --- generating, encoding and writing -------------------------------------------------------------------------------
 
-def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
+def _write(staging: Path, name: str, dataset: Classes, classes: list[str], options: ExportOptions,
            image_filter: ClassifierFilter | None, reporter: Reporter) -> tuple[dict, list[np.ndarray]]:
     """Write every format into `staging`; the manifest and the first images of each class (for the sample sheet)."""
     total = options.count * len(classes)
     class_entries, samples = [], []
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(FORMATS[fmt].writer(staging, total)) for fmt in options.formats]
+        writers = [stack.enter_context(FORMATS[fmt].writer(staging, total, dataset)) for fmt in options.formats]
         encoders = stack.enter_context(_encoders()) if any(writer.needs_png for writer in writers) else None
         progress = stack.enter_context(_progress(reporter))
         task = progress.add_task("exporting", total=total)
         if image_filter is not None:
             reporter.info(f"Filtering with {image_filter}")
         for class_name in classes:
-            label = CLASS_NAMES.index(class_name)
+            label = dataset.label(class_name)
             sampler = class_sampler(options.runs_dir / class_name, options.use_selection)
             if stale_selection(options.runs_dir / class_name, sampler):
                 reporter.warn(f"{class_name}: its selection.json predates its last training; exporting the final "
@@ -304,14 +305,15 @@ def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
             generator, latent_dim = load_generator(sampler.path)
             progress.update(task, description=class_name)
             decisions, class_samples = [], []
-            batches = _class_batches(label, generator, sampler, latent_dim, options, image_filter, decisions)
+            batches = _class_batches(label, class_name, generator, sampler, latent_dim, options, image_filter,
+                                     decisions)
             for batch in _encoded(batches, encoders):
                 for writer in writers:
                     writer.write(batch)
                 class_samples.append(batch.images[:SAMPLES_PER_CLASS])
                 progress.advance(task, len(batch.names))
             del generator  # one generator in memory at a time
-            class_entries.append(_class_entry(class_name, sampler, latent_dim, options, image_filter,
+            class_entries.append(_class_entry(class_name, label, sampler, latent_dim, options, image_filter,
                                               decisions))  # first: it fails on a class the filter left short
             samples.append(np.concatenate(class_samples)[:SAMPLES_PER_CLASS])
         files = [entry for writer in writers for entry in writer.finish()]
@@ -324,6 +326,7 @@ def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
         "batch_size": options.batch_size,
         "latents": LATENT_RECIPE if image_filter is None else FILTERED_LATENT_RECIPE,
         "filter": {"method": "none"} if image_filter is None else image_filter.describe(),
+        "dataset": dataset.to_record(),
         "classes": class_entries,
         "formats": list(options.formats),
         "files": files,
@@ -334,8 +337,9 @@ def _write(staging: Path, name: str, classes: list[str], options: ExportOptions,
     return portable(manifest, options.runs_dir), samples
 
 
-def _class_batches(label: int, generator, sampler: ClassSampler, latent_dim: int, options: ExportOptions,
-                   image_filter: ClassifierFilter | None, decisions: list[np.ndarray]) -> Iterator[Batch]:
+def _class_batches(label: int, class_name: str, generator, sampler: ClassSampler, latent_dim: int,
+                   options: ExportOptions, image_filter: ClassifierFilter | None,
+                   decisions: list[np.ndarray]) -> Iterator[Batch]:
     """The class's images in order, one generator batch at a time (kept ones only); appends each accept mask to
     `decisions`."""
     count = options.count
@@ -353,7 +357,7 @@ def _class_batches(label: int, generator, sampler: ClassSampler, latent_dim: int
         images = images[:len(keep)][keep]
         if len(images):
             names = [f"{index:0{width}d}.png" for index in range(written, written + len(images))]
-            yield Batch(label, images, names, pngs=None)
+            yield Batch(label, class_name, images, names, pngs=None)
             written += len(images)
         if written == count:
             return
@@ -403,7 +407,7 @@ def _exit_when_orphaned(parent: int) -> None:
     os._exit(1)
 
 
-def _class_entry(class_name: str, sampler: ClassSampler, latent_dim: int, options: ExportOptions,
+def _class_entry(class_name: str, label: int, sampler: ClassSampler, latent_dim: int, options: ExportOptions,
                  image_filter: ClassifierFilter | None, decisions: list[np.ndarray]) -> dict:
     """The manifest's entry of a class: its generator, how it was trained (the run's config.json, how far it trained
     and the run it started from) and, when filtered, the filter's decisions."""
@@ -411,7 +415,7 @@ def _class_entry(class_name: str, sampler: ClassSampler, latent_dim: int, option
     config = _read_run_config(paths)
     summary = run_summary(paths.root)
     entry = {
-        "name": class_name, "label": CLASS_NAMES.index(class_name), "count": options.count, "latent_dim": latent_dim,
+        "name": class_name, "label": label, "count": options.count, "latent_dim": latent_dim,
         "generator": sampler.describe(options.runs_dir),
         "run_config": config,
         "trained": None if summary is None else {"steps": summary.steps, "images_seen": summary.images_seen,

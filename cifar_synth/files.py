@@ -88,7 +88,12 @@ def make_temp_dir(parent: str | Path, prefix: str) -> Path:
 
 
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
+    return file_digest(path, "sha256")
+
+
+def file_digest(path: str | Path, algorithm: str) -> str:
+    """The hex digest of a file's bytes by a hashlib `algorithm` (sha256, or md5 where a publisher gives only it)."""
+    digest = hashlib.new(algorithm)
     try:
         with open(path, "rb") as file:
             while chunk := file.read(_CHUNK_BYTES):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar_synth.classes import Classes
 from cifar_synth.judge_names import CNN
 from cifar_synth.executors.job import Job
 from cifar_synth.files import atomic_path
@@ -49,15 +50,15 @@ def train_and_test(fit: Fit, data: LabeledImages, test: LabeledImages, seed: int
     model = JUDGES[fit.judge].train(data, fit.config, seed, title=fit.title, reporter=reporter)
     seconds = time.perf_counter() - started
     probabilities, _ = make_predictor(model, fit.config.test_time_flip)(test.images)
-    return model, ClassifierResult(**accuracy_figures(probabilities.argmax(1), test.labels), train_images=len(data),
-                                   train_seconds=seconds)
+    return model, ClassifierResult(**accuracy_figures(probabilities.argmax(1), test.labels, test.classes.names),
+                                   train_images=len(data), train_seconds=seconds)
 
 
 def joined(parts: list[LabeledImages]) -> LabeledImages:
     if len(parts) == 1:
         return parts[0]
     return LabeledImages(np.concatenate([part.images for part in parts]),
-                         np.concatenate([part.labels for part in parts]))
+                         np.concatenate([part.labels for part in parts]), parts[0].classes)
 
 
 def fit_jobs(fits: list[Fit], parts: Callable[[str], list[LabeledImages]], test: LabeledImages, work: Path,
@@ -119,10 +120,12 @@ class FitJob(Job):
 
 def _write_images(path: Path, data: LabeledImages) -> Path:
     with atomic_path(path) as temp:
-        np.savez(temp, images=data.images, labels=data.labels)
+        np.savez(temp, images=data.images, labels=data.labels, class_names=np.array(data.classes.names),
+                 dataset=np.array(data.classes.dataset))
     return path
 
 
 def _read_images(path: Path) -> LabeledImages:
     with np.load(path) as arrays:
-        return LabeledImages(arrays["images"], arrays["labels"])
+        classes = Classes(str(arrays["dataset"]), tuple(str(name) for name in arrays["class_names"]))
+        return LabeledImages(arrays["images"], arrays["labels"], classes)

@@ -7,9 +7,9 @@ switched off and measured):
   memorise 5000 images; its gradients still reach G because every augmentation is differentiable.
 - An exponential moving average of G's weights, used for sampling: it averages out the oscillation of
   adversarial training at no extra training cost.
-- Optional classifier guidance: a frozen CNN trained on real images of all ten classes scores a quarter of each
+- Optional classifier guidance: a frozen CNN trained on real images of all classes scores a quarter of each
   fake batch, and G is also trained toward that CNN's verdict "this is my class". A per-class GAN otherwise never
-  learns what tells its class apart from the nine others, only what its own real images look like.
+  learns what tells its class apart from the others, only what its own real images look like.
 """
 
 import keras

@@ -4,15 +4,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cifar_synth.classes import CIFAR10, Classes
+
 IMAGE_SHAPE = (32, 32, 3)
 
 
 @dataclass(frozen=True)
 class LabeledImages:
-    """Images as uint8 (N, 32, 32, 3) and labels as int64 (N,) in CIFAR-10 order (0 = airplane … 9 = truck)."""
+    """Images as uint8 (N, 32, 32, 3) and labels as int64 (N,): label i is `classes.names[i]`."""
 
     images: np.ndarray
     labels: np.ndarray
+    classes: Classes = CIFAR10
 
     def __post_init__(self):
         if self.images.dtype != np.uint8 or self.images.shape[1:] != IMAGE_SHAPE:
@@ -36,7 +39,7 @@ def subsample_per_class(data: LabeledImages, per_class: int, seed: int) -> Label
         indices = np.flatnonzero(data.labels == label)
         keep.append(np.sort(rng.choice(indices, min(per_class, len(indices)), replace=False)))
     keep = np.concatenate(keep)
-    return LabeledImages(data.images[keep], data.labels[keep])
+    return LabeledImages(data.images[keep], data.labels[keep], data.classes)
 
 
 def to_unit_range(images: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import tensorflow as tf
 from keras import layers
 
 from cifar_synth.judge_names import CNN, RESNET
-from cifar_synth.classifier import (FEATURE_LAYER, NUM_CLASSES, PIXEL_MEAN, PIXEL_STD, BudgetedConfig,
+from cifar_synth.classifier import (FEATURE_LAYER, PIXEL_MEAN, PIXEL_STD, BudgetedConfig,
                                    EvaluatorConfig, bn_relu, fit_fresh, train_classifier)
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 from cifar_synth.reporter import Reporter
@@ -52,8 +52,9 @@ class JudgeConfig(BudgetedConfig):
     WIDTHS = "three positive integers (one per stage)"
 
 
-def build_judge(config: JudgeConfig) -> keras.Model:
-    """Input: float32 pixels in [0, 255], (N, 32, 32, 3). Output: logits (N, 10); layer `features` is the pooling."""
+def build_judge(config: JudgeConfig, num_classes: int) -> keras.Model:
+    """Input: float32 pixels in [0, 255], (N, 32, 32, 3). Output: logits (N, num_classes); layer `features` is the
+    pooling."""
     pixels = keras.Input(IMAGE_SHAPE, name="pixels")
     x = layers.Normalization(mean=PIXEL_MEAN, variance=[s * s for s in PIXEL_STD])(pixels)
     x = layers.Conv2D(config.widths[0], 3, padding="same", use_bias=False)(x)
@@ -62,7 +63,7 @@ def build_judge(config: JudgeConfig) -> keras.Model:
             x = _preact_block(x, width, stride=2 if stage > 0 and block == 0 else 1)
     x = bn_relu(x)
     features = layers.GlobalAveragePooling2D(name=FEATURE_LAYER)(x)
-    logits = layers.Dense(NUM_CLASSES, name="logits")(features)
+    logits = layers.Dense(num_classes, name="logits")(features)
     return keras.Model(pixels, logits, name="cifar_synth_resnet_judge")
 
 

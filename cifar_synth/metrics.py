@@ -3,8 +3,6 @@ numpy arrays: no TensorFlow."""
 
 import numpy as np
 
-from cifar_synth.classes import CLASS_NAMES
-
 _KID_SUBSETS, _KID_SUBSET_SIZE = 50, 1000
 DIVERSITY_SAMPLE = 500  # items for a sampled mean pairwise distance (O(n²))
 
@@ -62,14 +60,15 @@ def sampled_pairwise_distance(features: np.ndarray, rng: np.random.Generator) ->
     return mean_pairwise_distance(features)
 
 
-def accuracy_figures(predicted: np.ndarray, labels: np.ndarray) -> dict:
-    """Overall and per-class accuracy, and the confusion matrix (rows: true class, columns: predicted)."""
-    confusion = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), np.int64)
+def accuracy_figures(predicted: np.ndarray, labels: np.ndarray, class_names) -> dict:
+    """Overall and per-class (`class_names`, in label order) accuracy, and the confusion matrix (rows: true class,
+    columns: predicted)."""
+    confusion = np.zeros((len(class_names), len(class_names)), np.int64)
     np.add.at(confusion, (labels, predicted), 1)
     totals = confusion.sum(1)
     return {
         "accuracy": float(np.trace(confusion) / max(totals.sum(), 1)),
         "per_class_accuracy": {name: float(confusion[i, i] / totals[i]) if totals[i] else None
-                               for i, name in enumerate(CLASS_NAMES)},
+                               for i, name in enumerate(class_names)},
         "confusion": confusion.tolist(),
     }

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path, write_json_atomic
 
 REPORT_JSON, REPORT_MD, CONFUSION_PNG = "report.json", "report.md", "confusion_synthetic.png"
 REPORT_VERSION = 1
+# With more classes than this, the terminal and report.md's summary name only the lowest and highest classes.
+FULL_TABLE_CLASSES = 20
+RANKED_CLASSES = 5  # how many lowest and highest
 NOT_INCEPTION_FID = (
     "Fréchet distance and KID here are computed in the penultimate-layer features of this report's real-trained "
     "CNN, not in Inception-v3 features: they are not Inception FID and not comparable with published FID or KID "
@@ -164,12 +166,26 @@ class Report(_Record):
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             with atomic_path(out_dir / CONFUSION_PNG) as temp:
-                _confusion_picture(np.array(self.classifiers["synthetic"].confusion), temp)
+                _confusion_picture(np.array(self.classifiers["synthetic"].confusion), self.class_names, temp)
             with atomic_path(out_dir / REPORT_MD) as temp:
                 temp.write_text(render_markdown(self))
             write_json_atomic(out_dir / REPORT_JSON, self.to_dict())
         except OSError as error:
             raise UserError(f"cannot write the report to {out_dir}: {error}") from None
+
+    @property
+    def class_names(self) -> list[str]:
+        """The dataset's classes, in label order."""
+        return list(self.recognizability.per_class_accuracy)
+
+    def ranked_classes(self) -> list[str] | None:
+        """With many classes, the `RANKED_CLASSES` lowest then highest by the synthetic-trained CNN's accuracy (a
+        class without a figure counts as lowest); None when every class fits a table."""
+        if len(self.class_names) <= FULL_TABLE_CLASSES:
+            return None
+        accuracy = self.classifiers["synthetic"].per_class_accuracy
+        ranked = sorted(self.class_names, key=lambda name: -1 if accuracy[name] is None else accuracy[name])
+        return ranked[:RANKED_CLASSES] + ranked[-RANKED_CLASSES:]
 
     def trained_columns(self) -> list[tuple[str, ClassifierResult]]:
         """(title, result) of every trained classifier, the bundled CNN's first, then the second judges'."""
@@ -247,10 +263,11 @@ def _per_class_table(report: Report) -> list[str]:
         "recognizability, Fréchet distance, KID and diversity of the synthetic images of each class (diversity "
         "ratio = synthetic / real mean pairwise feature distance; well below 1 means mode collapse).",
         "",
+        *_ranked_text(report),
         "| class | " + " | ".join(title for title, _ in columns) + " | recognizability | FD | KID | diversity ratio |",
         "|---" * (len(columns) + 5) + "|",
     ]
-    for name in CLASS_NAMES:
+    for name in report.class_names:
         accuracies = " | ".join(percent(result.per_class_accuracy[name]) for _, result in columns)
         ratio = diversity[name]["ratio"] if diversity[name] else None
         lines.append(
@@ -258,6 +275,20 @@ def _per_class_table(report: Report) -> list[str]:
             f"{number(features.frechet_distance['per_class'][name])} | "
             f"{kid_cell(features.kid['per_class'][name])} | {number(ratio)} |")
     return [*lines, ""]
+
+
+def _ranked_text(report: Report) -> list[str]:
+    """With many classes, a line naming the lowest and highest ones above the full table."""
+    ranked = report.ranked_classes()
+    if ranked is None:
+        return []
+    accuracy = report.classifiers["synthetic"].per_class_accuracy
+
+    def named(names: list[str]) -> str:
+        return ", ".join(f"{name} {percent(accuracy[name])}" for name in names)
+
+    return [f"{len(report.class_names)} classes; by synthetic-trained accuracy the lowest are "
+            f"{named(ranked[:RANKED_CLASSES])}, the highest {named(ranked[RANKED_CLASSES:])}.", ""]
 
 
 def _warnings(report: Report) -> list[str]:
@@ -272,21 +303,26 @@ def _provenance(report: Report) -> list[str]:
             "- Every figure, the configuration and the data checksums are in `report.json`.", ""]
 
 
-def _confusion_picture(confusion: np.ndarray, path: Path) -> None:
+def _confusion_picture(confusion: np.ndarray, class_names: list[str], path: Path) -> None:
     # The object-oriented Agg canvas, not pyplot: no global backend switch, no display needed.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     rows = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
-    figure = Figure(figsize=(7.5, 6.5), layout="constrained")
+    many = len(class_names) > FULL_TABLE_CLASSES
+    # Many classes: a larger figure with small labels and no numbers in the cells, which would not fit.
+    figure = Figure(figsize=(16, 15) if many else (7.5, 6.5), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     image = axes.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    for (i, j), value in np.ndenumerate(rows):
-        axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                  color="white" if value > 0.5 else "black")
-    axes.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
-    axes.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    if not many:
+        for (i, j), value in np.ndenumerate(rows):
+            axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                      color="white" if value > 0.5 else "black")
+    font = 5 if many else None
+    axes.set_xticks(range(len(class_names)), class_names, rotation=90 if many else 45, ha="center" if many else "right",
+                    fontsize=font)
+    axes.set_yticks(range(len(class_names)), class_names, fontsize=font)
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class (real test images)")
     axes.set_title("Synthetic-trained CNN on real test images (row-normalised)")

@@ -12,6 +12,7 @@ runs/<class>/
     history.csv, losses.png per-epoch losses, D's outputs, seconds and sample diversity
     tb/                     TensorBoard logs (with --tensorboard)
 runs/.<class>.lock(.json)   held while a process trains the class (cifar_synth.locks)
+runs/dataset.json           the dataset whose classes the runs are (`Classes.to_record`); none means CIFAR-10
 
 The resume record names the epoch, the images seen, the weights file, the generator it wrote and the state of the
 latents' and augmentations' random stream. A run resumes from it and first trims everything else to it
@@ -28,12 +29,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10, Classes, classes_of
 from cifar_synth.errors import UserError
-from cifar_synth.files import atomic_path
+from cifar_synth.files import atomic_path, write_json_atomic
 
 GENERATOR_FILE = "generator.keras"
 CONFIG_FILE = "config.json"
+DATASET_FILE = "dataset.json"
 HISTORY_COLUMNS = ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_seen",
                    "diversity", "diversity_ratio")
 
@@ -210,4 +212,31 @@ def run_summary(run_dir: str | Path) -> RunSummary | None:
 
 def trained_classes(runs_dir: str | Path) -> list[str]:
     """Classes, in label order, that have `runs_dir/<class>/generator.keras`."""
-    return [name for name in CLASS_NAMES if RunPaths(Path(runs_dir) / name).generator.is_file()]
+    return [name for name in runs_classes(runs_dir).names if RunPaths(Path(runs_dir) / name).generator.is_file()]
+
+
+def runs_classes(runs_dir: str | Path) -> Classes:
+    """The classes of the dataset the runs in `runs_dir` belong to: its dataset.json, else CIFAR-10's."""
+    path = Path(runs_dir) / DATASET_FILE
+    if not path.is_file():
+        return CIFAR10
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path} is not readable JSON: {error}") from None
+    return classes_of(record, str(path))
+
+
+def claim_runs(runs_dir: str | Path, classes: Classes) -> None:
+    """Make `runs_dir` the runs folder of `classes`' dataset, recording it there (CIFAR-10 needs no record, as before
+    records); one `UserError` when the folder already belongs to another dataset's runs."""
+    runs_dir = Path(runs_dir)
+    recorded = (runs_dir / DATASET_FILE).is_file()
+    current = runs_classes(runs_dir)
+    holds_runs = runs_dir.is_dir() and any(RunPaths(child).config.is_file() for child in runs_dir.iterdir())
+    if (recorded or holds_runs) and not current.same_as(classes):
+        raise UserError(f"{runs_dir} holds runs of {current.dataset} ({len(current)} classes), not of "
+                        f"{classes.dataset} ({len(classes)} classes): give each dataset its own --runs folder")
+    if not recorded and not classes.same_as(CIFAR10):
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(runs_dir / DATASET_FILE, classes.to_record())

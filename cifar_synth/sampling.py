@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.errors import UserError
 from cifar_synth.images import IMAGE_SHAPE, to_uint8
-from cifar_synth.runs import RunPaths, read_record
+from cifar_synth.runs import RunPaths, read_record, runs_classes
 
 LATENT_RECIPE = (
     "latents of class `label` = numpy.random.default_rng([seed, label]).standard_normal((count, latent_dim), "
@@ -96,5 +95,6 @@ def first_images(runs_dir: Path, class_name: str, count: int, seed: int = 0) -> 
     """The first `count` images an unfiltered export with `seed` holds for the class (uint8)."""
     sampler = class_sampler(Path(runs_dir) / class_name)
     generator, latent_dim = load_generator(sampler.path)
-    latents = next(latent_batches(seed, CLASS_NAMES.index(class_name), count, latent_dim, count, sampler.latent_std))
+    label = runs_classes(runs_dir).label(class_name)
+    latents = next(latent_batches(seed, label, count, latent_dim, count, sampler.latent_std))
     return generate(generator, latents, sampler.path)

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_synth.classes import CLASS_NAMES, SHARED_START, parse_class_names
+from cifar_synth.classes import SHARED_START
+from cifar_synth.data import official
 from cifar_synth.errors import UserError
 from cifar_synth.files import write_json_atomic
 from cifar_synth.reporter import Reporter
-from cifar_synth.runs import RunPaths, read_config, read_record, trained_classes
+from cifar_synth.runs import RunPaths, read_config, read_record, runs_classes, trained_classes
 
 DEFAULT_LATENT_STDS = (1.0, 1.25, 1.5)
 CRITERION = ("lowest Fréchet distance between the candidate's samples and the class's validation slice, in the "
@@ -36,6 +37,7 @@ class SelectOptions:
     latent_stds: tuple[float, ...] = DEFAULT_LATENT_STDS
     budget: str = "quick"  # of the judge CNN (EvaluatorConfig.budget)
     seed: int = 0
+    dataset: str | None = None  # with data_path: `cifar_synth.data.open_real_data`
 
     def validate(self) -> None:
         if self.samples < 2:
@@ -44,6 +46,7 @@ class SelectOptions:
             raise UserError(f"--latent-std values must be in (0, 10], got {list(self.latent_stds)}")
         if self.seed < 0:
             raise UserError(f"--seed must be 0 or more, got {self.seed}")
+        official(self.dataset)
 
 
 def select_snapshots(options: SelectOptions, reporter: Reporter | None = None) -> dict[str, dict]:
@@ -54,10 +57,15 @@ def select_snapshots(options: SelectOptions, reporter: Reporter | None = None) -
     options.validate()
     reporter = reporter or Reporter()
     runs_dir = Path(options.runs_dir)
-    classes = list(parse_class_names(list(options.classes))) if options.classes else trained_classes(runs_dir)
+    runs_dataset = runs_classes(runs_dir)
+    classes = runs_dataset.parse(list(options.classes)) if options.classes else trained_classes(runs_dir)
     if not classes:
         raise UserError(f"no trained generators in {runs_dir}; train some with `cifar-synth train`")
-    data = open_real_data(options.data_path)
+    data = open_real_data(options.data_path, dataset=options.dataset)
+    if not data.classes.same_as(runs_dataset):
+        raise UserError(f"the runs in {runs_dir} are of the {len(runs_dataset)} classes of {runs_dataset.dataset}, the "
+                        f"real data ({data.source}) has the {len(data.classes)} of {data.classes.dataset}; select "
+                        "with the data they trained on")
     fraction = _validation_fraction(runs_dir, classes, data.sha256)
     training, validation = split_validation(data.load("train"), fraction)  # the test split is never read
     judge_config = EvaluatorConfig.budget(options.budget)
@@ -99,7 +107,7 @@ def _judge(runs_dir: Path, training, config, sha256: str, fraction: float, seed:
     name = f"judge-{_digest(key)}"
     model_path, key_path = folder / f"{name}.keras", folder / f"{name}.json"
     if model_path.is_file() and key_path.is_file():
-        return load_classifier(model_path)
+        return load_classifier(model_path, len(training.classes))
     folder.mkdir(parents=True, exist_ok=True)
     reporter.info(f"training the selection judge (the {config.budget_name} CNN) on {len(training):,} training "
                   "images, the validation slice held out")
@@ -124,7 +132,7 @@ def _select_class(runs_dir: Path, class_name: str, validation, judge, judge_conf
     paths = RunPaths(runs_dir / class_name)
     if class_name == SHARED_START:
         raise UserError("the shared start has no class to select for")
-    label = CLASS_NAMES.index(class_name)
+    label = validation.classes.label(class_name)
     record = read_record(paths.root)
     steps = paths.snapshot_steps()
     if not steps or record is None:

@@ -10,7 +10,7 @@ from cifar_synth.files import atomic_path
 
 SCALE = 2  # 32×32 images are too small to judge at 1:1
 GAP = 2
-LABEL_WIDTH = 96
+LABEL_WIDTH = 96  # at least: wider when a class name needs it
 FONT_SIZE = 14
 
 
@@ -18,16 +18,26 @@ def sample_sheet(rows: Sequence[tuple[str, np.ndarray]]) -> Image.Image:
     """An RGB image with one row per (class name, uint8 images (N, 32, 32, 3)): the name, then the images."""
     side = 32 * SCALE
     columns = max(len(images) for _, images in rows)
-    sheet = Image.new("RGB", (LABEL_WIDTH + columns * (side + GAP), len(rows) * (side + GAP) + GAP), "white")
+    font = _font([name for name, _ in rows])
+    label_width = max(LABEL_WIDTH, *(int(font.getlength(name)) + 12 for name, _ in rows))
+    sheet = Image.new("RGB", (label_width + columns * (side + GAP), len(rows) * (side + GAP) + GAP), "white")
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=FONT_SIZE)
     for row, (name, images) in enumerate(rows):
         top = GAP + row * (side + GAP)
         draw.text((6, top + side // 2), name, fill="black", font=font, anchor="lm")
         for column, image in enumerate(images):
             tile = Image.fromarray(image).resize((side, side), Image.Resampling.NEAREST)
-            sheet.paste(tile, (LABEL_WIDTH + column * (side + GAP), top))
+            sheet.paste(tile, (label_width + column * (side + GAP), top))
     return sheet
+
+
+def _font(names: list[str]) -> ImageFont.FreeTypeFont:
+    """Pillow's default font, which has ASCII glyphs only; for other letters (`Ñandú`) matplotlib's DejaVu Sans."""
+    if all(name.isascii() for name in names):
+        return ImageFont.load_default(size=FONT_SIZE)
+    import matplotlib  # a dependency already (the report's confusion picture); only its data path is needed
+
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), FONT_SIZE)
 
 
 def save_sample_sheet(path: str | Path, rows: Sequence[tuple[str, np.ndarray]]) -> Path:
@@ -37,19 +47,22 @@ def save_sample_sheet(path: str | Path, rows: Sequence[tuple[str, np.ndarray]]) 
     return Path(path)
 
 
-def sample_rows(source: str | Path, per_class: int = 10, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+def sample_rows(source: str | Path, per_class: int = 10, seed: int = 0,
+                classes: Sequence[str] = ()) -> list[tuple[str, np.ndarray]]:
     """(class name, images) rows from a runs directory (its generators draw the export's first images for `seed`)
-    or from anything `load_synthetic` reads (an export, a data file, a class-folder tree: its first images)."""
-    from cifar_synth.classes import CLASS_NAMES
-    from cifar_synth.runs import trained_classes
+    or from anything `load_synthetic` reads (an export, a data file, a class-folder tree: its first images); only
+    of the `classes` (`--class` values) if any are given."""
+    from cifar_synth.runs import runs_classes, trained_classes
     from cifar_synth.sampling import first_images
     from cifar_synth.synthetic import load_synthetic
 
     source = Path(source)
-    classes = trained_classes(source) if source.is_dir() else []
-    if classes:
-        return [(name, first_images(source, name, per_class, seed)) for name in classes]
+    trained = trained_classes(source) if source.is_dir() else []
+    if trained:
+        wanted = runs_classes(source).parse(list(classes)) if classes else trained
+        return [(name, first_images(source, name, per_class, seed)) for name in trained if name in wanted]
 
     data = load_synthetic(source)
-    return [(name, data.of_class(label)[:per_class]) for label, name in enumerate(CLASS_NAMES)
-            if (data.labels == label).any()]
+    wanted = data.classes.parse(list(classes)) if classes else data.classes.names
+    return [(name, data.of_class(label)[:per_class]) for label, name in enumerate(data.classes.names)
+            if name in wanted and (data.labels == label).any()]

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from cifar_synth.classes import CLASS_NAMES, SHARED_START
+from cifar_synth.classes import CIFAR10, SHARED_START, Classes
 from cifar_synth.config import MAX_SEED, NO_INIT, GANConfig, TrainOptions
 from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path, cannot_write, sha256_file, write_json_atomic
@@ -26,8 +26,8 @@ from cifar_synth.locks import hold
 from cifar_synth.metrics import mean_pairwise_distance
 from cifar_synth.progress import RichProgress
 from cifar_synth.reporter import Reporter
-from cifar_synth.runs import (HISTORY_COLUMNS, ResumeRecord, RunPaths, plot_losses, read_config, read_history,
-                              read_record, run_summary, trim_to_record, write_history)
+from cifar_synth.runs import (HISTORY_COLUMNS, ResumeRecord, RunPaths, claim_runs, plot_losses, read_config,
+                              read_history, read_record, run_summary, trim_to_record, write_history)
 from cifar_synth.provenance import package_versions
 
 if TYPE_CHECKING:
@@ -52,12 +52,13 @@ class RunResult:
 
 def train_classes(class_names: list[str], gan_config: GANConfig, options: TrainOptions,
                   data_path: str | Path | None, runs_dir: str | Path,
-                  reporter: Reporter | None = None) -> list[RunResult]:
-    """Train each class in turn, the shared start first where the recipe needs it (`plan_runs`); every class is
-    an independent job with its own run directory."""
+                  reporter: Reporter | None = None, dataset: str | None = None) -> list[RunResult]:
+    """Train each of `class_names` (`--class` values) of the real data (`data_path`, `dataset`: `open_real_data`)
+    in turn, the shared start first where the recipe needs it (`plan_runs`); every class is an independent job with
+    its own run directory."""
     reporter = reporter or Reporter()
     gan_config.validate()
-    data = open_training_data(data_path, options, reporter)
+    data, class_names = open_training_data(class_names, data_path, dataset, options, runs_dir, reporter)
     return [train_class_from(data, class_name, gan_config, run_options, runs_dir, reporter)
             for class_name, run_options in plan_runs(class_names, options, runs_dir, reporter)]
 
@@ -82,15 +83,19 @@ def plan_runs(class_names: list[str], options: TrainOptions, runs_dir: str | Pat
     return [(SHARED_START, replace(options, fresh=False)), *plan]
 
 
-def open_training_data(data_path: str | Path | None, options: TrainOptions, reporter: Reporter) -> "RealData":
-    """The real CIFAR-10 to train on (downloaded if need be), with a warning when the test split is included."""
+def open_training_data(requested: list[str], data_path: str | Path | None, dataset: str | None,
+                       options: TrainOptions, runs_dir: str | Path, reporter: Reporter) -> tuple["RealData", list[str]]:
+    """The real data to train on (`open_real_data`: downloaded if need be) and the `requested` classes of it, the
+    runs folder claimed for its dataset (`claim_runs`); a warning when the test split is included."""
     from cifar_synth.data import open_real_data
 
-    data = open_real_data(data_path)
+    data = open_real_data(data_path, dataset=dataset)
+    class_names = data.classes.parse(requested, shared=True)
+    claim_runs(runs_dir, data.classes)
     if options.include_test:
         reporter.warn("--include-test trains on the test split too; evaluating on that split is then no longer "
                       "honest.")
-    return data
+    return data, class_names
 
 
 def train_class_from(data: "RealData", class_name: str, gan_config: GANConfig, options: TrainOptions,
@@ -103,7 +108,7 @@ def train_class_from(data: "RealData", class_name: str, gan_config: GANConfig, o
     from cifar_synth.data import VALIDATION_SEED, split_validation
 
     shared = class_name == SHARED_START
-    labels = None if shared else [CLASS_NAMES.index(class_name)]
+    labels = None if shared else [data.classes.label(class_name)]
     train, validation = split_validation(data.load("train", classes=labels), options.validation_fraction)
     parts = [train.images] + ([data.load("test", classes=labels).images] if options.include_test else [])
     images = np.concatenate(parts)
@@ -115,20 +120,21 @@ def train_class_from(data: "RealData", class_name: str, gan_config: GANConfig, o
                  "validation": {"fraction": options.validation_fraction, "seed": VALIDATION_SEED,
                                 "images": len(validation)}}
     return train_class(class_name, images, data_info, gan_config, options.for_run(shared),
-                       Path(runs_dir) / class_name, reporter)
+                       Path(runs_dir) / class_name, reporter, data.classes)
 
 
 def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config: GANConfig,
-                options: TrainOptions, run_dir: Path, reporter: Reporter | None = None) -> RunResult:
-    """Train (or resume) one class's GAN on `images` (uint8), writing every artifact under `run_dir`.
+                options: TrainOptions, run_dir: Path, reporter: Reporter | None = None,
+                classes: Classes = CIFAR10) -> RunResult:
+    """Train (or resume) one class of `classes` on `images` (uint8), writing every artifact under `run_dir`.
 
     The run directory is held (`cifar_synth.locks`) for the whole call: a second process is refused.
     """
     reporter = reporter or Reporter()
     gan_config.validate()
-    class_index = None if class_name == SHARED_START else CLASS_NAMES.index(class_name)
+    class_index = None if class_name == SHARED_START else classes.label(class_name)
     if class_index is None and gan_config.guidance > 0:
-        raise UserError("--guidance needs a class to guide toward; the shared start trains on all ten classes")
+        raise UserError("--guidance needs a class to guide toward; the shared start trains on all classes")
     paths = RunPaths(run_dir)
     with hold(run_dir, "run directory"):
         if options.fresh and run_dir.exists():
@@ -147,7 +153,7 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
             return RunResult(class_name, run_dir, record.epoch, 0.0, _last_diversity_ratio(paths))
         start_epoch = record.epoch if record else 0
         keras.utils.set_random_seed((options.seed + start_epoch) % (MAX_SEED + 1))
-        guide = _load_guide(options.guide, data_info["sha256"]) if gan_config.guidance > 0 else None
+        guide = _load_guide(options.guide, data_info["sha256"], len(classes)) if gan_config.guidance > 0 else None
         gan = build_gan(gan_config, seed=options.seed, guide=guide, class_index=class_index)
         gan = _restore(paths, gan, record)
         start = None
@@ -231,11 +237,11 @@ def _fit(gan: DCGAN, class_name: str, images: np.ndarray, options: TrainOptions,
     return RunResult(class_name, paths.root, artifacts.last_saved_epoch, images_per_second, artifacts.diversity_ratio)
 
 
-def _load_guide(path: str | None, real_sha256: str) -> keras.Model:
+def _load_guide(path: str | None, real_sha256: str, num_classes: int) -> keras.Model:
     from cifar_synth.classifier import load_classifier
     from cifar_synth.baseline_cache import the_cached_cnn_classifier
 
-    return load_classifier(path if path is not None else the_cached_cnn_classifier(real_sha256))
+    return load_classifier(path if path is not None else the_cached_cnn_classifier(real_sha256), num_classes)
 
 
 def _init_source(init_from: str, run_dir: Path) -> Path | None:

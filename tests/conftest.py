@@ -18,7 +18,7 @@ try:  # where PyTorch is installed (tests/test_loaders.py): torchvision imported
 except ImportError:
     pass
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10
 from cifar_synth.config import GANConfig
 from cifar_synth.images import LabeledImages
 
@@ -42,7 +42,7 @@ def random_images(count: int, seed: int) -> np.ndarray:
 def write_tree(root: Path, data: LabeledImages) -> Path:
     """`root/<class>/<index>.png` for every image; returns `root`."""
     for index, (image, label) in enumerate(zip(data.images, data.labels)):
-        folder = root / CLASS_NAMES[label]
+        folder = root / CIFAR10.names[label]
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(folder / f"{index:05d}.png")
     return root
@@ -51,7 +51,7 @@ def write_tree(root: Path, data: LabeledImages) -> Path:
 def write_real_tree(root: Path, per_class: int = 16, seed: int = 1) -> Path:
     """A real-data class-folder tree `root/{train,test}/<class>/*.png` of random images; returns `root`."""
     for offset, split in enumerate(("train", "test")):
-        labels = np.repeat(np.arange(len(CLASS_NAMES)), per_class)
+        labels = np.repeat(np.arange(len(CIFAR10.names)), per_class)
         write_tree(root / split, LabeledImages(random_images(len(labels), seed + offset), labels))
     return root
 
@@ -106,7 +106,7 @@ def save_generator(runs: Path, class_name: str, shape=(32, 32, 3), brightness: b
     """A tiny Dense generator (LATENT_DIM → `shape`, tanh) and its config.json, as `train` leaves them."""
     import keras
 
-    keras.utils.set_random_seed(CLASS_NAMES.index(class_name))
+    keras.utils.set_random_seed(CIFAR10.label(class_name))
     generator = keras.Sequential([
         keras.Input((LATENT_DIM,)),
         keras.layers.Dense(int(np.prod(shape)), activation="tanh"),

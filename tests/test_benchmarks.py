@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import _common  # noqa: E402
-from cifar_synth.classes import CLASS_NAMES  # noqa: E402
+from cifar_synth.classes import CIFAR10  # noqa: E402
 from cifar_synth.executors.job import STATE_DIR, start_session  # noqa: E402
 from conftest import TINY_GAN_CLI  # noqa: E402
 import hobby_recipe  # noqa: E402
@@ -228,7 +228,7 @@ def finished_protocol(work: Path, resources: dict, marker: str) -> quality_proto
     protocol = quality_protocol.Protocol(work, SHARED_START_SETTINGS, resources, training=True)
     work.mkdir()
     protocol.record("shared", {"steps": 7})
-    for name in [quality_protocol.SHARED_START, *CLASS_NAMES]:
+    for name in [quality_protocol.SHARED_START, *CIFAR10.names]:
         (protocol.runs / name).mkdir(parents=True)
         (protocol.runs / name / "weights").write_text(f"{name} {marker}")
         if name != quality_protocol.SHARED_START:
@@ -269,7 +269,7 @@ def test_protocol_with_a_budget_in_minutes_extends_for_the_difference(tmp_path):
     longer = {**source, "minutes_per_class": 13.8, "extends": str(tmp_path)}
     assert quality_protocol.budget_argv(longer, shared=False) == ["--minutes", "9", "--budget-clock", "cpu"]
     with pytest.raises(quality_protocol.ProtocolError, match="that protocol has no --steps-per-class budget"):
-        quality_protocol.check_extension({**source, "classes": dict.fromkeys(CLASS_NAMES)},
+        quality_protocol.check_extension({**source, "classes": dict.fromkeys(CIFAR10.names)},
                                          {**SHARED_START_SETTINGS, "steps_per_class": 10000})
 
 
@@ -303,7 +303,7 @@ def test_protocol_replicates_a_finished_protocol_retraining_only_the_named_class
     commands = []
     monkeypatch.setattr(protocol, "run_child", lambda argv, threads=None: commands.append(argv))
     monkeypatch.setattr(quality_protocol, "default_run_stats", lambda run_dir: {"steps": 2})
-    protocol.train_all([name for name in CLASS_NAMES if name not in protocol.state["classes"]])
+    protocol.train_all([name for name in CIFAR10.names if name not in protocol.state["classes"]])
     (argv,) = commands  # the shared start is reused, not trained again
     assert [argv[i + 1] for i, option in enumerate(argv) if option == "--class"] == ["cat", "dog"]
     assert argv[argv.index("--seed") + 1] == "1" and argv[argv.index("--init-from") + 1] == "shared"

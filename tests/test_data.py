@@ -18,14 +18,15 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import cifar_synth.data as data_module
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10
 from cifar_synth.cli import app
-from cifar_synth.data import ARCHIVE_NAME, fetch_official, open_real_data
+from cifar_synth.data import DATASETS as OFFICIAL, fetch_official, open_real_data
 from cifar_synth.errors import UserError
 from cifar_synth.files import current_umask
 
 PER_CLASS = 2
 DATASETS = Path("datasets") / "cifar10"
+ARCHIVE_NAME = OFFICIAL["cifar10"].archive_name
 
 
 @pytest.fixture(autouse=True)
@@ -54,13 +55,13 @@ def official_files() -> tuple[dict[str, bytes], dict[str, tuple[np.ndarray, np.n
     """Five train batches and a test batch of one shuffled image per class each, and what loading them must give."""
     files, expected = {}, {"train": ([], []), "test": ([], [])}
     for seed, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
-        images = random_images(len(CLASS_NAMES), seed)
-        labels = np.random.default_rng(seed).permutation(len(CLASS_NAMES))
+        images = random_images(len(CIFAR10.names), seed)
+        labels = np.random.default_rng(seed).permutation(len(CIFAR10.names))
         files[name] = batch_bytes(images, labels)
         split = expected["test" if name == "test_batch" else "train"]
         split[0].append(images)
         split[1].append(labels)
-    files["batches.meta"] = pickle.dumps({b"label_names": [n.encode() for n in CLASS_NAMES]}, protocol=2)
+    files["batches.meta"] = pickle.dumps({b"label_names": [n.encode() for n in CIFAR10.names]}, protocol=2)
     return files, {split: (np.concatenate(i), np.concatenate(l)) for split, (i, l) in expected.items()}
 
 
@@ -78,10 +79,10 @@ def tree_files(suffix: str = ".png") -> tuple[dict[str, bytes], dict[str, tuple[
     """A class-folder tree with PER_CLASS images per class and split, and what loading it must give (label order)."""
     files, expected = {}, {}
     for seed, split in enumerate(("train", "test")):
-        labels = np.repeat(np.arange(len(CLASS_NAMES)), PER_CLASS)
+        labels = np.repeat(np.arange(len(CIFAR10.names)), PER_CLASS)
         blobs = [encode(image, suffix) for image in random_images(len(labels), seed)]
         for i, (blob, label) in enumerate(zip(blobs, labels)):
-            files[f"{split}/{CLASS_NAMES[label]}/{i % PER_CLASS:03d}{suffix}"] = blob
+            files[f"{split}/{CIFAR10.names[label]}/{i % PER_CLASS:03d}{suffix}"] = blob
         expected[split] = (np.stack([decode(blob) for blob in blobs]), labels)
     return files, expected
 
@@ -141,8 +142,8 @@ def test_official_python_batches(tmp_path, layout):
     assert "python batches" in data.kind
     assert_loads(data, expected)
     summary = data.describe()
-    assert summary["counts"]["train"] == dict.fromkeys(CLASS_NAMES, 5)
-    assert summary["counts"]["test"] == dict.fromkeys(CLASS_NAMES, 1)
+    assert summary["counts"]["train"] == dict.fromkeys(CIFAR10.names, 5)
+    assert summary["counts"]["test"] == dict.fromkeys(CIFAR10.names, 1)
     if layout == "archive":
         assert summary["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert summary["checksum_status"].startswith("unverified")
@@ -158,7 +159,7 @@ def test_class_folder_tree(tmp_path, suffix, name, top):
     assert "class-folder" in data.kind
     assert_loads(data, expected)
     summary = data.describe()
-    assert summary["counts"] == {split: dict.fromkeys(CLASS_NAMES, PER_CLASS) for split in ("train", "test")}
+    assert summary["counts"] == {split: dict.fromkeys(CIFAR10.names, PER_CLASS) for split in ("train", "test")}
     json.dumps(summary)
 
 
@@ -294,7 +295,7 @@ def test_download_verifies_and_keeps_the_archive(monkeypatch, server, tiny_archi
     assert [p.name for p in DATASETS.iterdir()] == [ARCHIVE_NAME]
     assert (DATASETS / ARCHIVE_NAME).read_bytes() == tiny_archive
     assert (DATASETS / ARCHIVE_NAME).stat().st_mode & 0o777 == 0o666 & ~current_umask()
-    assert len(data.load("test")) == len(CLASS_NAMES)
+    assert len(data.load("test")) == len(CIFAR10.names)
     result = CliRunner().invoke(app, ["data", "fetch"])
     assert result.exit_code == 0 and "already present and verified" in result.output
 
@@ -322,7 +323,7 @@ def test_interrupted_download_leaves_no_file(monkeypatch, server, tiny_archive):
 
 
 def test_ctrl_c_during_download_leaves_no_file(monkeypatch):
-    def interrupted(url, file):
+    def interrupted(url, file, *_):
         file.write(b"partial")
         raise KeyboardInterrupt
 

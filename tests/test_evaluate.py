@@ -22,7 +22,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from cifar_synth import evaluator, fits, inception, metrics
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10
 from cifar_synth.classifier import EvaluatorConfig
 from cifar_synth.errors import UserError
 from cifar_synth.evaluator import EvaluateOptions
@@ -30,7 +30,7 @@ from cifar_synth.executors.job import run_job
 from cifar_synth.cli import app
 from cifar_synth.formats.csv import COLUMNS as CSV_COLUMNS
 from cifar_synth.formats.images import encode_png
-from cifar_synth.formats.parquet import SCHEMA as PARQUET_SCHEMA
+from cifar_synth.formats.parquet import schema as parquet_schema
 from cifar_synth.images import LabeledImages
 from cifar_synth.judges import JudgeConfig
 from cifar_synth.report import Report
@@ -52,12 +52,12 @@ def colour_images(per_class: int, seed: int, classes=range(10)) -> LabeledImages
 
 def write_parquet(path: Path, data: LabeledImages) -> Path:
     images = [{"bytes": encode_png(image), "path": f"{i}.png"} for i, image in enumerate(data.images)]
-    pq.write_table(pa.table({"img": images, "label": data.labels}, schema=PARQUET_SCHEMA), path)
+    pq.write_table(pa.table({"img": images, "label": data.labels}, schema=parquet_schema(CIFAR10)), path)
     return path
 
 
 def write_csv(path: Path, data: LabeledImages) -> Path:
-    names = np.asarray(CLASS_NAMES)[data.labels % len(CLASS_NAMES)]  # any name for a bad label: it is rejected first
+    names = np.asarray(CIFAR10.names)[data.labels % len(CIFAR10.names)]  # any name for a bad label: it is rejected first
     rows = np.column_stack([data.labels, names, data.images.reshape(len(data), -1)])
     pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(path, index=False)
     return path
@@ -111,18 +111,18 @@ def test_report_files_and_keys(copy_report):
     assert set(report.classifiers) == {"real", "synthetic", "mix"}
     assert report.classifiers["mix"].train_images == 2 * TRAIN_PER_CLASS * 10
     for classifier in report.classifiers.values():
-        assert set(classifier.per_class_accuracy) == set(CLASS_NAMES)
+        assert set(classifier.per_class_accuracy) == set(CIFAR10.names)
         assert np.array(classifier.confusion).sum() == 10 * TEST_PER_CLASS
     assert report.headline.mix_accuracy == report.classifiers["mix"].accuracy
     assert "not Inception FID" in report.feature_metrics.note
-    assert set(report.feature_metrics.kid["per_class"]) == set(CLASS_NAMES)
+    assert set(report.feature_metrics.kid["per_class"]) == set(CIFAR10.names)
     assert len(report.real_data["sha256"]) == 64 and report.config["widths"] == list(TINY.widths)
     assert "skipped" in report.inception_fid and not report.warnings
     judge = report.judges["resnet"]
     assert judge.config["widths"] == list(TINY_JUDGE.widths) and judge.baseline_cached is False
     assert set(judge.classifiers) == {"real", "synthetic"}  # the judge is not trained on the --mix set
     for classifier in judge.classifiers.values():
-        assert set(classifier.per_class_accuracy) == set(CLASS_NAMES)
+        assert set(classifier.per_class_accuracy) == set(CIFAR10.names)
         assert np.array(classifier.confusion).sum() == 10 * TEST_PER_CLASS
     assert "second judge (resnet): CAS" in markdown and "resnet synthetic-trained" in markdown
 
@@ -156,7 +156,7 @@ def assert_scores_like_the_baseline(report: Report) -> None:
     assert head.cas == pytest.approx(head.baseline_accuracy, abs=0.05)
     assert head.cas_ratio == pytest.approx(head.cas / head.baseline_accuracy)
     assert report.recognizability.accuracy >= 0.9
-    ratios = [report.diversity.per_class[name]["ratio"] for name in CLASS_NAMES]
+    ratios = [report.diversity.per_class[name]["ratio"] for name in CIFAR10.names]
     assert all(0.7 < ratio < 1.4 for ratio in ratios)
     judge = report.judges["resnet"]
     assert judge.baseline_accuracy >= 0.9 and judge.cas == pytest.approx(judge.baseline_accuracy, abs=0.05)
@@ -349,7 +349,7 @@ def test_cli_summary_table_compares_per_class_accuracy(copy_report):
     text = console.export_text()
     assert "real-trained" in text and "synthetic-trained" in text and "real+synthetic" in text
     assert "resnet real" in text and "second judge resnet: CAS" in text
-    assert all(name in text for name in CLASS_NAMES) and "ratio" in text and "CAS" in text
+    assert all(name in text for name in CIFAR10.names) and "ratio" in text and "CAS" in text
 
 
 def test_cli_errors_exit_1_without_a_traceback(real, tmp_path):
@@ -369,7 +369,7 @@ def test_cli_errors_exit_1_without_a_traceback(real, tmp_path):
     small.mkdir(parents=True)
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(small / "0.png")
     assert_user_error(invoke("--synthetic", str(tmp_path / "small"), *data),
-                      "is a 16×16 RGB image; CIFAR-10 images are 32×32")
+                      "is a 16×16 RGB image; images must be 32×32 RGB")
 
     unreadable = tmp_path / "broken.parquet"
     unreadable.write_bytes(b"not parquet")

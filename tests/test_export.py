@@ -22,7 +22,7 @@ from conftest import LATENT_DIM, assert_user_error, leftovers, save_generator, v
 from conftest import run_export as export
 
 from cifar_synth import exporter, sampling
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10
 from cifar_synth.classifier import make_predictor
 from cifar_synth.cli import app
 from cifar_synth.errors import UserError
@@ -49,7 +49,7 @@ def test_every_format_round_trips_to_the_generators_images(runs, tmp_path):
     expected = []
     for class_name in ("airplane", "dog"):
         generator = keras.models.load_model(runs / class_name / "generator.keras", compile=False)
-        latents = np.random.default_rng([0, CLASS_NAMES.index(class_name)]).standard_normal(
+        latents = np.random.default_rng([0, CIFAR10.label(class_name)]).standard_normal(
             (COUNT, LATENT_DIM), dtype=np.float32)
         expected.append(to_uint8(generator(latents, training=False)))
     expected = np.concatenate(expected)
@@ -85,7 +85,7 @@ def test_parquet_is_sharded_and_readable_by_pandas_pyarrow_and_datasets(runs, tm
     assert schema.field("img").type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     assert schema.field("label").type == pa.int64()
     features = json.loads(schema.metadata[b"huggingface"])["info"]["features"]
-    assert features == {"img": {"_type": "Image"}, "label": {"_type": "ClassLabel", "names": list(CLASS_NAMES)}}
+    assert features == {"img": {"_type": "Image"}, "label": {"_type": "ClassLabel", "names": list(CIFAR10.names)}}
     assert pq.ParquetFile(shards[0]).metadata.num_row_groups == 3  # 8 + 8 + 4 rows
 
     frame = pd.read_parquet(out / "data")
@@ -240,8 +240,8 @@ def test_load_synthetic_reads_other_tools_files(tmp_path):
 
     tree = tmp_path / "tree"
     for index, (image, label) in enumerate(zip(images, labels)):
-        (tree / CLASS_NAMES[label].upper()).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(tree / CLASS_NAMES[label].upper() / f"{index}.png")
+        (tree / CIFAR10.names[label].upper()).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tree / CIFAR10.names[label].upper() / f"{index}.png")
     data = load_synthetic(tree)
     assert data.labels.tolist() == sorted(labels.tolist())
 
@@ -252,7 +252,7 @@ def test_load_synthetic_reads_other_tools_files(tmp_path):
     ("label name mismatch", "label 1 has label_name 'cat', expected 'automobile'"),
     ("too few columns", "expected a 'label' column and 3072 pixel columns"),
     ("header only", "holds no images"),
-    ("wrong image size", "big.png is a 40×30 RGB image; CIFAR-10 images are 32×32 RGB"),
+    ("wrong image size", "big.png is a 40×30 RGB image; images must be 32×32 RGB"),
     ("unknown folder", "folders misc are not CIFAR-10 classes"),
     ("empty directory", "holds no dataset"),
 ])
@@ -335,7 +335,7 @@ def bright_runs(tmp_path_factory) -> tuple[Path, Path]:
 
 def expected_filtered(runs: Path, class_name: str, min_confidence: float, batch_size: int, seed: int = 0):
     """The first COUNT accepted images of the class, their candidate indices and the accept mask, computed here."""
-    label = CLASS_NAMES.index(class_name)
+    label = CIFAR10.label(class_name)
     generator = keras.models.load_model(runs / class_name / "generator.keras", compile=False)
     latents = np.random.default_rng([seed, label]).standard_normal((6 * COUNT, LATENT_DIM), dtype=np.float32)
     images = np.concatenate([to_uint8(generator(latents[i:i + batch_size], training=False))

@@ -16,7 +16,7 @@ from conftest import run_export
 from PIL import Image
 
 from cifar_synth import load_tf_dataset
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10
 from cifar_synth.synthetic import load_synthetic
 
 CLASSES = ("airplane", "dog", "truck")
@@ -65,7 +65,7 @@ def test_datasets_loads_the_export_root_like_a_hub_repository(export_dir, expect
     dataset = datasets.load_dataset(str(export_dir), split="train", cache_dir=str(tmp_path / "cache"))
     assert isinstance(dataset.features["img"], datasets.Image)
     assert isinstance(dataset.features["label"], datasets.ClassLabel)
-    assert dataset.features["label"].names == list(CLASS_NAMES)
+    assert dataset.features["label"].names == list(CIFAR10.names)
     assert dataset.num_rows == len(expected)
     np.testing.assert_array_equal(np.asarray(dataset[25]["img"]), expected.images[25])
     assert dataset["label"] == expected.labels.tolist()
@@ -87,7 +87,7 @@ def test_an_old_export_with_parquet_folder_still_loads(export_dir, expected, tmp
         np.testing.assert_array_equal(load_synthetic(source).images, expected.images)
     dataset = datasets.load_dataset("parquet", data_dir=str(old / "parquet"), split="train",
                                     cache_dir=str(tmp_path / "cache"))
-    assert dataset.features["label"].names == list(CLASS_NAMES) and dataset.num_rows == len(expected)
+    assert dataset.features["label"].names == list(CIFAR10.names) and dataset.num_rows == len(expected)
 
 
 def test_keras_image_dataset_from_directory(export_dir, expected):
@@ -98,7 +98,7 @@ def test_keras_image_dataset_from_directory(export_dir, expected):
     assert dataset.class_names == list(CLASSES)  # numbered by the folders present: 0 airplane, 1 dog, 2 truck
     images, labels = zip(*[(image.numpy(), int(label)) for image, label in dataset])
     np.testing.assert_array_equal(np.stack(images).astype(np.uint8), expected.images)
-    assert [CLASS_NAMES.index(CLASSES[label]) for label in labels] == expected.labels.tolist()
+    assert [CIFAR10.label(CLASSES[label]) for label in labels] == expected.labels.tolist()
 
 
 def test_tf_data_from_the_parquet_shards(export_dir, expected):
@@ -127,7 +127,7 @@ def test_torchvision_image_folder(export_dir, expected):
     assert dataset.classes == list(CLASSES)
     images = np.stack([np.asarray(image) for image, _ in dataset])
     np.testing.assert_array_equal(images, expected.images)
-    assert [CLASS_NAMES.index(dataset.classes[label]) for _, label in dataset] == expected.labels.tolist()
+    assert [CIFAR10.label(dataset.classes[label]) for _, label in dataset] == expected.labels.tolist()
 
 
 def test_datasets_with_format_torch(export_dir, expected, tmp_path):

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from cifar_synth.cli import app
 
+from cifar_synth.classes import CIFAR10
 from cifar_synth.classifier import EvaluatorConfig, build_classifier
 from cifar_synth.config import GANConfig
 from cifar_synth.runs import RunPaths, read_record, trim_to_record
@@ -32,7 +33,7 @@ def images():
 @pytest.fixture
 def guide_path(tmp_path):
     path = tmp_path / "guide.keras"
-    build_classifier(EvaluatorConfig(widths=(4, 4, 4, 4))).save(path)
+    build_classifier(EvaluatorConfig(widths=(4, 4, 4, 4)), len(CIFAR10)).save(path)
     return path
 
 

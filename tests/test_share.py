@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import cifar_synth
 from cifar_synth.card import render_card, update_card
 from cifar_synth.cli import app
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10
 from cifar_synth.sampling import first_images
 from cifar_synth.report import ClassifierResult, Diversity, FeatureMetrics, Headline, Recognizability, Report
 from cifar_synth.reporter import Reporter
@@ -78,7 +78,7 @@ def scored(per_class: dict, real_per_class: dict) -> Report:
 
 
 def test_evaluating_updates_the_card(export_dir, tmp_path):
-    per_class = dict.fromkeys(CLASS_NAMES, 0.5)
+    per_class = dict.fromkeys(CIFAR10.names, 0.5)
     report = scored(per_class, {**per_class, "dog": 0.75})
     assert update_card(export_dir, report)
     card = (export_dir / "README.md").read_text()
@@ -290,7 +290,7 @@ def test_the_card_renders_the_newer_run_fields(export_dir):
 
 
 def test_publish_can_give_the_export_a_licence_and_keeps_its_figures(export_dir, hub):
-    per_class = dict.fromkeys(CLASS_NAMES, 0.5)
+    per_class = dict.fromkeys(CIFAR10.names, 0.5)
     assert update_card(export_dir, scored(per_class, per_class))
     args = ["publish", str(export_dir), "--repo", "someone/synthetic-cifar"]
     assert_user_error(CliRunner().invoke(app, [*args, "--license", "no such licence"]), "--license must be")

@@ -185,8 +185,15 @@ def test_cli_trains_a_class_from_a_class_folder_tree(real_tree, tmp_path):
     assert config["train_images"] == 15 and config["data"]["validation"]["images"] == 1
 
 
+def test_cli_rejects_an_unknown_class_of_the_data_in_one_line(real_tree, tmp_path):
+    result = CliRunner().invoke(app, ["train", "--class", "dragon", "--data", str(real_tree), "--runs",
+                                      str(tmp_path / "r")])
+    assert_user_error(result, "unknown CIFAR-10 class 'dragon'; valid names: airplane")
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("arguments, message", [
-    (["--class", "dragon"], "valid names: airplane"),
     (["--class", "dog", "--loss", "wasserstein"], "unknown loss"),
     (["--class", "dog", "--augment", "rotate"], "unknown augmentation rotate"),
     (["--class", "dog", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),

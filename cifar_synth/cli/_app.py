@@ -16,7 +16,8 @@ from cifar_synth.tensorflow_startup import VERBOSE_VARIABLE
 
 app = typer.Typer(
     name="cifar-synth",
-    help="Labeled synthetic CIFAR-10 datasets from per-class DCGANs, and an honest measure of their worth.",
+    help="Labeled synthetic datasets of 32×32 images (CIFAR-10, CIFAR-100, any class-folder tree) from per-class "
+         "DCGANs, and an honest measure of their worth.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

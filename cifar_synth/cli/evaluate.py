@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cifar_synth.judge_names import JUDGE_NAMES
-from cifar_synth.classes import CLASS_NAMES
 from cifar_synth.cli._app import app, console, reporter, user_errors_exit
+from cifar_synth.cli._data_options import Dataset
 from cifar_synth.cli._executor_options import DEFAULTS as EXECUTOR_DEFAULTS, EVALUATE
 from cifar_synth.report import number, percent
 
@@ -24,8 +24,9 @@ def evaluate_command(
     synthetic: Annotated[Path, typer.Option(
         "--synthetic", help="Synthetic dataset: an export directory, a .parquet/.csv file or a class-folder tree.")],
     data: Annotated[str | None, typer.Option(
-        "--data", help="Real CIFAR-10 (archive, batches folder or class-folder tree). "
-                       "Default: $CIFAR_SYNTH_DATA, else datasets/cifar10/.")] = None,
+        "--data", help="The real data of the synthetic data's classes (an official archive, its folder or a "
+                       "class-folder tree). Default: $CIFAR_SYNTH_DATA, else datasets/<dataset>/.")] = None,
+    dataset: Dataset = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Report directory. Default: reports/<synthetic name>.")] = None,
     budget: Annotated[str, typer.Option(
@@ -69,7 +70,7 @@ def evaluate_command(
     overrides = {"epochs": epochs} if epochs is not None else {}
     out = out if out is not None else default_out_dir(synthetic)
     options = EvaluateOptions(
-        data_path=data, out_dir=out, config=EvaluatorConfig.budget(budget, **overrides), seed=seed, mix=mix,
+        data_path=data, dataset=dataset, out_dir=out, config=EvaluatorConfig.budget(budget, **overrides), seed=seed, mix=mix,
         use_cache=not no_cache, cache_dir=cache_dir, inception_weights=inception_weights,
         inception=not no_inception_fid, judges=tuple(name.strip() for name in judges.split(",")),
         judge_config=JudgeConfig.budget(budget, **overrides),
@@ -108,14 +109,20 @@ def _short(title: str) -> str:
 
 def _summary_table(report: "Report") -> Table:
     columns = report.trained_columns()
-    table = Table(title="Accuracy on real test images, by training data")
+    ranked = report.ranked_classes()
+    title = "Accuracy on real test images, by training data"
+    if ranked is not None:
+        title += (f": the {len(ranked) // 2} lowest and highest of {len(report.class_names)} classes by "
+                  "synthetic-trained accuracy (all in report.md)")
+    table = Table(title=title)
     table.add_column("class")
     for title, _ in columns:
         table.add_column(_short(title), justify="right")
     table.add_column("recognizability", justify="right")
-    for name in CLASS_NAMES:
+    for row, name in enumerate(ranked or report.class_names):
         table.add_row(name, *(percent(result.per_class_accuracy[name]) for _, result in columns),
-                      percent(report.recognizability.per_class_accuracy[name]))
+                      percent(report.recognizability.per_class_accuracy[name]),
+                      end_section=ranked is not None and row == len(ranked) // 2 - 1)
     table.add_row("[bold]all", *(f"[bold]{percent(result.accuracy)}" for _, result in columns),
                   f"[bold]{percent(report.recognizability.accuracy)}", end_section=True)
     return table

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from cifar_synth.cli._app import app, reporter, user_errors_exit
+from cifar_synth.cli._data_options import Dataset
 from cifar_synth.selection import DEFAULT_LATENT_STDS, SelectOptions
 
 DEFAULTS = SelectOptions()
@@ -19,6 +20,7 @@ def select_command(
     runs: Annotated[Path, typer.Option(help="Directory holding one run directory per class.")] = DEFAULTS.runs_dir,
     data: Annotated[Path | None, typer.Option(
         help="The real data the runs trained on (its validation slice is read, never its test split).")] = None,
+    dataset: Dataset = None,
     samples: Annotated[int, typer.Option(help="Samples scored per candidate.")] = DEFAULTS.samples,
     latent_std: Annotated[list[float] | None, typer.Option(
         help=f"Latent standard deviations to try (repeatable). Default: "
@@ -32,6 +34,7 @@ def select_command(
     """Choose each class's snapshot and latent spread on the validation slice; `export` then follows the choice."""
     from cifar_synth.selection import select_snapshots
 
-    select_snapshots(SelectOptions(runs_dir=runs, data_path=data, classes=tuple(class_names or ()), samples=samples,
-                                   latent_stds=tuple(latent_std or DEFAULT_LATENT_STDS), budget=budget, seed=seed),
+    select_snapshots(SelectOptions(runs_dir=runs, data_path=data, dataset=dataset, classes=tuple(class_names or ()),
+                                   samples=samples, latent_stds=tuple(latent_std or DEFAULT_LATENT_STDS),
+                                   budget=budget, seed=seed),
                      reporter(quiet))

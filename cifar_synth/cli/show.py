@@ -16,6 +16,9 @@ def show_command(
         help="A runs directory (samples its generators) or a dataset: an export, a .parquet/.csv file or a "
              "class-folder tree (shows its first images).")] = Path("runs"),
     count: Annotated[int, typer.Option("--count", metavar="N", help="Images per class.")] = 10,
+    class_names: Annotated[list[str] | None, typer.Option(
+        "--class", metavar="NAME", help="Class to show (repeatable, case-insensitive); default: every class, one "
+                                        "row each (a sheet of CIFAR-100 is 100 rows tall).")] = None,
     out: Annotated[Path, typer.Option("--out", metavar="PNG", help="Where to write the sheet.")] = Path(
         "samples.png"),
     seed: Annotated[int, typer.Option(
@@ -28,6 +31,8 @@ def show_command(
         raise UserError(f"--count must be at least 1, got {count}")
     if seed < 0:
         raise UserError(f"--seed must be 0 or more, got {seed}")
-    rows = sample_rows(source, count, seed)
+    rows = sample_rows(source, count, seed, tuple(class_names or ()))
+    if not rows:
+        raise UserError(f"{source} has no images of {', '.join(class_names or ())}")
     save_sample_sheet(out, rows)
     console.print(f"Wrote {out}: {len(rows)} classes × up to {count} images", highlight=False)

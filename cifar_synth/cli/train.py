@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from cifar_synth.cli._app import app, reporter, user_errors_exit
+from cifar_synth.cli._data_options import Data, Dataset
 from cifar_synth.cli._executor_options import DEFAULTS as EXECUTOR_DEFAULTS, TRAIN
 from cifar_synth.config import (AUGMENTATIONS, BUDGET_CLOCKS, DEFAULT_STEPS, LOSSES, SHARED_STEPS_PER_CLASS_STEP,
                                  GANConfig, TrainOptions)
@@ -18,8 +19,8 @@ TRAIN_DEFAULTS = TrainOptions()
 @user_errors_exit
 def train_command(
     class_names: Annotated[list[str], typer.Option(
-        "--class", help="CIFAR-10 class to train (case-insensitive); repeat it, or 'all' for all ten; 'shared' trains "
-                    "the shared start on all ten classes' images (first), for --init-from shared.")],
+        "--class", help="Class of the real data to train (case-insensitive); repeat it, or 'all' for all of them; "
+                    "'shared' trains the shared start on all classes' images (first), for --init-from shared.")],
     steps: Annotated[int | None, typer.Option(
         help=f"Total training steps of each class (a rerun resumes up to this). Default {DEFAULT_STEPS} when "
              "neither --epochs nor --minutes is given.")] = None,
@@ -60,14 +61,14 @@ def train_command(
              "mixed_bfloat16 where the CPU computes bfloat16 natively, else float32.")
     ] = DEFAULTS.precision,
     init_from: Annotated[str | None, typer.Option(
-        help="Where new runs' networks start: 'shared' (default: the shared start in --runs, trained on all ten "
+        help="Where new runs' networks start: 'shared' (default: the shared start in --runs, trained on all "
              "classes first when there is none, reused when there is), a run directory, or 'none' (random "
              "weights). Runs that have a checkpoint resume from it instead.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = TRAIN_DEFAULTS.seed,
-    data: Annotated[Path | None, typer.Option(
-        help="Real CIFAR-10: archive, batches folder or class-folder tree. Default: $CIFAR_SYNTH_DATA, "
-             "else datasets/cifar10/ (downloaded if absent).")] = None,
-    runs: Annotated[Path, typer.Option(help="Directory holding one run directory per class.")] = Path("runs"),
+    data: Data = None,
+    dataset: Dataset = None,
+    runs: Annotated[Path, typer.Option(
+        help="Directory holding one run directory per class, of one dataset's classes.")] = Path("runs"),
     sample_every: Annotated[int, typer.Option(help="Save a sample grid every N epochs.")] = TRAIN_DEFAULTS.sample_every,
     validation_fraction: Annotated[float, typer.Option(
         help="Share of each class's training images held out as the validation slice, never trained on (where "
@@ -89,9 +90,8 @@ def train_command(
     slurm_time: TRAIN.slurm_time = EXECUTOR_DEFAULTS.slurm_time,
     slurm_option: TRAIN.slurm_option = None,
 ):
-    """Train one DCGAN per CIFAR-10 class, by default from a shared start on all classes (trained first when
-    --runs has none); rerunning the same command resumes."""
-    from cifar_synth.classes import parse_class_names
+    """Train one DCGAN per class of the real data (CIFAR-10 by default), by default from a shared start on all
+    classes (trained first when --runs has none); rerunning the same command resumes."""
     from cifar_synth.executors import train_with_executor
 
     gan_config = GANConfig(
@@ -107,5 +107,4 @@ def train_command(
                            guide=str(guide) if guide is not None else None, init_from=init_from)
     executor_options = TRAIN.options(executor, parallel, cpus_per_class, gpus_per_class, address, slurm_partition,
                                      slurm_time, slurm_option)
-    train_with_executor(parse_class_names(class_names, shared=True), gan_config, options, data, runs, executor_options,
-                        reporter(quiet))
+    train_with_executor(class_names, gan_config, options, data, runs, executor_options, reporter(quiet), dataset)

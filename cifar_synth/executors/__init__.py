@@ -116,10 +116,11 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def train_with_executor(class_names: list[str], gan_config: GANConfig, options: TrainOptions,
+def train_with_executor(requested: list[str], gan_config: GANConfig, options: TrainOptions,
                         data_path: str | Path | None, runs_dir: str | Path, executor: ExecutorOptions,
-                        reporter: "Reporter | None" = None) -> None:
-    """Train `class_names` where `executor` says; raise UserError after the summary if any class failed."""
+                        reporter: "Reporter | None" = None, dataset: str | None = None) -> None:
+    """Train the `requested` classes (`--class` values) of the real data (`data_path`, `dataset`: `open_real_data`)
+    into `runs_dir` where `executor` says; raise UserError after the summary if any class failed."""
     from cifar_synth.classes import SHARED_START
     from cifar_synth.executors.board import drive
     from cifar_synth.executors.job import STATE_DIR, ClassJob, limit_threads, start_session
@@ -130,10 +131,11 @@ def train_with_executor(class_names: list[str], gan_config: GANConfig, options: 
     executor.validate()
     if executor.in_process():
         limit_threads(executor.cpus())
-        train_classes(class_names, gan_config, options, data_path, runs_dir, reporter)
+        train_classes(requested, gan_config, options, data_path, runs_dir, reporter, dataset)
         return
+    gan_config.validate()
     engine = engine_for(executor)  # before any work: a missing extra or an unreachable cluster fails first
-    data = open_training_data(data_path, options, reporter)
+    data, class_names = open_training_data(requested, data_path, dataset, options, runs_dir, reporter)
     data.sha256  # hashed now, once, and sent along: not again by every worker
     runs_dir = Path(runs_dir).absolute()
     session = start_session(runs_dir / STATE_DIR)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import Classes
 from cifar_synth.formats import csv, images, parquet
 from cifar_synth.formats.base import Writer
 from cifar_synth.images import LabeledImages
@@ -22,24 +22,25 @@ from cifar_synth.images import LabeledImages
 
 @dataclass(frozen=True)
 class Format:
-    """One export format: its writer, its reader (`find` the files of a folder, `read` them) and its card text."""
+    """One export format: its writer, its reader (`find` the files of a folder, `read` them as a dataset's classes)
+    and its card text."""
 
     name: str
     writer: type[Writer]
     find: Callable[[Path], list[Path]]
-    read: Callable[[list[Path]], LabeledImages]
+    read: Callable[[list[Path], Classes], LabeledImages]
     where: str  # where an export keeps its files, as the card's table of files shows it
-    description: str  # what the files hold, for the card
+    describe: Callable[[Classes], str]  # what the files hold, for the card
 
 
 FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (  # in preference order when an export holds several
     Format("parquet", parquet.ParquetWriter, parquet.find, parquet.read, f"`{parquet.DATA_DIR}/train-*.parquet`",
-           "Parquet: columns `img` (PNG bytes and a name `<class>/<index>.png`) and `label` (0–9 in CIFAR-10 order: "
-           + ", ".join(CLASS_NAMES) + ")."),
+           lambda classes: "Parquet: columns `img` (PNG bytes and a name `<class>/<index>.png`) and `label` "
+                           f"(0–{len(classes) - 1} in {classes.dataset} order: {', '.join(classes.names)})."),
     Format("images", images.ImagesWriter, images.find, images.read, f"`{images.IMAGES_DIR}/<class>/<index>.png`",
-           f"`{images.IMAGES_DIR}/` is the class-folder tree that Keras' `image_dataset_from_directory` and "
-           "torchvision's `ImageFolder` read."),
+           lambda classes: f"`{images.IMAGES_DIR}/` is the class-folder tree that Keras' "
+                           "`image_dataset_from_directory` and torchvision's `ImageFolder` read."),
     Format("csv", csv.CsvWriter, csv.find, csv.read, f"`{csv.CSV_FILE}`",
-           f"`{csv.CSV_FILE}`: columns `label`, `label_name`, then the 3,072 pixel values `r0c0_r` … `r31c31_b` "
-           "(row-major over the 32×32 grid, then red, green, blue)."),
+           lambda classes: f"`{csv.CSV_FILE}`: columns `label`, `label_name`, then the 3,072 pixel values `r0c0_r` "
+                           "… `r31c31_b` (row-major over the 32×32 grid, then red, green, blue)."),
 )}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import Classes
 from cifar_synth.files import sha256_file
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 
@@ -17,13 +17,10 @@ class Batch:
     """Consecutive images of one class, named `<index>.png`; `pngs` is set when a format needs them."""
 
     label: int
+    class_name: str
     images: np.ndarray
     names: list[str]
     pngs: list[bytes] | None
-
-    @property
-    def class_name(self) -> str:
-        return CLASS_NAMES[self.label]
 
 
 class Writer:
@@ -31,9 +28,10 @@ class Writer:
 
     needs_png = True
 
-    def __init__(self, root: Path, total_rows: int):
+    def __init__(self, root: Path, total_rows: int, classes: Classes):
         self.root = root
         self.total_rows = total_rows
+        self.classes = classes
 
     def __enter__(self):
         return self
@@ -57,8 +55,8 @@ def file_entry(root: Path, path: Path, fmt: str, rows: int) -> dict:
             "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
-def concatenate(images: list[np.ndarray], labels: list[np.ndarray]) -> LabeledImages:
+def concatenate(images: list[np.ndarray], labels: list[np.ndarray], classes: Classes) -> LabeledImages:
     """One `LabeledImages` from per-file (or per-folder) parts."""
     if not images:
-        return LabeledImages(np.empty((0, *IMAGE_SHAPE), np.uint8), np.empty(0, np.int64))
-    return LabeledImages(np.concatenate(images), np.concatenate(labels).astype(np.int64))
+        return LabeledImages(np.empty((0, *IMAGE_SHAPE), np.uint8), np.empty(0, np.int64), classes)
+    return LabeledImages(np.concatenate(images), np.concatenate(labels).astype(np.int64), classes)

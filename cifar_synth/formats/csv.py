@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import Classes
 from cifar_synth.errors import UserError
 from cifar_synth.formats.base import Batch, Writer, concatenate, file_entry
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
@@ -40,15 +40,15 @@ class CsvWriter(Writer):
 
     needs_png = False
 
-    def __init__(self, root: Path, total_rows: int):
-        super().__init__(root, total_rows)
+    def __init__(self, root: Path, total_rows: int, classes: Classes):
+        super().__init__(root, total_rows, classes)
         self.path = root / CSV_FILE
         self.path.parent.mkdir()
         self.file = open(self.path, "wb")
         self.file.write((",".join(COLUMNS) + "\n").encode())
 
     def write(self, batch: Batch) -> None:
-        self.file.write(csv_rows(batch.images, f"{batch.label},{batch.class_name},".encode()))
+        self.file.write(csv_rows(batch.images, f"{batch.label},{_cell(batch.class_name)},".encode()))
 
     def finish(self) -> list[dict]:
         self.close()
@@ -63,7 +63,12 @@ def find(path: Path) -> list[Path]:
     return sorted(path.glob("*.csv")) or sorted((path / CSV_FILE).parent.glob("*.csv"))
 
 
-def read(files: list[Path]) -> LabeledImages:
+def _cell(text: str) -> str:
+    """A CSV cell holding `text`, quoted when a comma or a quote in it would otherwise split or end it."""
+    return '"' + text.replace('"', '""') + '"' if any(character in text for character in ',"\n') else text
+
+
+def read(files: list[Path], classes: Classes) -> LabeledImages:
     """Our CSV, or other tools' with a `label` column (`label_name` optional, checked) and 3072 pixel columns."""
     import pandas as pd  # here: the real-data loader imports this package, and only this function needs pandas
 
@@ -87,17 +92,17 @@ def read(files: list[Path]) -> LabeledImages:
             for chunk in pd.read_csv(file, dtype=dtypes, chunksize=_READ_CHUNK_ROWS, index_col=False):
                 chunk_labels = chunk["label"].to_numpy()
                 if "label_name" in chunk:
-                    _check_label_names(file, chunk_labels, chunk["label_name"].to_numpy())
+                    _check_label_names(file, chunk_labels, chunk["label_name"].to_numpy(), classes)
                 labels.append(chunk_labels)
                 images.append(chunk[pixels].to_numpy().reshape(-1, *IMAGE_SHAPE))
         except ValueError as error:  # pandas' parse errors: non-integers, values outside 0–255, missing cells
             raise UserError(f"{file}: {error}") from None
-    return concatenate(images, labels)
+    return concatenate(images, labels, classes)
 
 
-def _check_label_names(file: Path, labels: np.ndarray, names: np.ndarray) -> None:
-    valid = (labels >= 0) & (labels < len(CLASS_NAMES))
-    expected = np.asarray(CLASS_NAMES)[np.where(valid, labels, 0)]
+def _check_label_names(file: Path, labels: np.ndarray, names: np.ndarray, classes: Classes) -> None:
+    valid = (labels >= 0) & (labels < len(classes))
+    expected = np.asarray(classes.names)[np.where(valid, labels, 0)]
     wrong = np.flatnonzero(valid & (expected != names))
     if wrong.size:
         row = wrong[0]

@@ -1,8 +1,9 @@
 """Class-folder PNG trees: `images/<class>/<index>.png`, and the image checks real and synthetic data share.
 
-`decode_image`, `is_image_name` and `class_label` are the one definition of an acceptable CIFAR-10 image file for
-every reader, the real-data loader (`cifar_synth.data`) included: a `.png`/`.jpg`/`.jpeg` file (suffix in any case,
-hidden files skipped) holding a 32×32 RGB image, in a folder named after its class (in any case).
+`decode_image` and `is_image_name` are the one definition of an acceptable image file for every reader, the
+real-data loader (`cifar_synth.data`) included: a `.png`/`.jpg`/`.jpeg` file (suffix in any case, hidden files
+skipped) holding a 32×32 RGB image (any other size or mode is refused, not converted). In an export's tree each
+image is in a folder named after its class (in any case).
 """
 
 import hashlib
@@ -12,14 +13,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10, Classes
 from cifar_synth.errors import UserError
 from cifar_synth.formats.base import Batch, Writer, concatenate
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 
 IMAGES_DIR = "images"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_LABELS = {name: label for label, name in enumerate(CLASS_NAMES)}
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -40,7 +40,8 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
         with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as image:
             if image.size != IMAGE_SHAPE[:2] or image.mode != "RGB":
                 width, height = image.size
-                raise UserError(f"{where} is a {width}×{height} {image.mode} image; CIFAR-10 images are 32×32 RGB")
+                raise UserError(f"{where} is a {width}×{height} {image.mode} image; images must be 32×32 RGB "
+                                "(resize or convert them first)")
             return np.asarray(image)
     except (OSError, SyntaxError, ValueError) as error:  # Pillow's ways of saying "not a readable image"
         raise UserError(f"{where} is not a readable PNG or JPEG image: {error}") from None
@@ -51,45 +52,44 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")
 
 
-def class_label(folder_name: str) -> int | None:
-    """The CIFAR-10 label of a class folder's name, in any case ("Dog", "dog"), or None."""
-    return _LABELS.get(folder_name.lower())
-
-
-def class_folders(root: Path) -> list[tuple[Path, int]]:
-    """The class subfolders of `root` in label order; any other subfolder is an error, none means not a tree."""
+def class_folders(root: Path, classes: Classes) -> list[tuple[Path, int]]:
+    """The class subfolders of `root` (named after `classes`, in any case: "Dog", "dog") in label order; any other
+    subfolder is an error, none means not a tree."""
+    labels = {name.casefold(): label for label, name in enumerate(classes.names)}
     folders = [entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith(".")]
-    classes = [(folder, class_label(folder.name)) for folder in folders if class_label(folder.name) is not None]
-    if not classes:
+    known = [(folder, labels[folder.name.casefold()]) for folder in folders if folder.name.casefold() in labels]
+    if not known:
         return []
-    unknown = sorted(folder.name for folder in folders if class_label(folder.name) is None)
+    unknown = sorted(folder.name for folder in folders if folder.name.casefold() not in labels)
     if unknown:
-        raise UserError(f"{root}: folders {', '.join(unknown)} are not CIFAR-10 classes ({', '.join(CLASS_NAMES)})")
-    return sorted(classes, key=lambda item: item[1])
+        raise UserError(f"{root}: folders {', '.join(unknown)} are not {classes.dataset} classes "
+                        f"({', '.join(classes.names)})")
+    return sorted(known, key=lambda item: item[1])
 
 
 def find(path: Path) -> list[Path]:
-    """The class-folder root at `path` or in its `images/`, as a one-element list (empty if neither is one)."""
-    return [root for root in (path / IMAGES_DIR, path) if root.is_dir() and class_folders(root)][:1]
+    """The class-folder root (of CIFAR-10's classes: a tree without a manifest) at `path` or in its `images/`, as a
+    one-element list (empty if neither is one)."""
+    return [root for root in (path / IMAGES_DIR, path) if root.is_dir() and class_folders(root, CIFAR10)][:1]
 
 
-def read(roots: list[Path]) -> LabeledImages:
+def read(roots: list[Path], classes: Classes) -> LabeledImages:
     images, labels = [], []
-    for folder, label in class_folders(roots[0]):
+    for folder, label in class_folders(roots[0], classes):
         files = sorted(file for file in folder.iterdir() if is_image_name(file.name))
         folder_images = np.empty((len(files), *IMAGE_SHAPE), np.uint8)
         for index, file in enumerate(files):
             folder_images[index] = decode_image(file.read_bytes(), str(file))
         images.append(folder_images)
         labels.append(np.full(len(files), label, np.int64))
-    return concatenate(images, labels)
+    return concatenate(images, labels, classes)
 
 
 class ImagesWriter(Writer):
     """`images/<class>/<index>.png`; each class folder is one manifest entry whose sha256 covers names and bytes."""
 
-    def __init__(self, root: Path, total_rows: int):
-        super().__init__(root, total_rows)
+    def __init__(self, root: Path, total_rows: int, classes: Classes):
+        super().__init__(root, total_rows, classes)
         self.directory = root / IMAGES_DIR
         self.directory.mkdir()
         self.folders: dict[str, dict] = {}

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cifar_synth.classes import CLASS_NAMES
+from cifar_synth.classes import CIFAR10, Classes
 from cifar_synth.errors import UserError
 from cifar_synth.formats.base import Batch, Writer, concatenate, file_entry
 from cifar_synth.formats.images import decode_image
@@ -23,21 +23,23 @@ DATA_DIR = "data"
 LEGACY_DIR = "parquet"  # format version 1
 ROWS_PER_SHARD = 25_000  # tens of MB per shard at 1.5–3 KB per PNG
 ROW_GROUP_ROWS = 1_000  # fixed rather than per batch, so the Parquet bytes do not depend on --batch-size
-SCHEMA = pa.schema(
-    [
-        pa.field("img", pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])),
-        pa.field("label", pa.int64()),
-    ],
-    metadata={
-        b"huggingface": json.dumps(
-            {"info": {"features": {
-                "img": {"_type": "Image"},
-                "label": {"_type": "ClassLabel", "names": list(CLASS_NAMES)},
-            }}}
-        ).encode()
-    },
-)
+IMG_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 _READ_CHUNK_ROWS = 5_000
+
+
+def schema(classes: Classes) -> pa.Schema:
+    """The shards' columns, with the metadata that types `label` as a ClassLabel of the dataset's class names."""
+    return pa.schema(
+        [pa.field("img", IMG_TYPE), pa.field("label", pa.int64())],
+        metadata={
+            b"huggingface": json.dumps(
+                {"info": {"features": {
+                    "img": {"_type": "Image"},
+                    "label": {"_type": "ClassLabel", "names": list(classes.names)},
+                }}}
+            ).encode()
+        },
+    )
 
 
 class ParquetWriter(Writer):
@@ -46,8 +48,9 @@ class ParquetWriter(Writer):
     `num_bytes` is the uncompressed size of the rows (PNG bytes, paths and labels), the dataset card's split size.
     """
 
-    def __init__(self, root: Path, total_rows: int):
-        super().__init__(root, total_rows)
+    def __init__(self, root: Path, total_rows: int, classes: Classes):
+        super().__init__(root, total_rows, classes)
+        self.schema = schema(classes)
         self.directory = root / DATA_DIR
         self.directory.mkdir()
         self.shards = math.ceil(total_rows / ROWS_PER_SHARD)
@@ -85,12 +88,12 @@ class ParquetWriter(Writer):
     def _flush(self, rows: int) -> None:
         if self.writer is None:
             path = self.directory / f"train-{len(self.written):05d}-of-{self.shards:05d}.parquet"
-            self.writer = pq.ParquetWriter(path, SCHEMA)
+            self.writer = pq.ParquetWriter(path, self.schema)
             self.written.append((path, 0))
-        img_type = SCHEMA.field("img").type
         pngs, paths = pa.array(self.pngs[:rows], pa.binary()), pa.array(self.paths[:rows], pa.string())
-        img = pa.StructArray.from_arrays([pngs, paths], fields=[img_type.field(0), img_type.field(1)])
-        self.writer.write_table(pa.Table.from_arrays([img, pa.array(self.labels[:rows], pa.int64())], schema=SCHEMA))
+        img = pa.StructArray.from_arrays([pngs, paths], fields=[IMG_TYPE.field(0), IMG_TYPE.field(1)])
+        self.writer.write_table(pa.Table.from_arrays([img, pa.array(self.labels[:rows], pa.int64())],
+                                                     schema=self.schema))
         self.num_bytes += pngs.nbytes + paths.nbytes + 8 * rows
         del self.pngs[:rows], self.paths[:rows], self.labels[:rows]
         path, done = self.written[-1]
@@ -108,7 +111,20 @@ def find(path: Path) -> list[Path]:
     return []
 
 
-def read(files: list[Path]) -> LabeledImages:
+def classes_of(files: list[Path]) -> Classes:
+    """The classes the first file's `ClassLabel` metadata names (as our shards and the Hub's carry them); CIFAR-10's
+    when it names none."""
+    try:
+        metadata = pq.read_schema(files[0]).metadata or {}
+        names = json.loads(metadata[b"huggingface"])["info"]["features"]["label"]["names"]
+    except (KeyError, TypeError, ValueError, OSError, pa.ArrowException):  # an unreadable file: `read` says so
+        return CIFAR10
+    if tuple(names) == CIFAR10.names:
+        return CIFAR10
+    return Classes.checked(f"the ClassLabel of {files[0].name}", names, str(files[0]))
+
+
+def read(files: list[Path], classes: Classes) -> LabeledImages:
     """Our shards, or other tools' Parquet with an `img` or `image` column of image bytes and a `label` column."""
     images, labels = [], []
     for file in files:
@@ -134,4 +150,4 @@ def read(files: list[Path]) -> LabeledImages:
                 raise UserError(f"{file}: the label column has missing values")
             labels.append(batch.column("label").to_numpy(zero_copy_only=False).astype(np.int64))
         images.append(file_images)
-    return concatenate(images, labels)
+    return concatenate(images, labels, classes)
