@@ -128,8 +128,7 @@ def open_real_data(path: str | Path | None = None, *, dataset: str | None = None
     (default CIFAR-10) in datasets/<dataset>/, downloaded if absent. With both `path` and `dataset`, `path` must
     hold that dataset."""
     wanted = official(dataset)
-    if path is None and dataset is None:
-        path = os.environ.get("CIFAR_SYNTH_DATA") or None
+    path = _given_path(path, dataset)
     if path is not None:
         data = _open(Path(path))
         if dataset is not None and data.classes.dataset != wanted.layout.title:
@@ -145,6 +144,19 @@ def open_real_data(path: str | Path | None = None, *, dataset: str | None = None
                         f"{'' if dataset is None else f' --dataset {dataset}'}`. {wanted.local_copy_hint}")
     archive, _ = fetch_official(folder, dataset)
     return _open(archive)
+
+
+def known_classes(path: str | Path | None = None, dataset: str | None = None) -> Classes | None:
+    """The classes of the data `open_real_data(path, dataset=dataset)` opens, when they are known before it is opened
+    (the official CIFAR-10's), so that a `--class` typo is one line and not a download first; else None."""
+    return CIFAR10 if _given_path(path, dataset) is None and official(dataset).layout is CIFAR10_LAYOUT else None
+
+
+def _given_path(path: str | Path | None, dataset: str | None) -> str | Path | None:
+    """The data's path: `path`; without it and without `dataset`, env CIFAR_SYNTH_DATA; else None (official copy)."""
+    if path is None and dataset is None:
+        return os.environ.get("CIFAR_SYNTH_DATA") or None
+    return path
 
 
 def fetch_official(dest_dir: str | Path | None = None, dataset: str | None = None) -> tuple[Path, bool]:

@@ -87,8 +87,10 @@ def open_training_data(requested: list[str], data_path: str | Path | None, datas
                        options: TrainOptions, runs_dir: str | Path, reporter: Reporter) -> tuple["RealData", list[str]]:
     """The real data to train on (`open_real_data`: downloaded if need be) and the `requested` classes of it, the
     runs folder claimed for its dataset (`claim_runs`); a warning when the test split is included."""
-    from cifar_synth.data import open_real_data
+    from cifar_synth.data import known_classes, open_real_data
 
+    if (known := known_classes(data_path, dataset)) is not None:
+        known.parse(requested, shared=True)
     data = open_real_data(data_path, dataset=dataset)
     class_names = data.classes.parse(requested, shared=True)
     claim_runs(runs_dir, data.classes)

@@ -15,6 +15,7 @@ from conftest import TINY_GAN, TINY_GAN_CLI, assert_user_error
 from PIL import Image
 from typer.testing import CliRunner
 
+from cifar_synth import data as data_module
 from cifar_synth import training
 from cifar_synth.cli import app
 from cifar_synth.config import DEFAULT_STEPS, SHARED_STEPS_PER_CLASS_STEP, GANConfig, TrainOptions
@@ -190,6 +191,18 @@ def test_cli_rejects_an_unknown_class_of_the_data_in_one_line(real_tree, tmp_pat
                                       str(tmp_path / "r")])
     assert_user_error(result, "unknown CIFAR-10 class 'dragon'; valid names: airplane")
     assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_rejects_an_unknown_cifar10_class_before_any_download(monkeypatch, tmp_path):
+    def no_download(*_):
+        raise AssertionError("a --class typo must not start a download")
+
+    monkeypatch.setattr(data_module, "fetch_official", no_download)
+    monkeypatch.delenv("CIFAR_SYNTH_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # no datasets/cifar10/ here
+    result = CliRunner().invoke(app, ["train", "--class", "dogg", "--runs", str(tmp_path / "r")])
+    assert_user_error(result, "unknown CIFAR-10 class 'dogg'; valid names: airplane")
     assert not (tmp_path / "r").exists()
 
 
