@@ -18,6 +18,7 @@ from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path
 from cifar_synth.formats import FORMATS
 from cifar_synth.formats.parquet import DATA_DIR
+from cifar_synth.honesty import filter_trained_on
 from cifar_synth.report import Report, number, percent
 from cifar_synth.sheet import save_sample_sheet
 from cifar_synth.synthetic import MANIFEST, read_manifest
@@ -270,9 +271,17 @@ def _filter_text(manifest: dict) -> str:
     rates = ", ".join(f"{entry['name']} {entry['filter']['acceptance_rate']:.1%}" for entry in manifest["classes"])
     accepted = sum(entry["filter"]["accepted"] for entry in manifest["classes"])
     candidates = sum(entry["filter"]["candidates"] for entry in manifest["classes"])
-    return (f"a real-trained classifier kept an image when {method['rule']} (min_confidence "
-            f"{method['min_confidence']:g}). It accepted {accepted:,} of {candidates:,} candidates "
-            f"({accepted / candidates:.1%}); per class: {rates}.")
+    if method.get("min_confidence_per_class"):
+        thresholds = ("min_confidence per class, chosen by `cifar-synth select` on the validation slice of the "
+                      "training split: " + ", ".join(f"{name} {value:g}" for name, value in
+                                                      method["min_confidence_per_class"].items()))
+    else:
+        thresholds = f"min_confidence {method['min_confidence']:g}"
+    trained_on = method["classifier"].get("trained_on")
+    return (f"a real-trained classifier kept an image when {method['rule']} ({thresholds}). "
+            + (f"The classifier was trained on {trained_on}. " if trained_on else "")
+            + f"It accepted {accepted:,} of {candidates:,} candidates ({accepted / candidates:.1%}); per class: "
+              f"{rates}.")
 
 
 def _versions_text(versions: dict) -> str:
@@ -309,9 +318,9 @@ def _quality(manifest: dict, report: Report | None) -> str:
               "the CAS above, against the baseline's accuracy on real training images. The figures come from one "
               "evaluation run with one seed; a different seed moves them by a point or two."]
     if manifest["filter"]["method"] != "none":
-        known = manifest["filter"]["classifier"].get("from_evaluator_cache")
-        why = ("CAS stays honest, as the filter (the evaluator's cached classifier, trained on the training split) "
-               "never saw the real test images." if known else
+        known = filter_trained_on(manifest["filter"]["classifier"]) is not None
+        why = ("CAS stays honest, as the filter's classifier, trained on the training split, never saw the real test "
+               "images." if known else
                "the filter's classifier was given as a file whose training data cifar-synth does not know, so CAS is "
                "honest only if that classifier never saw the real test images.")
         lines += ["", "This export was filtered with a real-trained classifier: the report's recognizability and "

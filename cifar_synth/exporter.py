@@ -35,7 +35,9 @@ from cifar_synth.baseline_cache import the_cached_cnn_classifier
 from cifar_synth.card import checked_license, write_card
 from cifar_synth.classes import SHARED_START, Classes
 from cifar_synth.errors import UserError
-from cifar_synth.files import clear_leftovers, sha256_file, staged_folder
+from cifar_synth.files import clear_leftovers, staged_folder
+from cifar_synth.filtering import (DEFAULT_MIN_CONFIDENCE, EVALUATOR_CACHE, MAX_CANDIDATES_PER_IMAGE, SELECTION_JUDGE,
+                                   ClassifierFilter)
 from cifar_synth.formats import FORMATS
 from cifar_synth.formats.base import Batch
 from cifar_synth.formats.images import encode_pngs
@@ -57,14 +59,7 @@ FILTERED_LATENT_RECIPE = (
     "the k-th True of numpy.unpackbits(numpy.frombuffer(base64.b64decode(accepted_mask), numpy.uint8), "
     "count=candidates), i.e. cifar_synth.exporter.accepted_candidates(class entry)[k]"
 )
-FILTERS = ("none", "classifier")
-DEFAULT_MIN_CONFIDENCE = 0.5
-MAX_CANDIDATES_PER_IMAGE = 50  # a class whose generator the classifier rarely recognises fails instead of running on
-FILTER_RULE = (
-    "a candidate is kept when the classifier's most probable class is the class it was generated for and that "
-    "probability is at least min_confidence; probabilities are the softmax of the logits averaged over the image and "
-    "its mirror image (cifar_synth.classifier.make_predictor with test_time_flip)"
-)
+FILTERS = ("none", "classifier", "selected")
 # PNG encoding runs in this many processes, each batch split between them; the generator uses the cores meanwhile.
 _ENCODERS = 2
 _BATCHES_IN_FLIGHT = 2  # generated batches waiting for their PNGs: bounds memory, keeps the encoders fed
@@ -77,7 +72,9 @@ class ExportOptions:
     `out` defaults to `datasets/synthetic/<name>`, and `name` to `<runs dir name>-seed<seed>`, plus
     `-filter<min_confidence>` when filtering. With `filter_by="classifier"`, only candidates that the Keras
     classifier at `classifier` (default: the evaluator's cached real-trained one) recognises as their class with
-    probability at least `min_confidence` (default 0.5) are kept; see `FILTER_RULE`. `license` is the identifier the
+    probability at least `min_confidence` (default 0.5) are kept; see `cifar_synth.filtering.FILTER_RULE`. With
+    `filter_by="selected"` the classifier is the selection judge and each class's threshold the one `cifar-synth
+    select` chose on the validation slice (name suffix `-filter-selected`). `license` is the identifier the
     dataset card gives the data (`cifar_synth.card.checked_license`; default "unknown", explained in the card).
     """
 
@@ -114,7 +111,8 @@ class ExportOptions:
         runs_dir = Path(self.runs_dir)
         out = self.out
         if out is None:
-            suffix = f"-filter{min_confidence:g}" if self.filter_by == "classifier" else ""
+            suffix = ("" if self.filter_by == "none" else "-filter-selected" if self.filter_by == "selected" else
+                      f"-filter{min_confidence:g}")
             out = Path("datasets/synthetic") / (self.name or f"{runs_dir.resolve().name}-seed{self.seed}{suffix}")
         return replace(self, runs_dir=runs_dir, formats=formats, min_confidence=min_confidence, out=Path(out),
                        classifier=None if self.classifier is None else Path(self.classifier), license=license_id)
@@ -123,12 +121,17 @@ class ExportOptions:
         """The minimum confidence to use (None without a filter)."""
         if self.filter_by not in FILTERS:
             raise UserError(f"unknown filter {self.filter_by!r}; valid filters: {', '.join(FILTERS)}")
-        if self.filter_by == "none":
-            # Refused rather than ignored: an export the user believes filtered must not silently be unfiltered.
+        if self.filter_by != "classifier":
+            # Refused rather than ignored: an export the user believes filtered must not silently be unfiltered, nor
+            # one filtered as `select` chose silently be filtered otherwise.
             given = [option for option, value in (("--classifier", self.classifier),
                                                   ("--min-confidence", self.min_confidence)) if value is not None]
             if given:
-                raise UserError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --filter classifier")
+                raise UserError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --filter classifier"
+                                + (" (--filter selected uses the judge and thresholds `cifar-synth select` chose)"
+                                   if self.filter_by == "selected" else ""))
+            if self.filter_by == "selected" and not self.use_selection:
+                raise UserError("--filter selected follows the selection; it cannot go with --no-selection")
             return None
         if self.classifier is not None and not Path(self.classifier).is_file():
             raise UserError(f"classifier {self.classifier} does not exist")
@@ -145,39 +148,6 @@ class ExportResult:
 
     path: Path
     manifest: dict
-
-
-class ClassifierFilter:
-    """Keeps the images a classifier built like the evaluator's recognises as their class with enough confidence.
-
-    The classifier takes float pixels 0–255 of shape (N, 32, 32, 3) (it normalises inside), outputs a logit per class
-    of the dataset and has a layer named `features`, as `cifar_synth.classifier.build_classifier` makes it.
-    """
-
-    def __init__(self, path: Path, min_confidence: float, num_classes: int, from_evaluator_cache: bool = False):
-        from cifar_synth.classifier import load_classifier, make_predictor
-
-        self.path = path
-        self.min_confidence = min_confidence
-        self.from_evaluator_cache = from_evaluator_cache
-        self.model = load_classifier(path, num_classes)
-        self.sha256 = sha256_file(path)
-        self.predict = make_predictor(self.model, test_time_flip=True)
-
-    def accepts(self, images: np.ndarray, label: int) -> np.ndarray:
-        """Boolean mask of the uint8 `images` of class `label` to keep."""
-        probabilities, _ = self.predict(images)
-        return (probabilities.argmax(1) == label) & (probabilities[:, label] >= self.min_confidence)
-
-    def __str__(self) -> str:
-        source = "the evaluator's cached real-trained classifier" if self.from_evaluator_cache else "classifier"
-        return f"{source} {self.path}, min confidence {self.min_confidence:g}"
-
-    def describe(self) -> dict:
-        return {"method": "classifier", "rule": FILTER_RULE, "min_confidence": self.min_confidence,
-                "test_time_flip": True, "max_candidates_per_image": MAX_CANDIDATES_PER_IMAGE,
-                "classifier": {"path": str(self.path.resolve()), "sha256": self.sha256,
-                               "from_evaluator_cache": self.from_evaluator_cache}}
 
 
 def accepted_candidates(class_entry: dict) -> np.ndarray:
@@ -244,11 +214,13 @@ def _resolve_classes(runs_dir: Path, dataset: Classes, requested) -> list[str]:
 
 
 def _make_filter(options: ExportOptions, dataset: Classes, classes: list[str]) -> ClassifierFilter | None:
-    if options.filter_by != "classifier":
+    if options.filter_by == "none":
         return None
+    if options.filter_by == "selected":
+        return _selected_filter(options.runs_dir, dataset, classes)
     if options.classifier is None:
         classifier = the_cached_cnn_classifier(_trained_on(options.runs_dir, classes))
-        return ClassifierFilter(classifier, options.min_confidence, len(dataset), from_evaluator_cache=True)
+        return ClassifierFilter(classifier, options.min_confidence, len(dataset), EVALUATOR_CACHE)
     # A file named by the user counts as the evaluator's only when it is a cache entry trained on the same data.
     known = False
     if (sha256 := baseline_cache.trained_on(options.classifier)) is not None:
@@ -256,7 +228,29 @@ def _make_filter(options: ExportOptions, dataset: Classes, classes: list[str]) -
             known = sha256 == _trained_on(options.runs_dir, classes)
         except UserError:  # runs that do not record their data: the match cannot be shown
             pass
-    return ClassifierFilter(options.classifier, options.min_confidence, len(dataset), from_evaluator_cache=known)
+    return ClassifierFilter(options.classifier, options.min_confidence, len(dataset),
+                            EVALUATOR_CACHE if known else None)
+
+
+def _selected_filter(runs_dir: Path, dataset: Classes, classes: list[str]) -> ClassifierFilter:
+    """The selection judge with each class's threshold as `cifar-synth select` chose it; an error for a class
+    without a current choice."""
+    choices = {}
+    for class_name in classes:
+        choice = (class_sampler(runs_dir / class_name).selection or {}).get("filter")
+        if choice is None:
+            raise UserError(f"{class_name} has no filter threshold chosen by `cifar-synth select` (never selected "
+                            "with every class, or trained since): run `cifar-synth select` on all classes, or use "
+                            "--filter classifier")
+        choices[class_name] = choice
+    if len({choice["classifier"]["sha256"] for choice in choices.values()}) > 1:
+        raise UserError("the classes' thresholds were chosen with different selection judges; run `cifar-synth "
+                        "select` on all classes at once")
+    judge = runs_dir / next(iter(choices.values()))["classifier"]["path"]
+    if not judge.is_file():
+        raise UserError(f"the selection judge {judge} is gone; run `cifar-synth select` again")
+    return ClassifierFilter(judge, {name: choice["min_confidence"] for name, choice in choices.items()}, len(dataset),
+                            SELECTION_JUDGE)
 
 
 def _trained_on(runs_dir: Path, classes: list[str]) -> str:
@@ -349,7 +343,7 @@ def _class_batches(label: int, class_name: str, generator, sampler: ClassSampler
     written = 0
     for latents in latent_batches(options.seed, label, limit, latent_dim, options.batch_size, sampler.latent_std):
         images = generate(generator, latents, sampler.path)
-        keep = np.ones(len(images), bool) if image_filter is None else image_filter.accepts(images, label)
+        keep = np.ones(len(images), bool) if image_filter is None else image_filter.accepts(images, label, class_name)
         kept = np.flatnonzero(keep)
         if len(kept) >= count - written:  # the class is complete: later candidates are not examined
             keep = keep[:kept[count - written - 1] + 1]
@@ -448,10 +442,11 @@ def _filter_entry(class_name: str, decisions: np.ndarray, count: int, image_filt
     if accepted < count:
         raise UserError(
             f"{class_name}: the classifier accepted only {accepted} of {candidates:,} candidates "
-            f"({accepted / candidates:.1%}) at --min-confidence {image_filter.min_confidence:g}, short of --count "
+            f"({accepted / candidates:.1%}) at min confidence {image_filter.threshold(class_name):g}, short of --count "
             f"{count} within the cap of {MAX_CANDIDATES_PER_IMAGE} candidates per image; lower --min-confidence or "
             f"--count, or train this class's generator further")
-    return {"candidates": candidates, "accepted": accepted, "acceptance_rate": accepted / candidates,
+    return {"min_confidence": image_filter.threshold(class_name), "candidates": candidates, "accepted": accepted,
+            "acceptance_rate": accepted / candidates,
             "rejection_rate": 1 - accepted / candidates,
             "accepted_mask": base64.b64encode(np.packbits(decisions).tobytes()).decode()}
 

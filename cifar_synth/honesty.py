@@ -1,6 +1,8 @@
 """Whether an evaluation of an export can be honest, by what its manifest.json says the generators, their classifier
 guidance and the export's filter saw: the test split the evaluation scores on must be unseen by all of them."""
 
+from cifar_synth.filtering import EVALUATOR_CACHE
+
 TEST_LEAK = "not honest: generators saw the test split"
 UNKNOWN_FILTER = ("provenance unknown: filtered with a classifier that is not the evaluator's cached real-trained one "
                   "(it may have seen the test split)")
@@ -31,12 +33,17 @@ def unknown_provenance(manifest: dict | None) -> list[str]:
         return []
     labels = []
     classifier = (manifest.get("filter") or {}).get("classifier")
-    if classifier is not None and not classifier.get("from_evaluator_cache"):
+    if classifier is not None and filter_trained_on(classifier) is None:
         labels.append(f"{UNKNOWN_FILTER}: {classifier.get('path')}")
     guided = [entry["name"] for entry in manifest.get("classes", ()) if _guide_unknown(entry.get("run_config"))]
     if guided:
         labels.append(f"{UNKNOWN_GUIDE}: {', '.join(guided)}")
     return labels
+
+
+def filter_trained_on(classifier: dict) -> str | None:
+    """What the filter's classifier (a manifest's `filter.classifier`) was trained on, when cifar-synth knows it."""
+    return classifier.get("trained_on") or (EVALUATOR_CACHE if classifier.get("from_evaluator_cache") else None)
 
 
 def _guide_unknown(run_config: dict | None) -> bool:

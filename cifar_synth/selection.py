@@ -1,10 +1,12 @@
 """`cifar-synth select`: per class, the snapshot and latent spread whose samples come closest to the class's
-validation slice, so that the choice never looks at the test split.
+validation slice, and the threshold at which the filter should keep them, so that no choice looks at the test split.
 
 The judge is the bundled CNN trained on the training split *without* the validation slice (cached in the runs
 folder); each candidate (snapshot × latent standard deviation) is scored by the Fréchet distance between its
 samples' and the class's validation images' features in that CNN, and by how often the CNN recognises its samples.
-The choice goes to runs/<class>/selection.json, which `export` follows.
+With every class selected at once, the judge then serves as the filter of `cifar_synth.thresholds`' search for each
+class's confidence threshold. The choice goes to runs/<class>/selection.json, which `export` follows (the thresholds
+with `--filter selected`).
 """
 
 import json
@@ -16,9 +18,12 @@ import numpy as np
 from cifar_synth.classes import SHARED_START
 from cifar_synth.data import official
 from cifar_synth.errors import UserError
-from cifar_synth.files import write_json_atomic
+from cifar_synth.files import sha256_file, write_json_atomic
 from cifar_synth.reporter import Reporter
 from cifar_synth.runs import RunPaths, read_config, read_record, runs_classes, trained_classes
+from cifar_synth.sampling import class_sampler
+from cifar_synth.thresholds import CRITERION as THRESHOLD_CRITERION
+from cifar_synth.thresholds import DEFAULT_MIN_CONFIDENCES, search_thresholds
 
 DEFAULT_LATENT_STDS = (1.0, 1.25, 1.5)
 CRITERION = ("lowest Fréchet distance between the candidate's samples and the class's validation slice, in the "
@@ -38,6 +43,9 @@ class SelectOptions:
     budget: str = "quick"  # of the judge CNN (EvaluatorConfig.budget)
     seed: int = 0
     dataset: str | None = None  # with data_path: `cifar_synth.data.open_real_data`
+    # Filter thresholds to search; None: DEFAULT_MIN_CONFIDENCES when every class is selected, () for no search.
+    min_confidences: tuple[float, ...] | None = None
+    filter_count: int = 1000  # filtered samples per class that each scoring CNN trains on
 
     def validate(self) -> None:
         if self.samples < 2:
@@ -46,6 +54,10 @@ class SelectOptions:
             raise UserError(f"--latent-std values must be in (0, 10], got {list(self.latent_stds)}")
         if self.seed < 0:
             raise UserError(f"--seed must be 0 or more, got {self.seed}")
+        if any(not 0 <= value <= 1 for value in self.min_confidences or ()):
+            raise UserError(f"--min-confidence values must be between 0 and 1, got {list(self.min_confidences)}")
+        if self.filter_count < 10:
+            raise UserError(f"--filter-count must be at least 10, got {self.filter_count}")
         official(self.dataset)
 
 
@@ -69,7 +81,8 @@ def select_snapshots(options: SelectOptions, reporter: Reporter | None = None) -
     fraction = _validation_fraction(runs_dir, classes, data.sha256)
     training, validation = split_validation(data.load("train"), fraction)  # the test split is never read
     judge_config = EvaluatorConfig.budget(options.budget)
-    judge = _judge(runs_dir, training, judge_config, data.sha256, fraction, options.seed, reporter)
+    judge, judge_path = _judge(runs_dir, training, judge_config, data.sha256, fraction, options.seed, reporter)
+    search = _thresholds_to_search(options, classes, runs_dataset, reporter)
     chosen = {}
     for class_name in classes:
         chosen[class_name] = _select_class(runs_dir, class_name, validation, judge, judge_config, options)
@@ -77,7 +90,44 @@ def select_snapshots(options: SelectOptions, reporter: Reporter | None = None) -
         reporter.info(f"{class_name}: snapshot at step {best['steps']:,}, latent std {best['latent_std']:g} "
                       f"(FD {best['frechet_distance']:.1f} to {chosen[class_name]['validation_images']} "
                       f"validation images, recognised {best['recognised']:.0%})")
+    if search:
+        _choose_thresholds(runs_dir, chosen, judge, judge_path, validation, search, options, reporter)
     return chosen
+
+
+def _thresholds_to_search(options: SelectOptions, classes: list[str], dataset, reporter: Reporter) -> tuple:
+    """The thresholds to search, none when the classes selected are not all of the dataset's (a scoring CNN needs
+    every class); an error when they were asked for explicitly then."""
+    if options.min_confidences == ():
+        return ()
+    if set(classes) != set(dataset.names):
+        if options.min_confidences is not None:
+            raise UserError("--min-confidence searches every class's threshold at once; select all classes (no "
+                            "--class), or leave out --min-confidence")
+        reporter.info("filter thresholds not searched: the search scores all classes at once (select without --class)")
+        return ()
+    return tuple(sorted(set(options.min_confidences or DEFAULT_MIN_CONFIDENCES)))
+
+
+def _choose_thresholds(runs_dir: Path, chosen: dict[str, dict], judge, judge_path: Path, validation, thresholds: tuple,
+                       options: SelectOptions, reporter: Reporter) -> None:
+    """Search the filter's thresholds; record the search beside the judge and each class's choice in its selection."""
+    classes = validation.classes
+    samplers = {name: class_sampler(runs_dir / name) for name in classes.names}
+    search = search_thresholds(samplers, classes, judge, validation, options.filter_count, options.seed, thresholds,
+                               reporter)
+    if search is None:
+        return
+    search_path = judge_path.with_name("thresholds.json")
+    write_json_atomic(search_path, search)
+    judge_entry = {"path": judge_path.relative_to(runs_dir).as_posix(), "sha256": sha256_file(judge_path),
+                   "trained_on": "training split less the validation slice"}
+    for name, selection in chosen.items():
+        selection["filter"] = {"min_confidence": search["chosen"][name], "classifier": judge_entry,
+                               "criterion": THRESHOLD_CRITERION, "search": search_path.relative_to(runs_dir).as_posix()}
+        write_json_atomic(RunPaths(runs_dir / name).selection, selection)
+    reporter.info(f"filter thresholds ({search['chosen_run']}): " + ", ".join(
+        f"{name} {value:g}" for name, value in search["chosen"].items()) + "; export them with --filter selected")
 
 
 def _validation_fraction(runs_dir: Path, classes: list[str], sha256: str) -> float:
@@ -98,7 +148,8 @@ def _validation_fraction(runs_dir: Path, classes: list[str], sha256: str) -> flo
 
 
 def _judge(runs_dir: Path, training, config, sha256: str, fraction: float, seed: int, reporter: Reporter):
-    """The judge CNN trained on `training` (the training split less the validation slice), cached by its key."""
+    """The judge CNN trained on `training` (the training split less the validation slice), cached by its key, and
+    its file."""
     from cifar_synth.classifier import load_classifier, train_classifier
     from cifar_synth.files import atomic_path
 
@@ -107,7 +158,7 @@ def _judge(runs_dir: Path, training, config, sha256: str, fraction: float, seed:
     name = f"judge-{_digest(key)}"
     model_path, key_path = folder / f"{name}.keras", folder / f"{name}.json"
     if model_path.is_file() and key_path.is_file():
-        return load_classifier(model_path, len(training.classes))
+        return load_classifier(model_path, len(training.classes)), model_path
     folder.mkdir(parents=True, exist_ok=True)
     reporter.info(f"training the selection judge (the {config.budget_name} CNN) on {len(training):,} training "
                   "images, the validation slice held out")
@@ -115,7 +166,7 @@ def _judge(runs_dir: Path, training, config, sha256: str, fraction: float, seed:
     with atomic_path(model_path) as temp:
         model.save(temp)
     write_json_atomic(key_path, key)
-    return model
+    return model, model_path
 
 
 def _digest(key: dict) -> str:

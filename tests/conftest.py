@@ -56,6 +56,24 @@ def write_real_tree(root: Path, per_class: int = 16, seed: int = 1) -> Path:
     return root
 
 
+ODD = ("Sea Lion", "ZEBRA", "Ñandú")  # sorted by code point: the label order of a tree of them
+PER_CLASS = 16
+ODD_COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (240, 240, 240))  # class i: colour i % 4
+
+
+def write_odd_tree(root: Path, names=ODD, per_class: int = PER_CLASS, splits=("train", "test")) -> Path:
+    """`root/{train,test}/<name>/*.png`: each class a solid colour plus noise, so a tiny CNN tells them apart."""
+    rng = np.random.default_rng(0)
+    for split in splits:
+        for index, name in enumerate(names):
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            colour = np.array(ODD_COLOURS[index % len(ODD_COLOURS)])
+            for i in range(per_class):
+                pixels = np.clip(colour + rng.normal(0, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"{i:03d}.png")
+    return root
+
+
 def python_env(**extra: str) -> dict[str, str]:
     """The environment for a `python -m cifar_synth` subprocess that imports this checkout, quietly."""
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}

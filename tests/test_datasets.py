@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import TINY_GAN_CLI, assert_user_error, random_images, save_generator
+from conftest import ODD, PER_CLASS, TINY_GAN_CLI, assert_user_error, random_images, save_generator, write_odd_tree
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -24,8 +24,6 @@ from cifar_synth.synthetic import load_synthetic
 
 FINE = ("apple", "aquarium_fish", "bear", "maple_tree")  # a CIFAR-100 of four fine classes, in two coarse ones
 COARSE = ("fruit_and_vegetables", "fish")
-ODD = ("Sea Lion", "ZEBRA", "Ñandú")  # sorted by code point: the label order of a tree of them
-PER_CLASS = 16
 
 
 def invoke(*args: str):
@@ -114,19 +112,6 @@ def test_dataset_names_what_data_must_hold(tmp_path, real_tree):
 
 
 # --- a class-folder tree of odd class names -----------------------------------------------------------------------
-
-def write_odd_tree(root: Path, names=ODD, per_class: int = PER_CLASS, splits=("train", "test")) -> Path:
-    """`root/{train,test}/<name>/*.png`: each class a solid colour plus noise, so a tiny CNN tells them apart."""
-    rng = np.random.default_rng(0)
-    for split in splits:
-        for index, name in enumerate(names):
-            (root / split / name).mkdir(parents=True, exist_ok=True)
-            colour = np.array([[230, 25, 75], [60, 180, 75], [0, 130, 200], [240, 240, 240]][index % 4])
-            for i in range(per_class):
-                pixels = np.clip(colour + rng.normal(0, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(root / split / name / f"{i:03d}.png")
-    return root
-
 
 @pytest.fixture(scope="module")
 def odd_tree(tmp_path_factory) -> Path:

@@ -25,6 +25,7 @@ from cifar_synth import exporter, sampling
 from cifar_synth.classes import CIFAR10
 from cifar_synth.classifier import make_predictor
 from cifar_synth.cli import app
+from cifar_synth.filtering import EVALUATOR_CACHE
 from cifar_synth.errors import UserError
 from cifar_synth.files import sha256_file
 from cifar_synth.formats import csv as csv_format
@@ -401,7 +402,7 @@ def test_filter_gives_up_on_a_class_it_never_accepts(bright_runs, tmp_path):
     result = export(runs, tmp_path / "export", "--class", "airplane", "--class", "truck", "--count", "2",
                     "--filter", "classifier", "--classifier", str(classifier))
     assert_user_error(result, "truck: the classifier accepted only 0 of 100 candidates (0.0%) at "
-                              "--min-confidence 0.5")
+                              "min confidence 0.5")
     assert visible(tmp_path) == [] and leftovers(tmp_path) == []
 
 
@@ -439,7 +440,8 @@ def test_filter_uses_the_evaluators_longest_trained_cached_classifier_of_the_sam
     manifest = json.loads((tmp_path / f"datasets/synthetic/{runs.name}-seed0-filter0.5/manifest.json").read_text())
     # The manifest names no machine: a path outside the runs folder is cut to its name (the output names it whole).
     assert manifest["filter"]["classifier"] | {"sha256": None} == {"path": "classifier.keras", "sha256": None,
-                                                                   "from_evaluator_cache": True}
+                                                                   "from_evaluator_cache": True,
+                                                                   "trained_on": EVALUATOR_CACHE}
     assert "filter.classifier.path" in manifest["paths"]["outside_it_reduced_to_name"]
 
     (cache / "4567ef01/metrics.json").write_text((cache / "0123abcd/metrics.json").read_text())

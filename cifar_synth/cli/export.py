@@ -33,8 +33,9 @@ def export_command(
         "--batch-size", help="Images per generator call; bounds memory.")] = EXPORT_DEFAULTS.batch_size,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export at the output.")] = False,
     filter_by: Annotated[str, typer.Option(
-        "--filter", metavar="none|classifier",
-        help="classifier: keep only images a real-trained CNN recognises as their class.")] = "none",
+        "--filter", metavar="none|classifier|selected",
+        help="classifier: keep only images a real-trained CNN recognises as their class; selected: the same with the "
+             "judge and per-class thresholds `cifar-synth select` chose on the validation slice.")] = "none",
     classifier: Annotated[Path | None, typer.Option(
         "--classifier", metavar="PATH",
         help="Keras classifier for --filter classifier; default: the evaluator's cached real-trained one.")] = None,
@@ -68,8 +69,10 @@ def export_command(
 
 def _summary(manifest: dict, path: Path) -> Table:
     filtered = manifest["filter"]["method"] != "none"
-    caption = (f"filtered with classifier {manifest['filter']['classifier']['path']}, "
-               f"min confidence {manifest['filter']['min_confidence']:g}" if filtered else None)
+    method = manifest["filter"]
+    thresholds = ("min confidence per class as `select` chose it" if method.get("min_confidence_per_class") else
+                  f"min confidence {method.get('min_confidence') or 0:g}")
+    caption = f"filtered with classifier {method['classifier']['path']}, {thresholds}" if filtered else None
     table = Table(title=f"Exported to {path}", title_justify="left", caption=caption, caption_justify="left")
     columns = ("class", "count", *(["accepted %"] if filtered else []), "files", "bytes")
     for column in columns:

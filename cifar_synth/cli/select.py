@@ -8,6 +8,7 @@ import typer
 from cifar_synth.cli._app import app, reporter, user_errors_exit
 from cifar_synth.cli._data_options import Dataset
 from cifar_synth.selection import DEFAULT_LATENT_STDS, SelectOptions
+from cifar_synth.thresholds import DEFAULT_MIN_CONFIDENCES
 
 DEFAULTS = SelectOptions()
 
@@ -29,12 +30,22 @@ def select_command(
     = DEFAULTS.budget,
     seed: Annotated[int, typer.Option(help="Seed of the judge's training and of the candidates' latents.")]
     = DEFAULTS.seed,
+    min_confidence: Annotated[list[float] | None, typer.Option(
+        help="Filter thresholds to try for each class (repeatable); searched when every class is selected. Default: "
+             f"{', '.join(f'{value:g}' for value in DEFAULT_MIN_CONFIDENCES)}.")] = None,
+    filter_search: Annotated[bool, typer.Option(
+        help="Search the filter's threshold per class (for `export --filter selected`).")] = True,
+    filter_count: Annotated[int, typer.Option(
+        help="Filtered samples per class that each threshold's scoring CNN trains on.")] = DEFAULTS.filter_count,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
 ):
-    """Choose each class's snapshot and latent spread on the validation slice; `export` then follows the choice."""
+    """Choose each class's snapshot, latent spread and filter threshold on the validation slice; `export` then follows
+    the choice."""
     from cifar_synth.selection import select_snapshots
 
     select_snapshots(SelectOptions(runs_dir=runs, data_path=data, dataset=dataset, classes=tuple(class_names or ()),
                                    samples=samples, latent_stds=tuple(latent_std or DEFAULT_LATENT_STDS),
-                                   budget=budget, seed=seed),
+                                   budget=budget, seed=seed, filter_count=filter_count,
+                                   min_confidences=tuple(min_confidence) if min_confidence and filter_search else
+                                   None if filter_search else ()),
                      reporter(quiet))

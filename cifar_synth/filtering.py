@@ -1,0 +1,79 @@
+"""The classifier filter: which generated images a real-trained CNN recognises as their class, with what confidence.
+
+One rule (`accepted`) shared by `export --filter classifier` and the threshold search of `cifar-synth select`, so that
+the thresholds chosen on the validation slice mean in the export exactly what they meant when they were chosen.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from cifar_synth.files import sha256_file
+
+DEFAULT_MIN_CONFIDENCE = 0.5
+MAX_CANDIDATES_PER_IMAGE = 50  # a class whose generator the classifier rarely recognises fails instead of running on
+FILTER_RULE = (
+    "a candidate is kept when the classifier's most probable class is the class it was generated for and that "
+    "probability is at least min_confidence; probabilities are the softmax of the logits averaged over the image and "
+    "its mirror image (cifar_synth.classifier.make_predictor with test_time_flip)"
+)
+# Where a filter's classifier came from, when cifar-synth knows it: what it was trained on.
+EVALUATOR_CACHE = "the real training split; it is the evaluator's cached real-trained CNN"
+SELECTION_JUDGE = "the real training split less the validation slice; it is the judge of `cifar-synth select`"
+
+
+def accepted(probabilities: np.ndarray, label: int, min_confidence: float) -> np.ndarray:
+    """Boolean mask of the candidates of class `label` whose class probabilities (N, classes) pass the filter."""
+    return (probabilities.argmax(1) == label) & (probabilities[:, label] >= min_confidence)
+
+
+class ClassifierFilter:
+    """Keeps the images a classifier built like the evaluator's recognises as their class with enough confidence.
+
+    `min_confidence` is one threshold for every class, or one per class name (as `select` chose them). `trained_on`
+    says what the classifier was trained on when that is known (`EVALUATOR_CACHE`, `SELECTION_JUDGE`), else None.
+    The classifier takes float pixels 0–255 of shape (N, 32, 32, 3) (it normalises inside), outputs a logit per class
+    of the dataset and has a layer named `features`, as `cifar_synth.classifier.build_classifier` makes it.
+    """
+
+    def __init__(self, path: Path, min_confidence: float | dict[str, float], num_classes: int,
+                 trained_on: str | None = None):
+        from cifar_synth.classifier import load_classifier, make_predictor
+
+        self.path = path
+        self.min_confidence = min_confidence
+        self.trained_on = trained_on
+        self.model = load_classifier(path, num_classes)
+        self.sha256 = sha256_file(path)
+        self.predict = make_predictor(self.model, test_time_flip=True)
+
+    def threshold(self, class_name: str) -> float:
+        """The class's minimum confidence."""
+        return self.min_confidence[class_name] if isinstance(self.min_confidence, dict) else self.min_confidence
+
+    def accepts(self, images: np.ndarray, label: int, class_name: str) -> np.ndarray:
+        """Boolean mask of the uint8 `images` of class `label` to keep."""
+        probabilities, _ = self.predict(images)
+        return accepted(probabilities, label, self.threshold(class_name))
+
+    def __str__(self) -> str:
+        source = {EVALUATOR_CACHE: "the evaluator's cached real-trained classifier",
+                  SELECTION_JUDGE: "the selection judge"}.get(self.trained_on, "classifier")
+        return f"{source} {self.path}, {self.thresholds_text()}"
+
+    def thresholds_text(self) -> str:
+        if not isinstance(self.min_confidence, dict):
+            return f"min confidence {self.min_confidence:g}"
+        return "min confidence per class as `select` chose it (" + ", ".join(
+            f"{name} {value:g}" for name, value in self.min_confidence.items()) + ")"
+
+    def describe(self) -> dict:
+        per_class = isinstance(self.min_confidence, dict)
+        return {"method": "classifier", "rule": FILTER_RULE,
+                "min_confidence": None if per_class else self.min_confidence,
+                **({"min_confidence_per_class": self.min_confidence,
+                    "min_confidence_chosen_by": "cifar-synth select, on the validation slice"} if per_class else {}),
+                "test_time_flip": True, "max_candidates_per_image": MAX_CANDIDATES_PER_IMAGE,
+                "classifier": {"path": str(self.path.resolve()), "sha256": self.sha256,
+                               "from_evaluator_cache": self.trained_on == EVALUATOR_CACHE,
+                               "trained_on": self.trained_on}}
