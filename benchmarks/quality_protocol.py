@@ -1,12 +1,14 @@
-"""The headline quality protocol: all ten classes, a fixed training budget in steps per class, export, evaluate.
+"""The headline quality protocol: every class of a dataset, a fixed training budget in steps per class, export, evaluate.
 
     python benchmarks/quality_protocol.py --recipe default --data DATA --work WORK/protocol-default
     python benchmarks/quality_protocol.py --recipe hobby --data DATA --work WORK/protocol-hobby
     python benchmarks/quality_protocol.py --compare WORK/protocol-default WORK/protocol-hobby
     python benchmarks/quality_protocol.py ... --work WORK/protocol-seed1 --seed 1 --replicate WORK/protocol-default \
         --retrain cat dog deer          # the same protocol with another training seed for three classes
+    python benchmarks/quality_protocol.py --dataset cifar100 --data DATA/cifar-100-python.tar.gz --work WORK/c100
 
-The default recipe first trains the shared start (all ten classes) for `--shared-steps`, then every class from it
+The classes are those of the data (`--data`, `--dataset` as for cifar-synth; CIFAR-10 by default), recorded in
+protocol.json. The default recipe first trains the shared start (all the classes) for `--shared-steps`, then every class from it
 for `--steps-per-class`, through `cifar-synth train --steps --shared-steps`; the hobby reference trains each class
 for `--steps-per-class` through benchmarks/hobby_recipe.py. Then `cifar-synth export` writes `--count` images per
 class and `cifar-synth evaluate` scores them against the real test split. Steps give the same runs on every
@@ -38,6 +40,7 @@ from _common import cpu_flags, cpu_model, publish_results, markdown_table, threa
 from cifar_synth.baseline_cache import CLASSIFIER_FILE
 from cifar_synth.classes import CIFAR10, SHARED_START
 from cifar_synth.config import DEFAULT_STEPS, NO_INIT, SHARED_STEPS_PER_CLASS_STEP
+from cifar_synth.data import DATASETS, open_real_data
 from cifar_synth.executors.job import STATE_DIR, Job, read_status, session_file
 from cifar_synth.files import write_json_atomic
 from cifar_synth.errors import UserError
@@ -51,7 +54,7 @@ REPORT_DIRS = {False: "report", True: "report-filtered"}
 PROTOCOL_FILE = "protocol.json"
 # Settings that change the results: a protocol resumed with other values would mix two experiments.
 SETTINGS = ("recipe", "train_options", "steps_per_class", "shared_steps", "minutes_per_class", "shared_minutes",
-            "budget_clock", "count", "seed", "data")
+            "budget_clock", "count", "seed", "data", "dataset")
 # The cores the training ran on change its results too, but export and evaluation may use others (e.g. all
 # cores once two side-by-side trainings are done).
 TRAINING_RESOURCES = ("threads", "cpus", "parallel")
@@ -131,7 +134,7 @@ class Protocol:
             shutil.rmtree(self.runs / SHARED_START, ignore_errors=True)
             shutil.copytree(source_work / "runs" / SHARED_START, self.runs / SHARED_START)
             self.record("shared", source["shared"])
-        for class_name in CIFAR10.names:
+        for class_name in class_names(self.state):
             if class_name not in retrained and class_name not in self.state["classes"]:
                 shutil.rmtree(self.runs / class_name, ignore_errors=True)
                 shutil.copytree(source_work / "runs" / class_name, self.runs / class_name)
@@ -150,7 +153,7 @@ class Protocol:
             self.reset_run(class_name)
         shared = class_names == [SHARED_START]
         seed = str(self.state["seed"])
-        data = ["--data", self.state["data"]] if self.state["data"] else []
+        data = data_argv(self.state)
         budget = budget_argv(self.state, shared)
         if self.state["recipe"] == "default":
             start = [] if shared else ["--init-from", SHARED_START if has_shared_start(self.state) else NO_INIT]
@@ -200,7 +203,7 @@ class Protocol:
         export_key = stage_key("export", filtered)
         if export_key not in self.state:
             raise ProtocolError(f"nothing exported yet; run --stage export{' --filtered' if filtered else ''} first")
-        data = ["--data", self.state["data"]] if self.state["data"] else []
+        data = data_argv(self.state)
         report_dir = self.work / REPORT_DIRS[filtered]
         # --quiet, not --json: the figures are read from the report.json it writes.
         seconds = self.run_child([
@@ -209,6 +212,17 @@ class Protocol:
             *([] if inception_fid else ["--no-inception-fid"])])
         self.record(stage_key("evaluate", filtered), {"report": str(report_dir / "report.json"), "judges": judges,
                                                   "seconds": round(seconds, 1), **self.resources})
+
+
+def class_names(state: dict) -> list[str]:
+    """The protocol's classes (protocols from before other datasets: CIFAR-10's)."""
+    return state.get("class_names") or list(CIFAR10.names)
+
+
+def data_argv(state: dict) -> list[str]:
+    """The options of a cifar-synth child that name the protocol's real data."""
+    return ([*(["--data", state["data"]] if state["data"] else []),
+             *(["--dataset", state["dataset"]] if state.get("dataset") else [])])
 
 
 def has_shared_start(state: dict) -> bool:
@@ -235,15 +249,15 @@ def budget_argv(state: dict, shared: bool) -> list[str]:
 
 def check_extension(source: dict, state: dict) -> None:
     """Refuse to extend a protocol that is unfinished, shorter than it will be, or trained with other settings."""
-    if set(source["classes"]) != set(CIFAR10.names):
-        raise ProtocolError("--extend: that protocol has not trained all ten classes yet")
+    if set(source["classes"]) != set(class_names(source)):
+        raise ProtocolError("--extend: that protocol has not trained all its classes yet")
     budget = budget_key(state)
     if source.get(budget) is None:
         raise ProtocolError(f"--extend: that protocol has no --{budget.replace('_', '-')} budget")
     if source[budget] >= state[budget]:
         raise ProtocolError(f"--extend: --{budget.replace('_', '-')} must exceed that protocol's {source[budget]:g}")
     changed = [key for key in ("recipe", "train_options", "shared_steps", "shared_minutes", "budget_clock", "seed",
-                               "data")
+                               "data", "dataset")
                if source.get(key) != state.get(key)]
     if changed:
         raise ProtocolError(f"--extend: that protocol was trained with other {', '.join(changed)}")
@@ -251,17 +265,17 @@ def check_extension(source: dict, state: dict) -> None:
 
 def check_replication(source: dict, state: dict) -> None:
     """Refuse to replicate a protocol that is unfinished, trained with other settings, or with the same seed."""
-    if set(source["classes"]) != set(CIFAR10.names):
-        raise ProtocolError("--replicate: that protocol has not trained all ten classes yet")
+    if set(source["classes"]) != set(class_names(source)):
+        raise ProtocolError("--replicate: that protocol has not trained all its classes yet")
     if source["seed"] == state["seed"]:
         raise ProtocolError(f"--replicate: give another --seed than that protocol's {source['seed']}")
-    unknown = sorted(set(state["retrained"]) - set(CIFAR10.names))
+    unknown = sorted(set(state["retrained"]) - set(class_names(source)))
     if unknown or not state["retrained"]:
-        raise ProtocolError(f"--retrain: name classes of {', '.join(CIFAR10.names)}"
+        raise ProtocolError(f"--retrain: name classes of {', '.join(class_names(source))}"
                             + (f" (not {', '.join(unknown)})" if unknown else ""))
     changed = [key for key in ("recipe", "train_options", "steps_per_class", "shared_steps", "minutes_per_class",
                                "shared_minutes", "budget_clock",
-                               "count", "data") if source.get(key) != state.get(key)]
+                               "count", "data", "dataset") if source.get(key) != state.get(key)]
     if changed:
         raise ProtocolError(f"--replicate: that protocol was run with other {', '.join(changed)}")
 
@@ -400,7 +414,7 @@ def _acceptance(report: Report, class_names: list[str] | None) -> str:
 # (row label, value of one protocol from its protocol.json and its evaluation's Report)
 HEADLINE = [
     ("training budget per class", lambda s, r: _budget(s)),
-    ("shared start (all ten classes, before the classes)", lambda s, r: _shared_start(s)),
+    ("shared start (all classes, before the classes)", lambda s, r: _shared_start(s)),
     ("machine (CPU, kernel flags, cores)", lambda s, r: _machine(s)),
     ("precision", lambda s, r: _precision(s)),
     ("threads / cores", lambda s, r: _cores(s)),
@@ -409,6 +423,8 @@ HEADLINE = [
     ("CAS: synthetic-trained accuracy on real test", lambda s, r: percent(r.headline.cas)),
     ("baseline: real-trained accuracy on real test", lambda s, r: percent(r.headline.baseline_accuracy)),
     ("CAS / baseline", lambda s, r: number(r.headline.cas_ratio, 3)),
+    ("CAS top-5 / baseline top-5 (datasets of more than 10 classes)",
+     lambda s, r: f"{percent(r.headline.cas_top5)} / {percent(r.headline.baseline_top5)}"),
     ("second judge (ResNet): synthetic-trained accuracy on real test", lambda s, r: _judge_figure(r, lambda judge: judge.cas)),
     ("second judge: real-trained accuracy on real test",
      lambda s, r: _judge_figure(r, lambda judge: judge.baseline_accuracy)),
@@ -467,7 +483,7 @@ def variants_tables(variants: list[tuple[str, dict, Report]], per_class_columns:
         ["class", *(label if single else f"{label} ({name})"
                     for label, _ in per_class_columns for name, _, _ in variants)],
         [[c, *(value(state, report, c) for _, value in per_class_columns for _, state, report in variants)]
-         for c in CIFAR10.names])
+         for c in class_names(variants[0][1])])
     return (f"{headline}\n\nPer class (accuracies on the real test images of that class; recognizability of a "
             f"classifier-filtered set is high by construction, as the same real-trained CNN chose it):\n\n{per_class}")
 
@@ -532,14 +548,22 @@ def run_protocol(args) -> None:
     budget = budget_settings(args)
     if bool(args.replicate) != bool(args.retrain) or (args.replicate and args.extend):
         raise ProtocolError("--replicate needs --retrain CLASS … (and no --extend), and --retrain needs --replicate")
+    try:
+        classes = open_real_data(args.data, dataset=args.dataset).classes
+    except UserError as error:
+        raise ProtocolError(str(error)) from None
+    if args.recipe != "default" and not classes.same_as(CIFAR10):
+        raise ProtocolError(f"the hobby recipe trains CIFAR-10's classes only; {classes.dataset} has others")
     settings = {"recipe": args.recipe, "train_options": args.train_options or None, **budget, "count": args.count,
                 "seed": args.seed, "data": str(Path(args.data).resolve()) if args.data else None,
+                "dataset": args.dataset,
                 "extends": str(args.extend.resolve()) if args.extend else None,
                 "replicates": str(args.replicate.resolve()) if args.replicate else None,
                 "retrained": args.retrain}
     resources = {"threads": args.threads, "cpus": args.cpus, "parallel": args.parallel}
     protocol = Protocol(args.work, settings, resources, training=args.stage in ("all", "train"))
     protocol.work.mkdir(parents=True, exist_ok=True)
+    protocol.state["class_names"] = list(classes.names)  # fixed by the data and --dataset, which resume checks
     protocol.record()
     if args.extend and "shared" not in protocol.state:
         extended = read_state(args.extend)
@@ -552,11 +576,12 @@ def run_protocol(args) -> None:
     run_all = args.stage == "all"
 
     if run_all or args.stage == "train":
-        for class_name in CIFAR10.names:
+        names = class_names(protocol.state)
+        for class_name in names:
             if class_name in protocol.state["classes"]:
                 print(f"{class_name}: already trained, skipped")
-        protocol.train_all([name for name in CIFAR10.names if name not in protocol.state["classes"]])
-    missing = [name for name in CIFAR10.names if name not in protocol.state["classes"]]
+        protocol.train_all([name for name in names if name not in protocol.state["classes"]])
+    missing = [name for name in class_names(protocol.state) if name not in protocol.state["classes"]]
     if args.stage in ("export", "evaluate") and missing:
         raise ProtocolError(f"training of {', '.join(missing)} has not finished; run --stage train first")
 
@@ -574,14 +599,18 @@ def run_protocol(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", choices=("default", "hobby"), default="default")
-    parser.add_argument("--data", help="real CIFAR-10 (as for cifar-synth --data)")
+    parser.add_argument("--data", help="the real data (as for cifar-synth --data): CIFAR-10, CIFAR-100 or a "
+                                       "class-folder tree")
+    parser.add_argument("--dataset", choices=tuple(DATASETS),
+                        help="the official dataset (as for cifar-synth --dataset); default: CIFAR-10, or what --data "
+                             "holds")
     parser.add_argument("--work", type=Path, help="work directory (default: <tmp>/cifar-synth-protocol-<recipe>)")
     parser.add_argument("--train-options", default="",
                         help="extra options for `cifar-synth train`, e.g. \"--flip --guidance 0.3 --guide PATH\"")
     parser.add_argument("--steps-per-class", type=int,
                         help=f"training steps of each class (cifar-synth train --steps; default {DEFAULT_STEPS})")
     parser.add_argument("--shared-steps", type=int,
-                        help="steps of the shared start on all ten classes, trained first, which every class starts "
+                        help="steps of the shared start on all classes, trained first, which every class starts "
                              "from (cifar-synth train --shared-steps; default "
                              f"{SHARED_STEPS_PER_CLASS_STEP}× --steps-per-class; 0: random starts); the default recipe "
                              "only")

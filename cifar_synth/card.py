@@ -303,7 +303,9 @@ def _quality(manifest: dict, report: Report | None) -> str:
         "| figure | value |", "|---|---|",
         f"| CAS (accuracy on real test images of the CNN trained on this data) | {percent(head.cas)} |",
         f"| baseline (the same CNN trained on as many real images) | {percent(head.baseline_accuracy)} |",
-        f"| CAS / baseline | {number(head.cas_ratio)} |", "",
+        f"| CAS / baseline | {number(head.cas_ratio)} |",
+        *([f"| CAS top-5 (true class among the CNN's five most probable) | {percent(head.cas_top5)} |",
+           f"| baseline top-5 | {percent(head.baseline_top5)} |"] if head.cas_top5 is not None else []), "",
     ]
     ranked = report.ranked_classes()
     if ranked is not None:

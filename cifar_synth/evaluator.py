@@ -367,7 +367,8 @@ def _second_judge(trained: dict, judge: "Judge", config, timings: dict) -> Judge
 
 def _cas_figures(synthetic: ClassifierResult, real: ClassifierResult) -> dict:
     return {"cas": synthetic.accuracy, "baseline_accuracy": real.accuracy,
-            "cas_ratio": synthetic.accuracy / real.accuracy if real.accuracy else None}
+            "cas_ratio": synthetic.accuracy / real.accuracy if real.accuracy else None,
+            "cas_top5": synthetic.top5_accuracy, "baseline_top5": real.top5_accuracy}
 
 
 # --- figures in the real-trained CNN's features -----------------------------------------------------------------------

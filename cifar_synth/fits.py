@@ -14,7 +14,7 @@ from cifar_synth.judge_names import CNN
 from cifar_synth.executors.job import Job
 from cifar_synth.files import atomic_path
 from cifar_synth.images import LabeledImages
-from cifar_synth.metrics import accuracy_figures
+from cifar_synth.metrics import accuracy_figures, top_k_accuracy
 from cifar_synth.report import ClassifierResult, percent
 from cifar_synth.reporter import Reporter
 from cifar_synth.saved_models import load_model
@@ -51,6 +51,7 @@ def train_and_test(fit: Fit, data: LabeledImages, test: LabeledImages, seed: int
     seconds = time.perf_counter() - started
     probabilities, _ = make_predictor(model, fit.config.test_time_flip)(test.images)
     return model, ClassifierResult(**accuracy_figures(probabilities.argmax(1), test.labels, test.classes.names),
+                                   top5_accuracy=top_k_accuracy(probabilities, test.labels),
                                    train_images=len(data), train_seconds=seconds)
 
 

@@ -76,6 +76,7 @@ class ClassifierResult(_Record):
     accuracy: float
     per_class_accuracy: dict[str, float | None]
     confusion: list[list[int]]
+    top5_accuracy: float | None = None  # None: a dataset of 10 classes or fewer (metrics.TOP_K_ABOVE_CLASSES)
     train_images: int
     train_seconds: float
     cached: bool = False
@@ -87,6 +88,8 @@ class Headline(_Record):
     cas: float  # the synthetic-trained CNN's accuracy on the real test images
     baseline_accuracy: float  # the real-trained CNN's
     cas_ratio: float | None
+    cas_top5: float | None = None  # top-5 accuracies, for datasets of more than 10 classes
+    baseline_top5: float | None = None
     mix_accuracy: float | None = None  # the real+synthetic-trained CNN's, with --mix
 
 
@@ -100,6 +103,8 @@ class JudgeReport(_Record):
     cas: float
     baseline_accuracy: float
     cas_ratio: float | None
+    cas_top5: float | None = None
+    baseline_top5: float | None = None
     classifiers: dict[str, ClassifierResult]  # "real" (its baseline) and "synthetic"
 
 
@@ -234,11 +239,13 @@ def _headline_table(report: Report) -> list[str]:
         ("CAS: synthetic-trained accuracy on real test images", percent(head.cas)),
         ("baseline: real-trained accuracy on real test images", percent(head.baseline_accuracy)),
         ("CAS / baseline", number(head.cas_ratio, 3)),
+        *_top5_rows("", head),
     ]
     for name, judge in report.judges.items():
         rows += [(f"second judge ({name}): CAS", percent(judge.cas)),
                  (f"second judge ({name}): real-trained baseline", percent(judge.baseline_accuracy)),
-                 (f"second judge ({name}): CAS / baseline", number(judge.cas_ratio, 3))]
+                 (f"second judge ({name}): CAS / baseline", number(judge.cas_ratio, 3)),
+                 *_top5_rows(f"second judge ({name}): ", judge)]
     if head.mix_accuracy is not None:
         rows.append(("real+synthetic-trained accuracy on real test images", percent(head.mix_accuracy)))
     inception = report.inception_fid
@@ -251,6 +258,13 @@ def _headline_table(report: Report) -> list[str]:
     ]
     return ["## Headline", "", "| figure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows), "",
             f"**{NOT_INCEPTION_FID}**", ""]
+
+
+def _top5_rows(prefix: str, figures) -> list[tuple[str, str]]:
+    if figures.cas_top5 is None:
+        return []
+    return [(f"{prefix}CAS top-5", percent(figures.cas_top5)),
+            (f"{prefix}baseline top-5", percent(figures.baseline_top5))]
 
 
 def _per_class_table(report: Report) -> list[str]:

@@ -19,6 +19,7 @@ from cifar_synth.classes import SHARED_START
 from cifar_synth.data import official
 from cifar_synth.errors import UserError
 from cifar_synth.files import sha256_file, write_json_atomic
+from cifar_synth.filtering import SELECTION_JUDGE
 from cifar_synth.reporter import Reporter
 from cifar_synth.runs import RunPaths, read_config, read_record, runs_classes, trained_classes
 from cifar_synth.sampling import class_sampler
@@ -121,7 +122,7 @@ def _choose_thresholds(runs_dir: Path, chosen: dict[str, dict], judge, judge_pat
     search_path = judge_path.with_name("thresholds.json")
     write_json_atomic(search_path, search)
     judge_entry = {"path": judge_path.relative_to(runs_dir).as_posix(), "sha256": sha256_file(judge_path),
-                   "trained_on": "training split less the validation slice"}
+                   "trained_on": SELECTION_JUDGE}
     for name, selection in chosen.items():
         selection["filter"] = {"min_confidence": search["chosen"][name], "classifier": judge_entry,
                                "criterion": THRESHOLD_CRITERION, "search": search_path.relative_to(runs_dir).as_posix()}
@@ -208,8 +209,7 @@ def _select_class(runs_dir: Path, class_name: str, validation, judge, judge_conf
     best = min(candidates, key=lambda candidate: candidate["frechet_distance"])
     selection = {"criterion": CRITERION, "chosen": best, "candidates": candidates, "samples": options.samples,
                  "validation_images": len(validation_features), "judge": {"budget": judge_config.budget_name,
-                                                                          "trained_on": "training split less the "
-                                                                                        "validation slice"},
+                                                                          "trained_on": SELECTION_JUDGE},
                  "record_steps": record.steps, "test_split_read": False}
     write_json_atomic(paths.selection, selection)
     return selection

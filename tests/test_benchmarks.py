@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import _common  # noqa: E402
 from cifar_synth.classes import CIFAR10  # noqa: E402
 from cifar_synth.executors.job import STATE_DIR, start_session  # noqa: E402
-from conftest import TINY_GAN_CLI  # noqa: E402
+from conftest import ODD, TINY_GAN_CLI, write_odd_tree  # noqa: E402
 import hobby_recipe  # noqa: E402
 import kill_export  # noqa: E402
 import kill_resume  # noqa: E402
@@ -191,6 +191,23 @@ def test_protocol_trains_a_shared_start_then_classes_in_parallel_through_cifar_s
         assert config["sessions"][0]["started_from"]["run"] == "shared"  # relative to the runs folder
         assert state["classes"][name]["steps"] == 2
         assert state["classes"][name]["precision"] == config["gan"]["precision"]
+
+
+def test_protocol_trains_the_classes_of_a_class_folder_tree(tmp_path, monkeypatch):
+    tree = write_odd_tree(tmp_path / "critters")
+    argv = ["quality_protocol.py", "--data", str(tree), "--work", str(tmp_path / "work"), "--steps-per-class", "2",
+            "--shared-steps", "3", "--stage", "train", "--parallel", "2", "--threads", "1",
+            f"--train-options={' '.join(TINY_GAN_CLI)}"]
+    monkeypatch.setattr(sys, "argv", argv)
+    quality_protocol.main()
+    state = quality_protocol.read_state(tmp_path / "work")
+    assert state["class_names"] == list(ODD) and sorted(state["classes"]) == sorted(ODD)
+    assert state["shared"]["steps"] == 3 and {entry["steps"] for entry in state["classes"].values()} == {2}
+    assert quality_protocol.data_argv(state) == ["--data", str(tree.resolve())]
+    monkeypatch.setattr(sys, "argv", ["quality_protocol.py", "--recipe", "hobby", "--data", str(tree),
+                                      "--work", str(tmp_path / "hobby")])
+    with pytest.raises(SystemExit, match="the hobby recipe trains CIFAR-10's classes only; critters has others"):
+        quality_protocol.main()
 
 
 def test_protocol_records_the_classes_that_finished_when_another_failed(tmp_path, monkeypatch):

@@ -298,7 +298,8 @@ def test_a_report_of_many_classes_names_the_lowest_and_highest(tmp_path):
     result = ClassifierResult(accuracy=0.5, per_class_accuracy=accuracy, confusion=confusion, train_images=400,
                               train_seconds=1.0)
     report = Report(created="2026-12-03T06:00:00+00:00", headline=Headline(cas=0.5, baseline_accuracy=0.6,
-                                                                         cas_ratio=0.83),
+                                                                         cas_ratio=0.83, cas_top5=0.75,
+                                                                         baseline_top5=0.875),
                     baseline_cached=False, train_images_per_class=4, synthetic={"path": "x", "images": 400,
                                                                                 "content_sha256": "0"},
                     real_data={"source": "y", "sha256": "1"}, seed=0,
@@ -317,8 +318,10 @@ def test_a_report_of_many_classes_names_the_lowest_and_highest(tmp_path):
     print_summary(Console(file=terminal, width=200), report, tmp_path)
     shown = [name for name in names if f"{name} " in terminal.getvalue()]
     assert shown == names[:5] + names[-5:] and "of 100 classes" in terminal.getvalue()
+    assert "top-5 75.0% against 87.5%" in terminal.getvalue()
     report.save(tmp_path)
     markdown = (tmp_path / "report.md").read_text()
+    assert "| CAS top-5 | 75.0% |" in markdown and "| baseline top-5 | 87.5% |" in markdown
     assert all(f"| {name} |" in markdown for name in names)
     assert "the lowest are class 000 0.0%" in markdown and "the highest class 095 95.0%" in markdown
     assert Image.open(tmp_path / "confusion_synthetic.png").size[0] > 1000

@@ -129,16 +129,21 @@ def test_report_files_and_keys(copy_report):
 
 def test_committed_reports_load_and_keep_their_keys():
     # Reports written before the typed report (benchmarks/results, the quality protocol's) read back unchanged,
-    # apart from what they predate: the second judges ({} when absent), the honesty labels ([] when absent) and the
-    # synthetic classifiers' cache entry.
+    # apart from what they predate: the second judges ({} when absent), the honesty labels ([] when absent), the
+    # synthetic classifiers' cache entry and the top-5 figures (None: these are all of 10 classes).
     paths = sorted((Path(__file__).resolve().parent.parent / "benchmarks" / "results").glob("*/report*.json"))
     assert paths
     for path in paths:
         stored = json.loads(path.read_text())
         stored.setdefault("judges", {})
         stored.setdefault("honesty", [])
+        for figures in [stored["headline"], *stored["judges"].values()]:
+            figures.setdefault("cas_top5", None)
+            figures.setdefault("baseline_top5", None)
         for classifiers in [stored["classifiers"], *(judge["classifiers"] for judge in stored["judges"].values())]:
             classifiers["synthetic"].setdefault("cache_entry", None)
+            for classifier in classifiers.values():
+                classifier.setdefault("top5_accuracy", None)
         assert Report.load(path).to_dict() == stored
 
 
@@ -256,6 +261,12 @@ def test_feature_distances_are_zero_for_identical_sets_and_grow_with_a_shift():
     assert abs(same) < 0.05 * shifted
     assert metrics.sampled_pairwise_distance(features * 0.1, rng) == pytest.approx(
         0.1 * metrics.sampled_pairwise_distance(features, rng), rel=0.05)
+
+
+def test_top5_accuracy_counts_the_true_class_among_the_five_most_probable_above_ten_classes():
+    probabilities = np.tile(np.arange(12, dtype=np.float32), (3, 1))  # classes 7–11 most probable, 11 first
+    assert metrics.top_k_accuracy(probabilities, np.array([11, 7, 6])) == pytest.approx(2 / 3)
+    assert metrics.top_k_accuracy(probabilities[:, :10], np.array([9, 5, 0])) is None  # CIFAR-10: not reported
 
 
 def with_moments(mean, covariance, count: int, seed: int) -> np.ndarray:

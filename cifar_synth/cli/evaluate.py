@@ -99,7 +99,10 @@ def print_summary(to: Console, report: "Report", out: Path) -> None:
 
 def _cas_line(label: str, figures, cached: bool) -> str:
     return (f"{label} [bold]{percent(figures.cas)}[/]  baseline [bold]{percent(figures.baseline_accuracy)}[/]  "
-            f"ratio [bold]{number(figures.cas_ratio, 3)}[/]" + ("  (baseline from cache)" if cached else ""))
+            f"ratio [bold]{number(figures.cas_ratio, 3)}[/]"
+            + (f"  top-5 [bold]{percent(figures.cas_top5)}[/] against {percent(figures.baseline_top5)}"
+               if figures.cas_top5 is not None else "")
+            + ("  (baseline from cache)" if cached else ""))
 
 
 def _short(title: str) -> str:
