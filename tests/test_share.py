@@ -1,6 +1,7 @@
 """What makes an export shareable: its dataset card and sample sheet, `show`, `publish` (at the HfApi boundary:
 tests never reach the Hub), the Python API and `--version`."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -84,9 +85,14 @@ def test_evaluating_updates_the_card(export_dir, tmp_path):
     card = (export_dir / "README.md").read_text()
     assert "| CAS (accuracy on real test images of the CNN trained on this data) | 31.2% |" in card
     assert "| CAS / baseline | 0.50 |" in card and "| dog | 50.0% | 75.0% |" in card
-    assert "Caveat" in card and "Not evaluated yet" not in card
+    assert "Caveat" in card and "Not evaluated yet" not in card and "top-5" not in card  # 10 classes: no top-5
     assert card.startswith(render_card(json.loads((export_dir / "manifest.json").read_text()))[:200])
     assert not update_card(tmp_path, report)  # not an export: nothing to update
+    top5 = dataclasses.replace(report.headline, cas_top5=0.7, baseline_top5=0.9)
+    assert update_card(export_dir, dataclasses.replace(report, headline=top5))
+    card = (export_dir / "README.md").read_text()
+    assert "| CAS top-5 (true class among the CNN's five most probable) | 70.0% |" in card
+    assert "| baseline top-5 | 90.0% |" in card
 
 
 def test_evaluate_puts_its_figures_into_the_card_of_the_export(runs, real_tree, tmp_path):
