@@ -256,9 +256,9 @@ def check_extension(source: dict, state: dict) -> None:
         raise ProtocolError(f"--extend: that protocol has no --{budget.replace('_', '-')} budget")
     if source[budget] >= state[budget]:
         raise ProtocolError(f"--extend: --{budget.replace('_', '-')} must exceed that protocol's {source[budget]:g}")
-    changed = [key for key in ("recipe", "train_options", "shared_steps", "shared_minutes", "budget_clock", "seed",
-                               "data", "dataset")
-               if source.get(key) != state.get(key)]
+    # The budget grows and the export's count may differ; every other setting must match.
+    changed = [key for key in SETTINGS if key not in ("steps_per_class", "minutes_per_class", "count")
+               and source.get(key) != state.get(key)]
     if changed:
         raise ProtocolError(f"--extend: that protocol was trained with other {', '.join(changed)}")
 
@@ -273,9 +273,7 @@ def check_replication(source: dict, state: dict) -> None:
     if unknown or not state["retrained"]:
         raise ProtocolError(f"--retrain: name classes of {', '.join(class_names(source))}"
                             + (f" (not {', '.join(unknown)})" if unknown else ""))
-    changed = [key for key in ("recipe", "train_options", "steps_per_class", "shared_steps", "minutes_per_class",
-                               "shared_minutes", "budget_clock",
-                               "count", "data", "dataset") if source.get(key) != state.get(key)]
+    changed = [key for key in SETTINGS if key != "seed" and source.get(key) != state.get(key)]
     if changed:
         raise ProtocolError(f"--replicate: that protocol was run with other {', '.join(changed)}")
 

@@ -103,7 +103,7 @@ def _pool(sampler, label: int, predict, thresholds: list[float], count: int, see
 
 
 def _score(thresholds: dict[str, float], pools: dict[str, _Pool], classes, config, validation: LabeledImages,
-           seed: int, name: str, reporter: Reporter) -> dict:
+           seed: int, run_name: str, reporter: Reporter) -> dict:
     """Validation accuracy and per-class F1 of a CNN trained on every class's samples at its threshold."""
     from cifar_synth.classifier import make_predictor, train_classifier
     from cifar_synth.metrics import accuracy_figures
@@ -111,14 +111,14 @@ def _score(thresholds: dict[str, float], pools: dict[str, _Pool], classes, confi
     images = [pools[name].images[value] for name, value in thresholds.items()]
     labels = [np.full(len(batch), classes.label(name)) for name, batch in zip(thresholds, images)]
     model = train_classifier(LabeledImages(np.concatenate(images), np.concatenate(labels), classes), config, seed,
-                             title=f"scoring {name}", reporter=reporter)
+                             title=f"scoring {run_name}", reporter=reporter)
     probabilities, _ = make_predictor(model, config.test_time_flip)(validation.images)
     figures = accuracy_figures(probabilities.argmax(1), validation.labels, classes.names)
     confusion = np.array(figures["confusion"])
     true_positive = np.diag(confusion)
     f1 = 2 * true_positive / np.maximum(confusion.sum(0) + confusion.sum(1), 1)
-    reporter.info(f"{name}: validation accuracy {figures['accuracy']:.1%}")
-    return {"name": name, "thresholds": thresholds,
+    reporter.info(f"{run_name}: validation accuracy {figures['accuracy']:.1%}")
+    return {"name": run_name, "thresholds": thresholds,
             "accuracy": figures["accuracy"], "f1": dict(zip(classes.names, f1.tolist())),
             "per_class_accuracy": figures["per_class_accuracy"]}
 
