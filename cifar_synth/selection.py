@@ -44,8 +44,8 @@ class SelectOptions:
     budget: str = "quick"  # of the judge CNN (EvaluatorConfig.budget)
     seed: int = 0
     dataset: str | None = None  # with data_path: `cifar_synth.data.open_real_data`
-    # Filter thresholds to search; None: DEFAULT_MIN_CONFIDENCES when every class is selected, () for no search.
-    min_confidences: tuple[float, ...] | None = None
+    filter_search: bool = True  # search each class's filter threshold (for `export --filter selected`)
+    min_confidences: tuple[float, ...] | None = None  # thresholds to search; None: DEFAULT_MIN_CONFIDENCES
     filter_count: int = 1000  # filtered samples per class that each scoring CNN trains on
 
     def validate(self) -> None:
@@ -55,6 +55,8 @@ class SelectOptions:
             raise UserError(f"--latent-std values must be in (0, 10], got {list(self.latent_stds)}")
         if self.seed < 0:
             raise UserError(f"--seed must be 0 or more, got {self.seed}")
+        if self.min_confidences and not self.filter_search:
+            raise UserError("--min-confidence gives the thresholds to search; leave it out with --no-filter-search")
         if any(not 0 <= value <= 1 for value in self.min_confidences or ()):
             raise UserError(f"--min-confidence values must be between 0 and 1, got {list(self.min_confidences)}")
         if self.filter_count < 10:
@@ -99,7 +101,7 @@ def select_snapshots(options: SelectOptions, reporter: Reporter | None = None) -
 def _thresholds_to_search(options: SelectOptions, classes: list[str], dataset, reporter: Reporter) -> tuple:
     """The thresholds to search, none when the classes selected are not all of the dataset's (a scoring CNN needs
     every class); an error when they were asked for explicitly then."""
-    if options.min_confidences == ():
+    if not options.filter_search:
         return ()
     if set(classes) != set(dataset.names):
         if options.min_confidences is not None:

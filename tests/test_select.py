@@ -164,3 +164,9 @@ def test_min_confidence_search_needs_every_class(trained_runs, tree):
     assert_user_error(CliRunner().invoke(app, ["select", "--runs", str(trained_runs), "--data", str(tree),
                                                "--class", "dog", "--min-confidence", "0.5", "--quiet"]),
                       "--min-confidence searches every class's threshold at once")
+
+
+def test_min_confidence_without_a_search_is_refused(trained_runs, tree):
+    assert_user_error(CliRunner().invoke(app, ["select", "--runs", str(trained_runs), "--data", str(tree),
+                                               "--no-filter-search", "--min-confidence", "0.5", "--quiet"]),
+                      "--min-confidence gives the thresholds to search; leave it out with --no-filter-search")

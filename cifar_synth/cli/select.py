@@ -45,7 +45,6 @@ def select_command(
 
     select_snapshots(SelectOptions(runs_dir=runs, data_path=data, dataset=dataset, classes=tuple(class_names or ()),
                                    samples=samples, latent_stds=tuple(latent_std or DEFAULT_LATENT_STDS),
-                                   budget=budget, seed=seed, filter_count=filter_count,
-                                   min_confidences=tuple(min_confidence) if min_confidence and filter_search else
-                                   None if filter_search else ()),
+                                   budget=budget, seed=seed, filter_search=filter_search, filter_count=filter_count,
+                                   min_confidences=tuple(min_confidence) if min_confidence else None),
                      reporter(quiet))
