@@ -3,9 +3,11 @@
 TensorFlow logs through absl, which prints every message to stderr until absl::InitializeLog() runs, whatever
 TF_CPP_MIN_LOG_LEVEL says: the oneDNN and "Could not find cuda drivers" notices, and absl's warning about exactly
 that, arrive while `import tensorflow` runs. So that import runs with file descriptor 2 (where C++ writes) pointed at
-a temporary file, shown only if the import fails. Later C++ messages obey TF_CPP_MIN_LOG_LEVEL, 3 unless the user set
-it: the "failed call to cuInit" of a machine without a GPU, and the graph optimizer's "remapper failed" (docs/train.md
-says why it is harmless). Real failures still surface as Python exceptions.
+a temporary file, shown only if the import fails. The devices are listed inside the same block, so the CUDA probe's
+"failed call to cuInit" of a machine without a GPU (an ERROR, shown by a TF_CPP_MIN_LOG_LEVEL of 2 or less, which many
+users set) is caught too; listing the physical devices leaves thread and memory settings open. Later C++ messages obey
+TF_CPP_MIN_LOG_LEVEL, 3 unless the user set it: the graph optimizer's "remapper failed" (docs/train.md says why it is
+harmless). Real failures still surface as Python exceptions.
 """
 
 import contextlib
@@ -53,6 +55,18 @@ class _QuietLoader(importlib.abc.Loader):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         with _stderr_held():
             self.loader.exec_module(module)
+            _probe_devices(module)
+
+
+def _probe_devices(tensorflow) -> None:
+    """List the physical devices once, so that the CUDA probe's log lands while file descriptor 2 is held.
+
+    A failure here is not the import's: whatever uses the devices later raises it where it matters.
+    """
+    try:
+        tensorflow.config.list_physical_devices()
+    except Exception:  # noqa: BLE001 - see the docstring
+        pass
 
 
 @contextlib.contextmanager
