@@ -87,3 +87,60 @@ def accuracy_figures(predicted: np.ndarray, labels: np.ndarray, class_names) -> 
                                for i, name in enumerate(class_names)},
         "confusion": confusion.tolist(),
     }
+
+
+# --- fidelity and diversity apart: precision/recall (Kynkäänniemi et al. 2019), density/coverage (Naeem et al. 2020)
+
+PRECISION_RECALL_K, DENSITY_COVERAGE_K = 3, 5
+_PRDC_BLOCK = 1024  # reference rows per block of the distance matrix: memory stays O(block × samples)
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, precision_recall_k: int = PRECISION_RECALL_K,
+         density_coverage_k: int = DENSITY_COVERAGE_K) -> dict | None:
+    """Precision, recall, density and coverage of the `fake` features against the `real` ones, as the reference
+    implementation (clovaai/generative-evaluation-prdc) computes them: Euclidean k-NN balls, strict `<`.
+
+    `real` is the reference: precision and density ask whether fake samples lie in the real manifold, recall whether
+    real samples lie in the fake one (swapping the arguments swaps precision and recall). Repeated vectors are kept
+    once on each side, since a ball whose k-th neighbour is a duplicate has radius 0 and holds nothing. Pass equal
+    sample sizes: all four depend on them. None when either side has no more distinct vectors than the largest k.
+    """
+    real, fake = (np.unique(np.asarray(x, np.float32), axis=0) for x in (real, fake))
+    largest_k = max(precision_recall_k, density_coverage_k)
+    if len(real) <= largest_k or len(fake) <= largest_k:
+        return None
+    real_radii = {k: radius for k, radius in zip((precision_recall_k, density_coverage_k),
+                                                 _kth_neighbour_distances(real, (precision_recall_k,
+                                                                                 density_coverage_k)))}
+    (fake_radius,) = _kth_neighbour_distances(fake, (precision_recall_k,))
+    in_real_ball = np.zeros(len(fake), bool)  # precision: the fake sample lies in some real ball (k = P/R's)
+    density_hits = np.zeros(len(fake))  # density: how many real balls (k = D/C's) hold the fake sample
+    recalled, covered = [], []
+    for start in range(0, len(real), _PRDC_BLOCK):
+        block = slice(start, start + _PRDC_BLOCK)
+        distances = _distances(real[block], fake)  # (block, fake)
+        in_real_ball |= (distances < real_radii[precision_recall_k][block, None]).any(0)
+        density_hits += (distances < real_radii[density_coverage_k][block, None]).sum(0)
+        recalled.append((distances < fake_radius[None, :]).any(1))
+        covered.append(distances.min(1) < real_radii[density_coverage_k][block])
+    return {"precision": float(in_real_ball.mean()), "recall": float(np.concatenate(recalled).mean()),
+            "density": float(density_hits.mean() / density_coverage_k),
+            "coverage": float(np.concatenate(covered).mean()),
+            "real": len(real), "fake": len(fake), "precision_recall_k": precision_recall_k,
+            "density_coverage_k": density_coverage_k}
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    squared = np.sum(a**2, 1)[:, None] + np.sum(b**2, 1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def _kth_neighbour_distances(points: np.ndarray, ks: tuple[int, ...]) -> list[np.ndarray]:
+    """Each point's distance to its k-th nearest other point, for each k in `ks` (the point itself is its 0th)."""
+    found = [[] for _ in ks]
+    for start in range(0, len(points), _PRDC_BLOCK):
+        distances = _distances(points[start:start + _PRDC_BLOCK], points)
+        nearest = np.sort(np.partition(distances, max(ks), axis=1)[:, :max(ks) + 1], axis=1)
+        for radii, k in zip(found, ks):
+            radii.append(nearest[:, k])
+    return [np.concatenate(radii) for radii in found]

@@ -4,7 +4,7 @@ Each command lives in its own module as a thin Typer wrapper around a plain, imp
 TensorFlow is imported only inside commands that need it, so `--help` stays fast.
 """
 
-from cifar_synth.cli import data, evaluate, export, publish, select, show, train  # noqa: F401  (registers the commands)
+from cifar_synth.cli import audit, data, evaluate, export, publish, select, show, train  # noqa: F401  (registers them)
 from cifar_synth.cli._app import app
 
 

@@ -1,0 +1,171 @@
+"""The copy audit (`cifar-synth audit`, `export --exclude-copies`) and PRDC, on tiny random images.
+
+Random uniform images are all about equally far apart, so a copy of a training image (exact, with σ = 2/255 noise, or
+mirrored) stands out by orders of magnitude, and images drawn like the validation slice are flagged at the rate the
+thresholds were calibrated for. The audit CNN is shrunk to a few filters: the pixel space finds these copies alone.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import assert_user_error, random_images, run_export, write_tree
+from typer.testing import CliRunner
+
+from cifar_synth import audit
+from cifar_synth.classes import CIFAR10
+from cifar_synth.cli import app
+from cifar_synth.data import split_validation
+from cifar_synth.images import LabeledImages
+from cifar_synth.metrics import prdc
+
+PER_CLASS, FRACTION = 40, 0.5  # T: 20 images per class, V: 20 (10 train the audit CNN, 10 calibrate)
+TINY_CNN = {"widths": (4, 4, 8, 8), "epochs": 1, "batch_size": 32, "budget_name": "audit-test"}
+
+
+@pytest.fixture(autouse=True)
+def tiny_cnn(monkeypatch):
+    monkeypatch.setattr(audit, "_CNN", TINY_CNN)
+
+
+def real_train() -> LabeledImages:
+    labels = np.repeat(np.arange(len(CIFAR10.names)), PER_CLASS)
+    return LabeledImages(random_images(len(labels), seed=3), labels)
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(audit, "_CNN", TINY_CNN)
+        return audit.CopyDetector.calibrated(real_train(), "sha", FRACTION, "test", false_flag_rate=0.05,
+                                             cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def training_images(detector, label: int) -> tuple[np.ndarray, np.ndarray]:
+    """T of class `label`: its images and their indices in the training split."""
+    entry = detector.per_class[label]
+    return entry.train, entry.train_index
+
+
+def planted(detector, seed: int = 0) -> tuple[LabeledImages, dict]:
+    """Class 0 (airplane): 5 exact copies, 5 with σ = 2/255 noise, 5 mirrored, then 45 fresh images; class 1 only
+    fresh. Returns the set and {kind: (synthetic indices, training indices)}."""
+    rng = np.random.default_rng(seed)
+    train, train_index = training_images(detector, 0)
+    sources = rng.choice(len(train), 15, replace=False)
+    exact = train[sources[:5]]
+    noisy = np.clip(train[sources[5:10]] + rng.normal(0, 2, (5, 32, 32, 3)), 0, 255).astype(np.uint8)
+    mirrored = train[sources[10:], :, ::-1]
+    images = np.concatenate([exact, noisy, mirrored, random_images(45, seed=100 + seed), random_images(60, 200)])
+    labels = np.repeat([0, 1], [60, 60])
+    kinds = {name: (np.arange(5) + 5 * i, train_index[sources[5 * i:5 * i + 5]])
+             for i, name in enumerate(("exact", "noisy", "mirrored"))}
+    return LabeledImages(images, labels), kinds
+
+
+def test_the_split_is_the_training_validation_split():
+    data = real_train()
+    _, validation = split_validation(data, FRACTION)
+    held = audit._held_out(data.labels, FRACTION)
+    assert np.array_equal(data.images[held], validation.images)
+    fit = audit._fit_half(data.labels, held)
+    assert not (fit & ~held).any() and fit.sum() == held.sum() // 2
+
+
+def test_copies_are_flagged_with_their_source(detector):
+    synthetic, kinds = planted(detector)
+    result = audit.run_audit(synthetic, detector)
+    rows = {row["synthetic_index"]: row for row in result["rows"]}
+    for kind, (indices, sources) in kinds.items():
+        for index, source in zip(indices, sources):
+            assert rows[index]["flagged"], (kind, rows[index])
+            assert rows[index]["pixel_train_index"] == source, kind
+            assert rows[index]["exact"] == (kind != "noisy")
+            assert rows[index]["mirrored"] == (kind == "mirrored")
+    airplane = result["classes"]["airplane"]
+    assert airplane["exact_copies"] == 10 and airplane["flagged"] >= 15
+    lower, upper = airplane["flagged_ci95"]
+    assert lower < airplane["flagged_share"] < upper
+    assert result["classes"]["bird"] is None  # no synthetic images of the class
+
+
+def test_images_drawn_like_v_are_flagged_at_about_the_calibrated_rate(detector):
+    fresh = LabeledImages(random_images(2000, seed=7), np.repeat(np.arange(10), 200))
+    result = audit.run_audit(fresh, detector)
+    assert result["overall"]["exact_copies"] == 0
+    # Two spaces at 5% each: at most 10% expected; the calibration set is small (10 per class).
+    assert 0 < result["overall"]["flagged_share"] < 0.2
+    # Against 10 T and 10 V images per class each class's share is noisy; their mean is not.
+    assert 0.4 < np.mean([figures["pixel"]["closer_to_train_share"] for figures in result["classes"].values()]) < 0.6
+
+
+def test_planted_copies_move_the_class_statistics(detector):
+    clean = audit.run_audit(LabeledImages(random_images(60, 100), np.zeros(60, np.int64)), detector)
+    copied = audit.run_audit(planted(detector)[0], detector)
+    before, after = clean["classes"]["airplane"], copied["classes"]["airplane"]
+    assert after["flagged_share"] > before["flagged_share"]
+    assert after["pixel"]["z_u"] < before["pixel"]["z_u"]
+
+
+def test_mann_whitney_z_is_zero_for_the_same_sample_and_negative_when_closer():
+    values = np.linspace(0, 1, 101)
+    assert audit.mann_whitney_z(values, values) == pytest.approx(0)
+    assert audit.mann_whitney_z(values * 0.5, values) < -3
+
+
+def test_cli_writes_audit_json_csv_and_picture(tmp_path, monkeypatch):
+    monkeypatch.setattr(audit, "_CNN", TINY_CNN)
+    data = real_train()
+    root = tmp_path / "real"
+    write_tree(root / "train", data)
+    write_tree(root / "test", LabeledImages(random_images(20, 9), np.repeat(np.arange(10), 2)))
+    synthetic = write_tree(tmp_path / "synthetic", LabeledImages(data.images[::4], data.labels[::4]))
+    out = tmp_path / "audit"
+    result = CliRunner().invoke(app, ["audit", str(synthetic), "--data", str(root), "--out", str(out),
+                                      "--validation-fraction", "0.5", "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / audit.AUDIT_JSON).read_text())
+    assert set(record["classes"]) == set(CIFAR10.names)
+    # A quarter of the training split, half of it T: those are exact copies, the V images among them are not.
+    assert record["overall"]["exact_copies"] == sum(not held for held in audit._held_out(data.labels, 0.5)[::4])
+    assert all({"flagged", "flagged_share"} <= set(figures) for figures in record["classes"].values())
+    assert "membership inference" in record["note"]
+    assert (out / audit.PAIRS_PNG).is_file()
+    assert (out / audit.PAIRS_CSV).read_text().count("\n") == len(data.labels[::4]) + 1
+
+
+def test_cli_refuses_a_false_flag_rate_out_of_range(tmp_path):
+    result = CliRunner().invoke(app, ["audit", str(tmp_path), "--false-flag-rate", "0.7"])
+    assert_user_error(result, "--false-flag-rate must be between 0 and 0.5")
+
+
+# --- PRDC --------------------------------------------------------------------------------------------------------------
+
+def test_prdc_of_two_gaussian_samples_reproduces_the_reference_values():
+    # clovaai/generative-evaluation-prdc's README: 10,000 real and fake N(0, I) samples in 1,000 dimensions, k = 5
+    # give precision 0.4772, recall 0.4705, density 1.0555, coverage 0.9735 ("may fluctuate due to randomness").
+    rng = np.random.default_rng(0)
+    real, fake = (rng.standard_normal((10_000, 1_000), dtype=np.float32) for _ in range(2))
+    figures = prdc(real, fake, 5, 5)
+    assert figures["precision"] == pytest.approx(0.4772, abs=0.02)
+    assert figures["recall"] == pytest.approx(0.4705, abs=0.02)
+    assert figures["density"] == pytest.approx(1.0555, abs=0.03)
+    assert figures["coverage"] == pytest.approx(0.9735, abs=0.01)
+
+
+def test_prdc_takes_the_real_features_as_the_reference():
+    rng = np.random.default_rng(1)
+    real = rng.standard_normal((400, 8))
+    narrow = 0.2 * rng.standard_normal((400, 8))  # realistic but not diverse: inside the real manifold
+    figures = prdc(real, narrow)
+    assert figures["precision"] > 0.95 and figures["recall"] < 0.3
+    swapped = prdc(narrow, real)
+    assert swapped["precision"] < 0.3 and swapped["recall"] > 0.95
+
+
+def test_prdc_counts_repeated_vectors_once():
+    rng = np.random.default_rng(2)
+    real, fake = rng.standard_normal((200, 4)), rng.standard_normal((200, 4))
+    assert prdc(np.repeat(real, 6, axis=0), fake) == prdc(real, fake)
+    assert prdc(real[:5], fake) is None  # no more distinct vectors than k
+
