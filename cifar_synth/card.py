@@ -16,6 +16,7 @@ from cifar_synth.classes import Classes, classes_of
 from cifar_synth.config import NO_INIT
 from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path
+from cifar_synth.filtering import baseline_text
 from cifar_synth.formats import FORMATS
 from cifar_synth.formats.parquet import DATA_DIR
 from cifar_synth.honesty import filter_trained_on
@@ -279,9 +280,14 @@ def _filter_text(manifest: dict) -> str:
         thresholds = f"min_confidence {method['min_confidence']:g}"
     trained_on = method["classifier"].get("trained_on")
     return (f"a real-trained classifier kept an image when {method['rule']} ({thresholds}). "
-            + (f"The classifier was trained on {trained_on}. " if trained_on else "")
+            + (f"The classifier was trained on {trained_on}{_baseline(method['classifier'])}. " if trained_on else "")
             + f"It accepted {accepted:,} of {candidates:,} candidates ({accepted / candidates:.1%}); per class: "
               f"{rates}.")
+
+
+def _baseline(classifier: dict) -> str:
+    """" (default budget, 5,000 training images per class …)" for a cached baseline of the evaluator, else ""."""
+    return f" ({baseline_text(classifier['baseline'])})" if classifier.get("baseline") else ""
 
 
 def _versions_text(versions: dict) -> str:

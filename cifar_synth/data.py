@@ -619,6 +619,10 @@ def _download(url: str, target: Path, algorithm: str, expected: str, known: Offi
                             f"{known.local_copy_hint}")
 
 
+class _LocalWriteFailed(OSError):
+    """Writing the downloaded bytes to the local file failed (a full disk, a quota)."""
+
+
 def _stream(url: str, file, algorithm: str, known: Official) -> str:
     """Copy `url` into `file` with a progress bar on stderr; returns the `algorithm` digest of what was received."""
     digest = hashlib.new(algorithm)
@@ -635,9 +639,14 @@ def _stream(url: str, file, algorithm: str, known: Official) -> str:
             task = progress.add_task("download", total=total)
             while chunk := response.read(_CHUNK_BYTES):
                 digest.update(chunk)
-                file.write(chunk)
+                try:
+                    file.write(chunk)
+                except OSError as error:
+                    raise _LocalWriteFailed(error.errno, error.strerror) from None
                 received += len(chunk)
                 progress.update(task, completed=received)
+    except _LocalWriteFailed:
+        raise  # not the download's fault: `atomic_path` names the file and the space free there
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         reason = error.reason if type(error) is urllib.error.URLError else error
         raise UserError(f"could not download {title} from {url}: {reason}. {known.local_copy_hint}") from None

@@ -314,8 +314,8 @@ class _Training:
         """A freshly trained fit's (model, result), a baseline stored in the cache first."""
         if fit.train_set == "real":
             key, entry = self._cache_entry(fit)
-            baseline_cache.store_entry(entry, key, model, result.to_dict())
-            result.cache_entry = str(entry)
+            if baseline_cache.store_entry(entry, key, model, result.to_dict(), self.reporter.warn):  # else warned
+                result.cache_entry = str(entry)
         return model, result
 
     def _cache_entry(self, fit: Fit) -> tuple[dict, Path]:

@@ -31,11 +31,11 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from cifar_synth import baseline_cache
-from cifar_synth.baseline_cache import the_cached_cnn_classifier
+from cifar_synth.baseline_cache import CachedClassifier, choose_cached_classifier
 from cifar_synth.card import checked_license, write_card
 from cifar_synth.classes import SHARED_START, Classes
 from cifar_synth.errors import UserError
-from cifar_synth.files import clear_leftovers, staged_folder
+from cifar_synth.files import clear_leftovers, full_disk_note, staged_folder
 from cifar_synth.filtering import (DEFAULT_MIN_CONFIDENCE, EVALUATOR_CACHE, MAX_CANDIDATES_PER_IMAGE, SELECTION_JUDGE,
                                    ClassifierFilter)
 from cifar_synth.formats import FORMATS
@@ -45,7 +45,7 @@ from cifar_synth.formats.parquet import ParquetWriter
 from cifar_synth.locks import hold
 from cifar_synth.provenance import package_versions
 from cifar_synth.reporter import Reporter
-from cifar_synth.runs import GENERATOR_FILE, RunPaths, read_config, run_summary, runs_classes, trained_classes
+from cifar_synth.runs import GENERATOR_FILE, RunPaths, run_config, run_summary, runs_classes, trained_classes
 from cifar_synth.sampling import (LATENT_RECIPE, ClassSampler, class_sampler, generate, latent_batches, load_generator,
                                   stale_selection)
 from cifar_synth.synthetic import FORMAT_VERSION, MANIFEST
@@ -178,8 +178,9 @@ def export_dataset(options: ExportOptions = ExportOptions(), reporter: Reporter 
                 write_card(staging, manifest, samples)
                 (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # last: marks it whole
         except OSError as error:  # disk full, read-only file system: the user's to fix
-            raise UserError(f"writing {out} failed: {error.strerror or error} "
-                            f"({error.filename or staging}); {_kept(out, options.overwrite)}") from None
+            where = error.filename or staging
+            raise UserError(f"writing {out} failed: {error.strerror or error}{full_disk_note(where, error)} "
+                            f"({where}); {_kept(out, options.overwrite)}") from None
     return ExportResult(out, manifest)
 
 
@@ -219,17 +220,20 @@ def _make_filter(options: ExportOptions, dataset: Classes, classes: list[str]) -
     if options.filter_by == "selected":
         return _selected_filter(options.runs_dir, dataset, classes)
     if options.classifier is None:
-        classifier = the_cached_cnn_classifier(_trained_on(options.runs_dir, classes))
-        return ClassifierFilter(classifier, options.min_confidence, len(dataset), EVALUATOR_CACHE)
-    # A file named by the user counts as the evaluator's only when it is a cache entry trained on the same data.
+        chosen = choose_cached_classifier(_trained_on(options.runs_dir, classes),
+                                          per_class=_real_per_class(options.runs_dir, classes))
+        return ClassifierFilter(chosen.path, options.min_confidence, len(dataset), EVALUATOR_CACHE, chosen.describe())
+    # A file named by the user counts as the evaluator's only when it is a cache entry trained on the same data; its
+    # figures are then given too, whatever they are (named, it is used even below the floor).
     known = False
     if (sha256 := baseline_cache.trained_on(options.classifier)) is not None:
         try:
             known = sha256 == _trained_on(options.runs_dir, classes)
         except UserError:  # runs that do not record their data: the match cannot be shown
             pass
+    baseline = CachedClassifier.read(options.classifier).describe() if known else None
     return ClassifierFilter(options.classifier, options.min_confidence, len(dataset),
-                            EVALUATOR_CACHE if known else None)
+                            EVALUATOR_CACHE if known else None, baseline)
 
 
 def _selected_filter(runs_dir: Path, dataset: Classes, classes: list[str]) -> ClassifierFilter:
@@ -261,6 +265,19 @@ def _trained_on(runs_dir: Path, classes: list[str]) -> str:
         raise UserError(f"cannot tell which real data the generators in {runs_dir} trained on (their config.json "
                         "records none, or several), so not which cached classifier fits them; pass --classifier")
     return found.pop()
+
+
+def _real_per_class(runs_dir: Path, classes: list[str]) -> int | None:
+    """The real training images of the classes' smallest (what the evaluator trains its baseline on at most), by
+    their runs' config.json: the images each trained on plus its validation slice; None when no run tells (runs
+    that trained on the test split too, or of cifar-synth before these were recorded)."""
+    counts = []
+    for name in classes:
+        config = _read_run_config(RunPaths(runs_dir / name)) or {}
+        data, images = config.get("data") or {}, config.get("train_images")
+        if data.get("splits") == ["train"] and isinstance(images, int):
+            counts.append(images + ((data.get("validation") or {}).get("images") or 0))
+    return min(counts) if counts else None
 
 
 def _check_target(out: Path, overwrite: bool) -> None:
@@ -459,12 +476,7 @@ def _progress(reporter: Reporter) -> Progress:
 
 
 def _read_run_config(paths: RunPaths) -> dict | None:
-    if not paths.config.is_file():
-        return None
-    try:
-        return read_config(paths.root)
-    except (OSError, ValueError) as error:
-        raise UserError(f"{paths.config} is not valid JSON: {error}") from None
+    return run_config(paths.root)
 
 
 # --- a manifest that names no machine -------------------------------------------------------------------------------

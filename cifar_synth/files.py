@@ -41,16 +41,51 @@ def current_umask() -> int:
     return mask
 
 
-def cannot_write(path: str | Path, error: OSError) -> UserError:
+def cannot_write(path: str | Path, error: OSError, needed: int | None = None, written: int = 0) -> UserError:
     """The one-line error for a write that failed (disk full, no permission, read-only file system …)."""
-    return UserError(f"cannot write {path}: {error.strerror or error}")
+    return UserError(f"cannot write {path}: {error.strerror or error}{full_disk_note(path, error, needed, written)}")
+
+
+def full_disk_note(path: str | Path, error: OSError, needed: int | None = None, written: int = 0) -> str:
+    """For a write to `path` that failed on a full disk (or quota): " (…)" saying how much is free there and, where
+    known, how much the file needs (`needed` bytes) or at least how much of it had been written when the disk filled
+    (`written` bytes); "" for any other failure."""
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return ""
+    free = free_bytes(Path(path).parent)
+    need = (f"it needs {human_size(needed)}" if needed else
+            f"it needs more than the {human_size(written)} written when the disk filled" if written else None)
+    space = ", ".join(part for part in (need, None if free is None else f"{human_size(free)} free there") if part)
+    return f" ({space}{': ' if space else ''}free some space or write elsewhere)"
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Bytes free to an unprivileged writer on the file system of `path` (its nearest existing folder); None when
+    that cannot be told."""
+    path = Path(path).absolute()
+    for folder in (path, *path.parents):
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            continue
+    return None
+
+
+def human_size(size: int) -> str:
+    """1234567 → "1.2 MB" (decimal units, as `df -H` and file managers give them)."""
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:,} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
+def atomic_path(target: str | Path, needed: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds.
 
-    An `OSError` while writing becomes a `UserError` naming `target`; `target` itself is then left as it was.
+    An `OSError` while writing becomes a `UserError` naming `target` (`cannot_write`, with `needed`, the bytes the
+    file needs where the caller knows them); `target` itself is then left as it was and the temporary file removed.
     """
     target = Path(target)
     # Keep the real suffixes last: some writers (Keras: `.keras`, `.weights.h5`) choose the format from them.
@@ -66,15 +101,32 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield temp_path
         os.replace(temp_path, target)
     except OSError as error:
-        raise cannot_write(target, error) from None
+        written = _remove(temp_path)  # first, so that the space it held counts as free in the message
+        raise cannot_write(target, error, needed, written) from None
     finally:
-        if temp_path is not None:
-            temp_path.unlink(missing_ok=True)
+        _remove(temp_path)
+
+
+def _remove(path: Path | None) -> int:
+    """Delete `path` if it exists; the bytes it held (0 when none, or gone)."""
+    if path is None:
+        return 0
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except OSError:
+        return 0
+    return size
+
+
+def write_bytes_atomic(target: str | Path, data: bytes) -> None:
+    """Write `data` to `target` atomically; on a full disk the error says how much it needed."""
+    with atomic_path(target, needed=len(data)) as temp:
+        temp.write_bytes(data)
 
 
 def write_json_atomic(target: str | Path, data) -> None:
-    with atomic_path(target) as temp:
-        temp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_bytes_atomic(target, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def make_temp_dir(parent: str | Path, prefix: str) -> Path:

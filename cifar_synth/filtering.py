@@ -37,12 +37,13 @@ class ClassifierFilter:
     """
 
     def __init__(self, path: Path, min_confidence: float | dict[str, float], num_classes: int,
-                 trained_on: str | None = None):
+                 trained_on: str | None = None, baseline: dict | None = None):
         from cifar_synth.classifier import load_classifier, make_predictor
 
         self.path = path
         self.min_confidence = min_confidence
         self.trained_on = trained_on
+        self.baseline = baseline  # an evaluator cache entry's budget, training images, accuracy (`CachedClassifier`)
         self.model = load_classifier(path, num_classes)
         self.sha256 = sha256_file(path)
         self.predict = make_predictor(self.model, test_time_flip=True)
@@ -59,7 +60,8 @@ class ClassifierFilter:
     def __str__(self) -> str:
         source = {EVALUATOR_CACHE: "the evaluator's cached real-trained classifier",
                   SELECTION_JUDGE: "the selection judge"}.get(self.trained_on, "classifier")
-        return f"{source} {self.path}, {self.thresholds_text()}"
+        figures = f" ({baseline_text(self.baseline)})" if self.baseline else ""
+        return f"{source} {self.path}{figures}, {self.thresholds_text()}"
 
     def thresholds_text(self) -> str:
         if not isinstance(self.min_confidence, dict):
@@ -76,4 +78,23 @@ class ClassifierFilter:
                 "test_time_flip": True, "max_candidates_per_image": MAX_CANDIDATES_PER_IMAGE,
                 "classifier": {"path": str(self.path.resolve()), "sha256": self.sha256,
                                "from_evaluator_cache": self.trained_on == EVALUATOR_CACHE,
-                               "trained_on": self.trained_on}}
+                               "trained_on": self.trained_on,
+                               **({"baseline": self.baseline} if self.baseline else {})}}
+
+
+def baseline_text(baseline: dict) -> str:
+    """"default budget, 5,000 training images per class (50,000 in all), 88.0% accuracy on the real test split": a
+    cached baseline's figures (`CachedClassifier.describe`, a manifest's `filter.classifier.baseline`)."""
+    budget = baseline.get("budget") or "custom"
+    if budget == "custom":
+        widths = "-".join(str(width) for width in baseline.get("widths") or []) or "?"
+        epochs = baseline.get("epochs")
+        budget = f"custom budget (widths {widths}, {epochs} epoch{'' if epochs == 1 else 's'})"
+    else:
+        budget += " budget"
+    per_class, images = baseline.get("train_images_per_class"), baseline.get("train_images")
+    trained = (f"{per_class:,} training images per class" if per_class else "training images not recorded") + (
+        f" ({images:,} in all)" if images else "")
+    accuracy = baseline.get("real_test_accuracy")
+    tested = "accuracy not recorded" if accuracy is None else f"{accuracy:.1%} accuracy on the real test split"
+    return f"{budget}, {trained}, {tested}"

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from cifar_synth.card import CARD_FILE, checked_license, set_license
-from cifar_synth.errors import UserError
+from cifar_synth.errors import UserError, one_line
 from cifar_synth.extras import require_extra
 from cifar_synth.synthetic import MANIFEST, read_manifest
 
@@ -41,7 +41,7 @@ def publish_export(export_dir: str | Path, repo: str, private: bool = False, lic
         api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=export_dir,
                           commit_message=f"Upload {manifest['name']} with cifar-synth")
     except Exception as error:  # huggingface_hub and httpx raise many types: offline, refused, rate-limited
-        raise UserError(f"publishing {export_dir} to {repo} failed: {_one_line(error)}; nothing is published "
+        raise UserError(f"publishing {export_dir} to {repo} failed: {one_line(error)}; nothing is published "
                         "until an upload finishes (publish again to resume)") from None
     return str(url)
 
@@ -53,7 +53,3 @@ def _check_export(export_dir: Path) -> None:
         raise UserError(f"{export_dir} has no dataset card ({CARD_FILE}): it was exported by an older cifar-synth; "
                         "export it again to publish it")
 
-
-def _one_line(error: Exception) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -88,18 +88,60 @@ class ResumeRecord:
     budget_reached: bool = False
 
 
+# What to do about a file of a run directory that is truncated or corrupt (a disk that filled under another program,
+# a copy cut short): the run's own files come back only by training it again; select's and the dataset's by rerunning.
+START_OVER = "pass --fresh to `cifar-synth train` to start the run over"
+RESELECT = "delete it and run `cifar-synth select` again (or export with --no-selection)"
+REWRITE_GENERATOR = "run the same `cifar-synth train` command again: it rewrites it from the last checkpoint"
+RESNAPSHOT = "delete it and run `cifar-synth select` again, which chooses among the snapshots left"
+REDATASET = "delete it and run `cifar-synth train` with the same --data, which writes it again"
+
+
+class UnreadableRunFile(UserError):
+    """A file of a run directory that exists but cannot be read or parsed: one line naming it and what to do."""
+
+    def __init__(self, path: Path, error: BaseException | str, remedy: str):
+        detail = error if isinstance(error, str) else " ".join(str(error).split()) or type(error).__name__
+        super().__init__(f"{path} is unreadable ({detail}); {remedy}")
+
+
+def remedy(path: str | Path) -> str:
+    """What to do about the unreadable file `path` of a run directory (`START_OVER` for any other of its files)."""
+    path = Path(path)
+    if path.name == GENERATOR_FILE:
+        return REWRITE_GENERATOR
+    if path.parent.name == "snapshots":
+        return RESNAPSHOT
+    if path.name == "selection.json":
+        return RESELECT
+    if path.name == DATASET_FILE:
+        return REDATASET
+    return START_OVER
+
+
+def read_json(path: Path, missing=None):
+    """The JSON file `path` of a run directory (`missing` when there is none); `UnreadableRunFile` when it is
+    truncated or corrupt."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return missing
+    except (OSError, ValueError) as error:
+        raise UnreadableRunFile(path, error, remedy(path)) from None
+
+
 def read_record(run_dir: str | Path) -> ResumeRecord | None:
     """The resume record of a run directory; None before its first epoch has finished."""
     path = RunPaths(run_dir).record
-    try:
-        values = json.loads(path.read_text())
-    except FileNotFoundError:
+    values = read_json(path)
+    if values is None:
         return None
-    except (OSError, ValueError) as error:
-        raise UserError(f"cannot read the resume record {path}: {error}; pass --fresh to start over") from None
     # Records of cifar-synth before the resume record: one weights file, no random-stream state, no sessions.
     defaults = {"weights": "gan.weights.h5", "generator_sha256": None, "seed_generator_state": None, "session": 0}
-    return ResumeRecord(**{**defaults, **values})
+    try:
+        return ResumeRecord(**{**defaults, **values})
+    except TypeError as error:  # JSON, but not a record: other keys, or not an object
+        raise UnreadableRunFile(path, error, START_OVER) from None
 
 
 def read_config(run_dir: str | Path) -> dict:
@@ -107,13 +149,43 @@ def read_config(run_dir: str | Path) -> dict:
     return json.loads(RunPaths(run_dir).config.read_text())
 
 
+def run_config(run_dir: str | Path) -> dict | None:
+    """A run's config.json; None when it has none; `UnreadableRunFile` when it is truncated or not the settings of
+    a run."""
+    path = RunPaths(run_dir).config
+    config = read_json(path)
+    if config is not None and not isinstance(config, dict):
+        raise UnreadableRunFile(path, f"JSON {type(config).__name__}, not an object", START_OVER)
+    return config
+
+
+def read_selection(run_dir: str | Path) -> dict | None:
+    """A run's selection.json (`cifar-synth select`); None when it has none; `UnreadableRunFile` when it is
+    truncated or lacks the choice."""
+    path = RunPaths(run_dir).selection
+    selection = read_json(path)
+    if selection is not None and not (isinstance(selection, dict) and isinstance(selection.get("chosen"), dict)):
+        raise UnreadableRunFile(path, "no chosen snapshot in it", RESELECT)
+    return selection
+
+
 def read_history(run_dir: str | Path) -> list[dict]:
-    """The run's history rows (strings, as csv gives them); empty before the first epoch."""
+    """The run's history rows (strings, as csv gives them); empty before the first epoch; `UnreadableRunFile`
+    when a row is cut short or not numbers."""
+    path = RunPaths(run_dir).history
     try:
-        with RunPaths(run_dir).history.open(newline="") as file:
-            return list(csv.DictReader(file))
+        with path.open(newline="") as file:
+            rows = list(csv.DictReader(file))
     except FileNotFoundError:
         return []
+    except (OSError, ValueError) as error:
+        raise UnreadableRunFile(path, error, START_OVER) from None
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        try:
+            int(row["epoch"]), int(row["images_seen"]), float(row["seconds"])
+        except (KeyError, TypeError, ValueError):
+            raise UnreadableRunFile(path, f"line {number} is cut short or not numbers", START_OVER) from None
+    return rows
 
 
 def write_history(run_dir: str | Path, rows: list[dict]) -> None:
@@ -149,7 +221,7 @@ def trim_to_record(run_dir: str | Path, record: ResumeRecord | None) -> None:
     """Remove what an epoch after `record` (killed before its record was written) left behind."""
     paths = RunPaths(run_dir)
     epoch = record.epoch if record else 0
-    history = read_history(run_dir)
+    history = read_history(run_dir) if record else []  # without a record it is removed, whatever it holds
     kept = [row for row in history if int(row["epoch"]) <= epoch]
     if record is None:
         for path in (paths.generator, paths.history, paths.losses, paths.latest_samples):
@@ -197,7 +269,7 @@ def run_summary(run_dir: str | Path) -> RunSummary | None:
     try:
         history = read_history(run_dir)
         batch_size = read_config(run_dir)["gan"]["batch_size"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError, UserError):
         return None
     if not history:
         return None
@@ -220,11 +292,7 @@ def runs_classes(runs_dir: str | Path) -> Classes:
     path = Path(runs_dir) / DATASET_FILE
     if not path.is_file():
         return CIFAR10
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path} is not readable JSON: {error}") from None
-    return classes_of(record, str(path))
+    return classes_of(read_json(path), str(path))
 
 
 def claim_runs(runs_dir: str | Path, classes: Classes) -> None:

@@ -4,7 +4,6 @@ The one definition of which images a generator gives for a seed, shared by `expo
 dataset card's sample sheet (the first images an export holds). TensorFlow is imported only to load a generator.
 """
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 
 from cifar_synth.errors import UserError
 from cifar_synth.images import IMAGE_SHAPE, to_uint8
-from cifar_synth.runs import RunPaths, read_record, runs_classes
+from cifar_synth.runs import RunPaths, read_record, read_selection, runs_classes
 
 LATENT_RECIPE = (
     "latents of class `label` = numpy.random.default_rng([seed, label]).standard_normal((count, latent_dim), "
@@ -51,7 +50,7 @@ def class_sampler(run_dir: Path, use_selection: bool = True) -> ClassSampler:
     it was made), else the final generator."""
     paths = RunPaths(run_dir)
     if use_selection and paths.selection.is_file():
-        selection = json.loads(paths.selection.read_text())
+        selection = read_selection(run_dir)
         record = read_record(run_dir)
         snapshot = paths.snapshots / selection["chosen"]["snapshot"]
         if record is not None and record.steps == selection["record_steps"] and snapshot.is_file():

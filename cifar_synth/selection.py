@@ -21,7 +21,7 @@ from cifar_synth.errors import UserError
 from cifar_synth.files import sha256_file, write_json_atomic
 from cifar_synth.filtering import SELECTION_JUDGE
 from cifar_synth.reporter import Reporter
-from cifar_synth.runs import RunPaths, read_config, read_record, runs_classes, trained_classes
+from cifar_synth.runs import RunPaths, read_record, run_config, runs_classes, trained_classes
 from cifar_synth.sampling import class_sampler
 from cifar_synth.thresholds import CRITERION as THRESHOLD_CRITERION
 from cifar_synth.thresholds import DEFAULT_MIN_CONFIDENCES, search_thresholds
@@ -137,7 +137,7 @@ def _validation_fraction(runs_dir: Path, classes: list[str], sha256: str) -> flo
     """The validation fraction every class run held out, trained on this data; an error where they differ."""
     fractions = set()
     for class_name in classes:
-        config = read_config(runs_dir / class_name)
+        config = run_config(runs_dir / class_name) or {}
         if config.get("data", {}).get("sha256") != sha256:
             raise UserError(f"{class_name} was trained on other real data than --data; select with the same data")
         validation = config.get("data", {}).get("validation")

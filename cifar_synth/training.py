@@ -26,8 +26,10 @@ from cifar_synth.locks import hold
 from cifar_synth.metrics import mean_pairwise_distance
 from cifar_synth.progress import RichProgress
 from cifar_synth.reporter import Reporter
+from cifar_synth.saved_models import save_weights
 from cifar_synth.runs import (HISTORY_COLUMNS, ResumeRecord, RunPaths, claim_runs, plot_losses, read_config,
-                              read_history, read_record, run_summary, trim_to_record, write_history)
+                              read_history, read_record, run_config, run_summary, trim_to_record,
+                              write_history)
 from cifar_synth.provenance import package_versions
 
 if TYPE_CHECKING:
@@ -355,7 +357,7 @@ def _start_session(paths: RunPaths, config: dict, start_epoch: int, start: dict 
     """Write config.json for this invocation: its settings on top, and one more entry in `sessions` saying when it
     started, from which epoch, on which host and which settings it changed, and for a new run started from another
     run's weights (`start`), which. Returns the entry's index."""
-    previous = json.loads(paths.config.read_text()) if paths.config.exists() else {}
+    previous = run_config(paths.root) or {}  # a truncated one: one line, not a traceback
     sessions = previous.get("sessions", [])
     old, new = _flatten({k: previous.get(k) for k in config}), _flatten(config)
     session = {
@@ -516,11 +518,10 @@ class RunArtifacts(keras.callbacks.Callback):
         budget_reached = bool(self.model.stop_training) or epoch == self.options.epochs
         every = self.options.snapshot_every
         if every and (steps // every > self.steps_done // every or budget_reached):
-            self.paths.snapshots.mkdir(exist_ok=True)
-            shutil.copyfile(self.paths.generator, self.paths.snapshot(steps))  # cut short: trimmed on resume
+            with atomic_path(self.paths.snapshot(steps)) as temp:
+                shutil.copyfile(self.paths.generator, temp)
         weights = self.paths.weights(epoch)
-        with atomic_path(weights) as temp:
-            self.gan.save_weights(temp)
+        save_weights(self.gan, weights)  # built in memory: HDF5 never meets a full disk (saved_models)
         record = ResumeRecord(
             epoch=epoch, images_seen=row["images_seen"], weights=weights.name,
             generator_sha256=sha256_file(self.paths.generator),

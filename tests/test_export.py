@@ -406,47 +406,73 @@ def test_filter_gives_up_on_a_class_it_never_accepts(bright_runs, tmp_path):
     assert visible(tmp_path) == [] and leftovers(tmp_path) == []
 
 
-def test_filter_uses_the_evaluators_longest_trained_cached_classifier_of_the_same_data(bright_runs, tmp_path,
-                                                                                        monkeypatch):
+def test_filter_takes_the_cached_default_budget_classifier_on_all_training_images(bright_runs, tmp_path, monkeypatch):
+    """Issue 38: a quick trial evaluation's classifier, cached last, is never the filter's; the chosen one's budget,
+    training images and accuracy are printed with the filter line and recorded in the manifest and the card."""
+    from cifar_synth import baseline_cache
+    from cifar_synth.classifier import EvaluatorConfig
+    from cifar_synth.judge_names import CNN
+
     bright, classifier = bright_runs
     runs, data_sha256 = tmp_path / "runs", "ab" * 32
     shutil.copytree(bright / "dog", runs / "dog")
-    (runs / "dog" / "config.json").write_text(json.dumps({"data": {"sha256": data_sha256, "splits": ["train"]}}))
+    (runs / "dog" / "config.json").write_text(json.dumps({  # 4,500 trained on + 500 held out: 5,000 per class
+        "data": {"sha256": data_sha256, "splits": ["train"], "validation": {"fraction": 0.1, "images": 500}},
+        "train_images": 4500}))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     args = ["export", "--runs", str(runs), "--class", "dog", "--count", "3", "--format", "csv", "--filter",
             "classifier"]
-    assert_user_error(CliRunner().invoke(app, args), "run `cifar-synth evaluate` with it first")
-
+    assert_user_error(CliRunner().invoke(app, args), "run `cifar-synth evaluate --budget default` on an export")
     cache = tmp_path / "cache/cifar-synth/evaluator"
 
-    def cache_entry(name: str, per_class: int, epochs: int | None, real_sha256: str = data_sha256) -> None:
-        (cache / name).mkdir(parents=True)
-        (cache / name / "classifier.keras").write_bytes(classifier.read_bytes())
-        if epochs is not None:  # without metrics.json the entry is incomplete: ignored
-            key = {"real_sha256": real_sha256, "per_class": per_class, "config": {"epochs": epochs}}
-            (cache / name / "metrics.json").write_text(json.dumps({"key": key, "metrics": {}}))
+    def cache_entry(per_class: int, accuracy: float, real_sha256: str = data_sha256, **config) -> Path:
+        key = baseline_cache.baseline_key(CNN, real_sha256, 0, per_class,
+                                          EvaluatorConfig.budget("default", **config).to_dict(), CIFAR10)
+        entry = baseline_cache.entry_dir(cache, CNN, key)
+        entry.mkdir(parents=True)
+        (entry / "classifier.keras").write_bytes(classifier.read_bytes())
+        (entry / "metrics.json").write_text(json.dumps({"key": key, "metrics": {
+            "accuracy": accuracy, "train_images": per_class * 10}}))
+        return entry / "classifier.keras"
 
-    cache_entry("fedcba98", 5000, 50, real_sha256="cd" * 32)  # trained longest, but on other data: never picked
-    assert_user_error(CliRunner().invoke(app, args), "(1 trained on other data): run `cifar-synth evaluate`")
-    cache_entry("0123abcd", 5000, 10)
-    cache_entry("4567ef01", 5000, None)
-    cache_entry("89abcdef", 1000, 10)  # a quick evaluation's smaller baseline
+    cache_entry(5000, 0.9, real_sha256="cd" * 32)  # other data: never picked
+    assert_user_error(CliRunner().invoke(app, args), "(1 trained on other data): run `cifar-synth evaluate")
+    default = cache_entry(5000, 0.88)
+    cache_entry(1000, 0.8)  # the default budget on a subset
+    quick = cache_entry(200, 0.122, epochs=1)  # a trial evaluation, made last
+    assert quick.stat().st_mtime >= default.stat().st_mtime
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    cached = cache / "0123abcd/classifier.keras"
-    assert "".join(f"Filtering with the evaluator's cached real-trained classifier {cached}".split()) in "".join(
-        result.output.split())  # Rich wraps long lines anywhere
-    manifest = json.loads((tmp_path / f"datasets/synthetic/{runs.name}-seed0-filter0.5/manifest.json").read_text())
+    figures = "default budget, 5,000 training images per class (50,000 in all), 88.0% accuracy on the real test split"
+    assert "".join(f"Filtering with the evaluator's cached real-trained classifier {default} ({figures}), min "
+                   "confidence 0.5".split()) in "".join(result.output.split())  # Rich wraps long lines anywhere
+    out = tmp_path / f"datasets/synthetic/{runs.name}-seed0-filter0.5"
+    manifest = json.loads((out / "manifest.json").read_text())
+    budget = EvaluatorConfig.budget("default")  # its widths and epochs, whatever the default budget is
     # The manifest names no machine: a path outside the runs folder is cut to its name (the output names it whole).
-    assert manifest["filter"]["classifier"] | {"sha256": None} == {"path": "classifier.keras", "sha256": None,
-                                                                   "from_evaluator_cache": True,
-                                                                   "trained_on": EVALUATOR_CACHE}
+    assert manifest["filter"]["classifier"] | {"sha256": None} == {
+        "path": "classifier.keras", "sha256": None, "from_evaluator_cache": True, "trained_on": EVALUATOR_CACHE,
+        "baseline": {"budget": "default", "widths": list(budget.widths), "epochs": budget.epochs, "seed": 0,
+                     "train_images_per_class": 5000, "train_images": 50000, "real_test_accuracy": 0.88}}
     assert "filter.classifier.path" in manifest["paths"]["outside_it_reduced_to_name"]
+    assert figures in (out / "README.md").read_text()
 
-    (cache / "4567ef01/metrics.json").write_text((cache / "0123abcd/metrics.json").read_text())
-    assert_user_error(CliRunner().invoke(app, [*args, "--name", "again"]),
-                      "2 cached real-trained classifiers")
+    shutil.rmtree(default.parent)  # what is left: a subset and a trial; said, not silently taken
+    result = CliRunner().invoke(app, [*args, "--name", "again"])
+    assert_user_error(result, "no classifier of the evaluator's default budget trained on all 5,000 training "
+                              "images per class of this real data is cached")
+    widths = "-".join(map(str, budget.widths))
+    assert f"custom budget (widths {widths}, 1 epoch), 200 training images per class (2,000 in all), 12.2% " \
+           "accuracy" in " ".join(result.output.split())
+
+    weak = cache_entry(5000, 0.3)  # the right budget and images, but weak: refused unless named
+    assert_user_error(CliRunner().invoke(app, [*args, "--name", "weak"]), "has 30.0% accuracy on the real test "
+                      f"split, below the 50% a filter needs to tell one class's images from another's: delete "
+                      f"{weak.parent}")
+    result = CliRunner().invoke(app, [*args, "--name", "named", "--classifier", str(quick)])
+    assert result.exit_code == 0, result.output
+    assert "12.2% accuracy on the real test split), min confidence 0.5" in " ".join(result.output.split())
 
 
 def test_a_classifier_file_counts_as_known_only_when_it_is_a_cache_entry_of_the_same_data(tmp_path):

@@ -16,10 +16,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cifar_synth import data as data_module
+from cifar_synth import saved_models
 from cifar_synth import training
 from cifar_synth.cli import app
 from cifar_synth.config import DEFAULT_STEPS, SHARED_STEPS_PER_CLASS_STEP, GANConfig, TrainOptions
 from cifar_synth.errors import UserError
+from cifar_synth.files import atomic_path, human_size
 from cifar_synth.gan import DCGAN, build_gan
 from cifar_synth.locks import hold
 from cifar_synth.metrics import mean_pairwise_distance
@@ -360,17 +362,20 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(images, tmp_path,
     run(images, run_dir, epochs=1)
     weights_1 = (run_dir / "checkpoint" / "gan_epoch_0001.weights.h5").read_bytes()
 
-    def disk_full(self, path, *args, **kwargs):
-        Path(path).write_bytes(b"partial")
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def disk_full(target, data):  # the disk fills while the checkpoint's bytes are written
+        with atomic_path(target, needed=len(data)) as temp:
+            temp.write_bytes(data[:7])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with monkeypatch.context() as patch:
-        patch.setattr(DCGAN, "save_weights", disk_full)
+        patch.setattr(saved_models, "write_bytes_atomic", disk_full)
         with pytest.raises(UserError) as failure:
             run(images, run_dir, epochs=3)
-    assert str(failure.value) == (
-        f"dog: cannot write {run_dir / 'checkpoint' / 'gan_epoch_0002.weights.h5'}: No space left on device; "
-        f"stopped. The checkpoint after epoch 1 is kept in {run_dir}.")
+    message = str(failure.value)
+    assert message.startswith(f"dog: cannot write {run_dir / 'checkpoint' / 'gan_epoch_0002.weights.h5'}: No space "
+                              f"left on device (it needs {human_size(len(weights_1))}, ")
+    assert message.endswith(f" free there: free some space or write elsewhere); stopped. The checkpoint after epoch 1 "
+                            f"is kept in {run_dir}.")
     assert record(run_dir)["epoch"] == 1
     assert (run_dir / "checkpoint" / "gan_epoch_0001.weights.h5").read_bytes() == weights_1
     assert not list(run_dir.rglob(".*tmp*")), "no partial file is left"

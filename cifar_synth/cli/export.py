@@ -9,6 +9,7 @@ from rich.table import Table
 
 from cifar_synth.cli._app import app, console, reporter, user_errors_exit
 from cifar_synth.exporter import ExportOptions
+from cifar_synth.filtering import baseline_text
 
 EXPORT_DEFAULTS = ExportOptions()
 
@@ -72,7 +73,9 @@ def _summary(manifest: dict, path: Path) -> Table:
     method = manifest["filter"]
     thresholds = ("min confidence per class as `select` chose it" if method.get("min_confidence_per_class") else
                   f"min confidence {method.get('min_confidence') or 0:g}")
-    caption = f"filtered with classifier {method['classifier']['path']}, {thresholds}" if filtered else None
+    figures = f" ({baseline_text(method['classifier']['baseline'])})" if filtered and method["classifier"].get(
+        "baseline") else ""
+    caption = f"filtered with classifier {method['classifier']['path']}{figures}, {thresholds}" if filtered else None
     table = Table(title=f"Exported to {path}", title_justify="left", caption=caption, caption_justify="left")
     columns = ("class", "count", *(["accepted %"] if filtered else []), "files", "bytes")
     for column in columns:
