@@ -514,3 +514,69 @@ def _audit_cnn(v_fit: LabeledImages, real_sha256: str, fraction: float, cache_di
                                   "penultimate layer 'features' (global max pooling)",
                    "trained_on": f"V_fit: {len(v_fit):,} images, half of each class's validation slice; never T",
                    "cached": cached, "path": str(path)}
+
+
+# --- export --exclude-copies -----------------------------------------------------------------------------------------
+
+class CopyExclusion:
+    """The export's filter (a `filtering.ClassifierFilter`, or None for none) with the audit after it: a candidate
+    is kept when the filter keeps it and the audit does not flag it; `excluded` counts the copies dropped per class."""
+
+    def __init__(self, detector: CopyDetector, inner=None):
+        self.detector, self.inner = detector, inner
+        self.excluded: dict[str, int] = {}
+
+    def threshold(self, class_name: str) -> float | None:
+        return self.inner.threshold(class_name) if self.inner is not None else None
+
+    def accepts(self, images: np.ndarray, label: int, class_name: str) -> np.ndarray:
+        keep = self.inner.accepts(images, label, class_name) if self.inner is not None else np.ones(len(images), bool)
+        copies = np.zeros(len(images), bool)
+        copies[keep] = self.detector.flags(images[keep], label)
+        self.excluded[class_name] = self.excluded.get(class_name, 0) + int(copies.sum())
+        return keep & ~copies
+
+    def __str__(self) -> str:
+        return (f"{self.inner}, then " if self.inner is not None else "") + "the copy audit (copies excluded)"
+
+    def describe(self) -> dict:
+        """The filter's manifest entry, with the audit's rule, thresholds and the copies excluded per class."""
+        return {**(self.inner.describe() if self.inner is not None else {"method": "none"}),
+                "copies": {"rule": COPY_RULE, "thresholds": self.detector.thresholds,
+                           "splits": self.detector.provenance, "excluded": self.excluded}}
+
+
+COPY_RULE = ("a candidate is excluded when `cifar-synth audit` would flag it: an exact copy of a training image of its "
+             "class, or closer to one than the thresholds in pixels or the audit CNN's features")
+
+
+def copy_exclusion(runs_dir: Path, class_names: list[str], data_path: str | Path | None, inner,
+                   reporter: Reporter | None = None) -> CopyExclusion:
+    """`inner` (the export's filter or None) followed by the copy audit of the real data the runs in `runs_dir`
+    trained on (`data_path`, as `open_real_data` reads it), with the validation slice their config.json records."""
+    from cifar_synth.config import DEFAULT_VALIDATION_FRACTION
+    from cifar_synth.data import open_real_data
+
+    real = open_real_data(data_path)
+    data = [_recorded_data(Path(runs_dir) / name) for name in class_names]
+    if any(item.get("sha256") not in (None, real.sha256) for item in data):
+        raise UserError(f"the generators in {runs_dir} trained on other real data than --data; exclude copies of the "
+                        "data they trained on")
+    fractions = {(item.get("validation") or {}).get("fraction") for item in data} - {None}
+    if len(fractions) > 1:
+        raise UserError(f"the runs in {runs_dir} held out different validation fractions ({sorted(fractions)}); "
+                        "export them apart")
+    fraction, source = (fractions.pop(), "the runs' config.json") if fractions else \
+        (DEFAULT_VALIDATION_FRACTION, "the default (the runs record none)")
+    detector = CopyDetector.calibrated(real.load("train"), real.sha256, fraction, source, reporter=reporter)
+    return CopyExclusion(detector, inner)
+
+
+def _recorded_data(run_dir: Path) -> dict:
+    """The real data a run's config.json records; empty when it records none or has none."""
+    from cifar_synth.runs import read_config
+
+    try:
+        return read_config(run_dir).get("data") or {}
+    except (OSError, ValueError, AttributeError):  # no config.json, or not a JSON object: nothing recorded
+        return {}

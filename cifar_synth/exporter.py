@@ -93,6 +93,10 @@ class ExportOptions:
     license: str = "unknown"  # the card's licence identifier
     # Sample each class as its `cifar-synth select` choice says (snapshot and latent spread) where it has one.
     use_selection: bool = True
+    # After the filter, drop the candidates `cifar-synth audit` would flag as copies of the real training images at
+    # `data_path` (`cifar_synth.audit.CopyExclusion`); the manifest's filter entry records how many, per class.
+    exclude_copies: bool = False
+    data_path: str | Path | None = None
 
     def validated(self) -> "ExportOptions":
         """These options checked, with `formats` and `license` normalised and `min_confidence` and `out` filled in."""
@@ -172,6 +176,10 @@ def export_dataset(options: ExportOptions = ExportOptions(), reporter: Reporter 
         _report_leftovers(out, clear_leftovers(out, MANIFEST), reporter)
         _check_target(out, options.overwrite)
         image_filter = _make_filter(options, dataset, classes)
+        if options.exclude_copies:
+            from cifar_synth.audit import copy_exclusion
+
+            image_filter = copy_exclusion(options.runs_dir, classes, options.data_path, image_filter, reporter)
         try:
             with staged_folder(out) as staging:
                 manifest, samples = _write(staging, out.name, dataset, classes, options, image_filter, reporter)

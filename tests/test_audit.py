@@ -169,3 +169,37 @@ def test_prdc_counts_repeated_vectors_once():
     assert prdc(np.repeat(real, 6, axis=0), fake) == prdc(real, fake)
     assert prdc(real[:5], fake) is None  # no more distinct vectors than k
 
+
+def manifest_of(export) -> dict:
+    return json.loads((export / "manifest.json").read_text())
+
+
+def test_exclude_copies_drops_candidates_that_copy_training_images(runs, tmp_path, monkeypatch):
+    from cifar_synth.synthetic import load_synthetic
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the audit CNN's cache
+    # Real data drawn like the generators' images (another seed's export), so that only copies are close; its dog
+    # T holds six of the images the dog generator draws first at seed 0.
+    assert run_export(runs, tmp_path / "seed1", "--seed", "1", count=PER_CLASS).exit_code == 0
+    drawn = load_synthetic(tmp_path / "seed1")
+    data = real_train()
+    images = data.images.copy()
+    for label in np.unique(drawn.labels):
+        images[data.labels == label] = drawn.images[drawn.labels == label]
+    assert run_export(runs, tmp_path / "plain", count=20).exit_code == 0
+    plain = load_synthetic(tmp_path / "plain")
+    dog = CIFAR10.label("dog")
+    copies = plain.images[plain.labels == dog][:6]
+    images[np.flatnonzero((data.labels == dog) & ~audit._held_out(data.labels, 0.1))[:6]] = copies
+    root = tmp_path / "real"
+    write_tree(root / "train", LabeledImages(images, data.labels))
+    write_tree(root / "test", LabeledImages(random_images(20, 9), np.repeat(np.arange(10), 2)))
+    out = tmp_path / "excluded"
+    result = run_export(runs, out, "--exclude-copies", "--data", str(root), count=20)
+    assert result.exit_code == 0, result.output
+    assert manifest_of(out)["filter"]["copies"]["excluded"]["dog"] >= 6
+    assert "Excluded" in result.output
+    kept = load_synthetic(out)
+    kept_dogs = kept.images[kept.labels == dog]
+    assert len(kept_dogs) == 20
+    assert not any((copy == kept_dogs).all(axis=(1, 2, 3)).any() for copy in copies)

@@ -8,6 +8,7 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from cifar_synth.cli._app import app, console, reporter, user_errors_exit
+from cifar_synth.cli._data_options import Data
 from cifar_synth.exporter import ExportOptions
 from cifar_synth.filtering import baseline_text
 
@@ -51,6 +52,10 @@ def export_command(
         "--license", metavar="ID",
         help="Licence of the data in the card's front matter: an identifier such as cc-by-4.0, or other, or unknown "
              "(the card explains what is known of CIFAR-10's terms).")] = "unknown",
+    exclude_copies: Annotated[bool, typer.Option(
+        "--exclude-copies", help="Drop the candidates `cifar-synth audit` would flag as copies of a real training "
+                                 "image, against the real data the generators trained on (--data).")] = False,
+    data: Data = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar and no summary table.")] = False,
 ):
     """Sample each class's generator into a labeled dataset that is also a Hugging Face dataset repository: a card
@@ -62,10 +67,14 @@ def export_command(
         runs_dir=runs, classes=tuple(class_names) if class_names else None, count=count,
         formats=tuple(formats) if formats else ("parquet",), out=out, name=name, seed=seed, batch_size=batch_size,
         overwrite=overwrite, filter_by=filter_by, classifier=classifier, min_confidence=min_confidence,
-        license=license_id, use_selection=selection)
+        license=license_id, use_selection=selection, exclude_copies=exclude_copies, data_path=data)
     result = export_dataset(options, reporter(quiet))
     if not quiet:
         console.print(_summary(result.manifest, result.path))
+        if "copies" in result.manifest["filter"]:
+            excluded = result.manifest["filter"]["copies"]["excluded"]
+            console.print(f"Excluded {sum(excluded.values()):,} candidates as copies of training images: "
+                          + ", ".join(f"{name} {count:,}" for name, count in excluded.items()))
 
 
 def _summary(manifest: dict, path: Path) -> Table:
