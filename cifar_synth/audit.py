@@ -166,8 +166,8 @@ class _PixelSpace:
         for start in range(0, len(images), _QUERY_BLOCK):
             rows = slice(start, start + _QUERY_BLOCK)
             same, opposite = sym[rows] @ self.sym.T, anti[rows] @ self.anti.T
-            # In place, over the largest arrays here: ‖y‖² − 2 (sym·sym + |anti·anti|), the squared distance less
-            # the query's own ‖x‖², which the ranking does not need.
+            # In place, over the largest arrays here: ‖y‖² − 2 (sym·sym + |anti·anti|), the squared distance
+            # less the query's own ‖x‖², which the ranking does not need.
             same += np.abs(opposite)
             same *= -2
             same += self.norms
@@ -513,7 +513,7 @@ def _audit_cnn(v_fit: LabeledImages, real_sha256: str, fraction: float, cache_di
     return model, {"description": f"the bundled CNN, widths {list(config.widths)}, {config.epochs} epochs, "
                                   "penultimate layer 'features' (global max pooling)",
                    "trained_on": f"V_fit: {len(v_fit):,} images, half of each class's validation slice; never T",
-                   "cached": cached, "path": str(path)}
+                   "config": config.to_dict(), "cached": cached, "path": str(path)}
 
 
 # --- export --exclude-copies -----------------------------------------------------------------------------------------
@@ -580,3 +580,57 @@ def _recorded_data(run_dir: Path) -> dict:
         return read_config(run_dir).get("data") or {}
     except (OSError, ValueError, AttributeError):  # no config.json, or not a JSON object: nothing recorded
         return {}
+
+
+# --- in words: report.md and the dataset card ------------------------------------------------------------------------
+
+def audit_markdown(audit: dict) -> list[str]:
+    """The audit as Markdown lines: a verdict that follows the figures, the thresholds, a per-class table, and what
+    passing it does not mean."""
+    if "skipped" in audit:
+        return ["## Copies of training images", "", f"Not audited: {audit['skipped']}.", ""]
+    overall, thresholds, splits = audit["overall"], audit["thresholds"], audit["splits"]
+    lines = ["## Copies of training images", "", verdict(overall), "",
+             f"An image is flagged when it is an exact copy of a training image of its class (every pixel within "
+             f"1/255) or closer to one than {thresholds['false_flag_rate']:.1%} of the never-trained-on validation "
+             f"images are: ℓ2 distance {thresholds['pixel_l2']:.2f} over the 3,072 pixel values in [0, 1], mirror "
+             f"images included, or cosine distance {thresholds['feature_cosine']:.4f} in the features of "
+             f"{splits['feature_cnn']['description']}, trained on {splits['feature_cnn']['trained_on']}. Expected "
+             f"false-flag rate: {thresholds['expected_false_flag_rate']}; measured on the validation images: "
+             f"{overall['validation_flagged_share']:.2%}.", "",
+             "| class | flagged | share (95% CI) | validation share | exact | closer to T than to V | Z_U | "
+             "authenticity (V's) | precision | recall | density | coverage |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, figures in audit["classes"].items():
+        if figures is None:
+            continue
+        feature, prdc_figures = figures["feature"], figures["prdc"] or {}
+        low, high = figures["flagged_ci95"]
+        lines.append(
+            f"| {name} | {figures['flagged']:,} | {figures['flagged_share']:.2%} ({low:.2%}–{high:.2%}) | "
+            f"{figures['validation']['flagged_share']:.1%} | {figures['exact_copies']:,} | "
+            f"{feature['closer_to_train_share']:.2f} | {feature['z_u']:.1f} | "
+            f"{feature['authenticity']:.2f} ({feature['validation_authenticity']:.2f}) | "
+            + " | ".join(f"{prdc_figures[key]:.2f}" if key in prdc_figures else "–"
+                         for key in ("precision", "recall", "density", "coverage")) + " |")
+    return [*lines, "",
+            f"Closer to T than to V: against as many T images as V holds (0.5 for images drawn like V). Z_U: "
+            f"Meehan et al.'s statistic of the distances to T, synthetic against V (below 0: closer than chance, "
+            f"C_T over all classes {overall['c_t_feature']:.1f}). Precision, recall (k = 3), density, coverage "
+            f"(k = 5): in the same features, against V, with as many synthetic images.", "",
+            f"**{NOT_A_GUARANTEE}**", ""]
+
+
+def verdict(overall: dict) -> str:
+    """One sentence on what the audit found, with the flagged share's interval and the validation images' rate."""
+    flagged, total = overall["flagged"], overall["synthetic"]
+    low, high = overall["flagged_ci95"]
+    rate = overall["validation_flagged_share"]
+    if not flagged:
+        return (f"The copy audit flagged none of the {total:,} synthetic images as a copy of an image its generator "
+                f"trained on (95% upper bound {high:.3%}; validation images: {rate:.2%}).")
+    beyond = low > overall["validation_flagged_ci95"][1]
+    return (f"The copy audit flagged {flagged:,} of the {total:,} synthetic images ({flagged / total:.2%}, 95% CI "
+            f"{low:.2%}–{high:.2%}) as copies of images their generators trained on, {overall['exact_copies']:,} of "
+            f"them exact, against {rate:.2%} of the never-trained-on validation images: "
+            + ("more than chance explains." if beyond else "no more than chance explains."))

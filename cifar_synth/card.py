@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar_synth.audit import audit_markdown
 from cifar_synth.classes import Classes, classes_of
 from cifar_synth.config import NO_INIT
 from cifar_synth.errors import UserError
@@ -268,7 +269,7 @@ def _shared_start_text(classes: list[dict], dataset_classes: int) -> list[str]:
 def _filter_text(manifest: dict) -> str:
     method = manifest["filter"]
     if method["method"] == "none":
-        return "none: every generated image is kept."
+        return _copies_text(method) or "none: every generated image is kept."
     rates = ", ".join(f"{entry['name']} {entry['filter']['acceptance_rate']:.1%}" for entry in manifest["classes"])
     accepted = sum(entry["filter"]["accepted"] for entry in manifest["classes"])
     candidates = sum(entry["filter"]["candidates"] for entry in manifest["classes"])
@@ -282,7 +283,17 @@ def _filter_text(manifest: dict) -> str:
     return (f"a real-trained classifier kept an image when {method['rule']} ({thresholds}). "
             + (f"The classifier was trained on {trained_on}{_baseline(method['classifier'])}. " if trained_on else "")
             + f"It accepted {accepted:,} of {candidates:,} candidates ({accepted / candidates:.1%}); per class: "
-              f"{rates}.")
+              f"{rates}." + (f" Of those it accepted, {_copies_text(method)}" if "copies" in method else ""))
+
+
+def _copies_text(method: dict) -> str:
+    """What `export --exclude-copies` dropped, in words; empty when it was not asked for."""
+    if "copies" not in method:
+        return ""
+    excluded = method["copies"]["excluded"]
+    return (f"the copy audit dropped {sum(excluded.values()):,} candidates as copies of training images ("
+            + ", ".join(f"{name} {count:,}" for name, count in excluded.items())
+            + f"; `export --exclude-copies`): {method['copies']['rule']}.")
 
 
 def _baseline(classifier: dict) -> str:
@@ -333,7 +344,7 @@ def _quality(manifest: dict, report: Report | None) -> str:
                "honest only if that classifier never saw the real test images.")
         lines += ["", "This export was filtered with a real-trained classifier: the report's recognizability and "
                   f"feature distances are biased by construction and are left out here; {why}"]
-    return "\n".join([*lines, ""])
+    return "\n".join([*lines, "", *(audit_markdown(report.audit) if report.audit else [])])
 
 
 def _test_images_text(report: Report, dataset: Classes) -> str:

@@ -164,6 +164,7 @@ def evaluate_synthetic(synthetic_path: str | Path, options: EvaluateOptions = Ev
                                                                    seed)
     timings["feature_metrics_seconds"] = time.perf_counter() - figures_started
     inception_figure = _inception_figure(data, options, timings, warnings)
+    audit = _audit(synthetic_path, data, options, timings, reporter, warnings)
     timings["total_seconds"] = time.perf_counter() - started
 
     report = Report(
@@ -174,7 +175,7 @@ def evaluate_synthetic(synthetic_path: str | Path, options: EvaluateOptions = Ev
         synthetic=_synthetic_provenance(synthetic_path, data, manifest), real_data=data.real.describe(), seed=seed,
         config=options.config.to_dict(), classifiers=classifiers, judges=judge_reports,
         recognizability=recognizability, feature_metrics=feature_metrics, inception_fid=inception_figure,
-        diversity=diversity, honesty=honesty, warnings=warnings.messages, versions=package_versions(),
+        diversity=diversity, audit=audit, honesty=honesty, warnings=warnings.messages, versions=package_versions(),
         timings=timings)
     report.save(options.out_dir)
     update_card(synthetic_path, report)  # an export's dataset card shows these figures
@@ -405,6 +406,25 @@ def _feature_figures(model, data: _Data, test_time_flip: bool, seed: int):
                    "class; ratio = synthetic / real (well below 1: mode collapse)")
     return (Recognizability(**accuracy_figures(synthetic_probabilities.argmax(1), synthetic.labels, names)), features,
             Diversity(description=description, per_class=diversity))
+
+
+def _audit(synthetic_path: str | Path, data: _Data, options: EvaluateOptions, timings: dict, reporter: Reporter,
+           warning: _Warnings) -> dict:
+    """The copy audit's figures (`cifar_synth.audit`); its closest pairs' CSV and picture go to `out_dir/audit/`."""
+    from cifar_synth.audit import CopyDetector, audit_record, run_audit, save_audit, validation_fraction
+
+    started = time.perf_counter()
+    try:
+        fraction, source = validation_fraction(Path(synthetic_path), data.real.sha256, None)
+    except UserError as error:  # the data the generators trained on is not at hand: the other figures still stand
+        warning(f"copy audit skipped: {error}")
+        return {"skipped": str(error)}
+    detector = CopyDetector.calibrated(data.real_train, data.real.sha256, fraction, source, cache_dir=options.cache_dir,
+                                       reporter=reporter)
+    audit = run_audit(data.synthetic, detector, options.seed)
+    save_audit(audit, Path(options.out_dir) / "audit")
+    timings["audit_seconds"] = time.perf_counter() - started
+    return audit_record(audit)
 
 
 def _inception_figure(data: _Data, options: EvaluateOptions, timings: dict, warning: _Warnings) -> dict:

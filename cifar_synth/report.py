@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar_synth.audit import audit_markdown
 from cifar_synth.errors import UserError
 from cifar_synth.files import atomic_path, write_json_atomic
 
@@ -150,6 +151,7 @@ class Report(_Record):
     feature_metrics: FeatureMetrics
     inception_fid: dict  # {"value", "weights", "real_images", "synthetic_images", "note"} or {"skipped": why}
     diversity: Diversity
+    audit: dict | None = None  # the copy audit's audit.json (cifar_synth.audit); None in reports from before it
     honesty: list[str] = field(default_factory=list)  # why the figures are not honest; empty: nothing known against
     warnings: list[str]
     versions: dict[str, str]
@@ -207,7 +209,8 @@ def render_markdown(report: Report) -> str:
     """The report as Markdown a person can read, with the confusion picture beside it."""
     return "\n".join([*_title_and_setup(report), *_headline_table(report), *_per_class_table(report),
                       "## Confusion of the synthetic-trained CNN", "", f"![confusion matrix]({CONFUSION_PNG})", "",
-                      *_warnings(report), *_provenance(report)])
+                      *(audit_markdown(report.audit) if report.audit else []), *_warnings(report),
+                      *_provenance(report)])
 
 
 def _title_and_setup(report: Report) -> list[str]:

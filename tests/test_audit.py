@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, random_images, run_export, write_tree
+from conftest import REPO_ROOT, assert_user_error, random_images, run_export, write_tree
 from typer.testing import CliRunner
 
 from cifar_synth import audit
@@ -113,6 +113,29 @@ def test_mann_whitney_z_is_zero_for_the_same_sample_and_negative_when_closer():
     assert audit.mann_whitney_z(values * 0.5, values) < -3
 
 
+def test_the_verdict_follows_the_figures():
+    clean = {"synthetic": 50_000, "flagged": 0, "flagged_ci95": [0.0, 0.00008], "exact_copies": 0,
+             "validation_flagged_share": 0.002, "validation_flagged_ci95": [0.001, 0.005]}
+    assert "flagged none of the 50,000 synthetic images" in audit.verdict(clean)
+    chance = {**clean, "flagged": 150, "flagged_ci95": [0.0026, 0.0035]}
+    assert "flagged 150 of the 50,000" in audit.verdict(chance) and "no more than chance" in audit.verdict(chance)
+    copied = {**clean, "flagged": 1_000, "flagged_ci95": [0.019, 0.021], "exact_copies": 400}
+    assert "400 of them exact" in audit.verdict(copied) and "more than chance explains" in audit.verdict(copied)
+
+
+def test_the_card_and_report_md_give_the_audit(detector):
+    from cifar_synth.card import render_card
+    from cifar_synth.report import Report, render_markdown
+
+    result = audit.run_audit(planted(detector)[0], detector)
+    report = Report.load(REPO_ROOT / "benchmarks/results/protocol-steps-2.5x/report.json")
+    report.audit = audit.audit_record(result)
+    manifest = json.loads((REPO_ROOT / "benchmarks/results/protocol-steps-2.5x/manifest.json").read_text())
+    for text in (render_card(manifest, report), render_markdown(report)):
+        assert audit.verdict(result["overall"]) in text
+        assert "membership inference" in text and "| airplane | " in text
+
+
 def test_cli_writes_audit_json_csv_and_picture(tmp_path, monkeypatch):
     monkeypatch.setattr(audit, "_CNN", TINY_CNN)
     data = real_train()
@@ -139,7 +162,7 @@ def test_cli_refuses_a_false_flag_rate_out_of_range(tmp_path):
     assert_user_error(result, "--false-flag-rate must be between 0 and 0.5")
 
 
-# --- PRDC --------------------------------------------------------------------------------------------------------------
+# --- PRDC ------------------------------------------------------------------------------------------------------------
 
 def test_prdc_of_two_gaussian_samples_reproduces_the_reference_values():
     # clovaai/generative-evaluation-prdc's README: 10,000 real and fake N(0, I) samples in 1,000 dimensions, k = 5
@@ -203,3 +226,4 @@ def test_exclude_copies_drops_candidates_that_copy_training_images(runs, tmp_pat
     kept_dogs = kept.images[kept.labels == dog]
     assert len(kept_dogs) == 20
     assert not any((copy == kept_dogs).all(axis=(1, 2, 3)).any() for copy in copies)
+    assert "the copy audit dropped" in (out / "README.md").read_text()

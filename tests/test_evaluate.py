@@ -137,6 +137,7 @@ def test_committed_reports_load_and_keep_their_keys():
         stored = json.loads(path.read_text())
         stored.setdefault("judges", {})
         stored.setdefault("honesty", [])
+        stored.setdefault("audit", None)  # the copy audit (issue 36)
         for figures in [stored["headline"], *stored["judges"].values()]:
             figures.setdefault("cas_top5", None)
             figures.setdefault("baseline_top5", None)
