@@ -355,10 +355,10 @@ def _class_figures(flagged, exact, pixels: _Nearest, feats: _Nearest, v_flagged,
                    v_feats: _Nearest, entry: _Class, images: np.ndarray, features: np.ndarray, thresholds: dict,
                    rng: np.random.Generator) -> dict:
     n, m = len(flagged), len(v_flagged)
-    # DCR: against as many T images as V holds, so that a fresh image is closer to either with probability 0.5.
-    subset = np.sort(rng.choice(len(entry.train), min(m, len(entry.train)), replace=False))
-    v_pixel_space, v_feature_space = _PixelSpace(entry.validation), _FeatureSpace(entry.validation_features)
-    t_pixel_space, t_feature_space = _PixelSpace(entry.train[subset]), _FeatureSpace(entry.features.unit[subset])
+    # DCR-style, against all of T: an image drawn like V has its nearest image of T ∪ V in T with probability
+    # |T| / (|T| + |V|). (A subset of T as large as V makes that 0.5, but hides the copies of the images left out:
+    # planted copies did not move it.)
+    expected = len(entry.train) / (len(entry.train) + m)
     # Authenticity: a synthetic image is inauthentic when it is closer to its nearest T image than that image's own
     # nearest other T image is.
     own = _FeatureSpace(entry.features.unit).nearest(entry.features.unit).second
@@ -371,23 +371,24 @@ def _class_figures(flagged, exact, pixels: _Nearest, feats: _Nearest, v_flagged,
         "flagged_feature": int((feats.distance <= thresholds["feature_cosine"]).sum()),
         "validation": {"images": m, "flagged": int(v_flagged.sum()), "flagged_share": float(v_flagged.mean()),
                        "flagged_ci95": wilson_interval(int(v_flagged.sum()), m)},
-        "pixel": _space_figures(pixels, v_pixels, t_pixel_space.nearest(images).distance,
-                                v_pixel_space.nearest(images).distance),
-        "feature": {**_space_figures(feats, v_feats, t_feature_space.nearest(features).distance,
-                                     v_feature_space.nearest(features).distance),
+        "pixel": _space_figures(pixels, v_pixels, _PixelSpace(entry.validation).nearest(images).distance, expected),
+        "feature": {**_space_figures(feats, v_feats,
+                                     _FeatureSpace(entry.validation_features).nearest(features).distance, expected),
                     "authenticity": float(np.mean(feats.distance > own[feats.index])),
                     "validation_authenticity": float(np.mean(v_feats.distance > own[v_feats.index]))},
         "prdc": prdc(entry.validation_features, features[sample]),
     }
 
 
-def _space_figures(nearest: _Nearest, v_nearest: _Nearest, to_train: np.ndarray, to_validation: np.ndarray) -> dict:
-    closer = np.mean((to_train < to_validation) + 0.5 * (to_train == to_validation))
+def _space_figures(nearest: _Nearest, v_nearest: _Nearest, to_validation: np.ndarray, expected: float) -> dict:
+    share = float(np.mean((nearest.distance < to_validation) + 0.5 * (nearest.distance == to_validation)))
     return {"median_distance": float(np.median(nearest.distance)),
             "validation_median_distance": float(np.median(v_nearest.distance)),
             "median_ratio": float(np.median(nearest.ratio)),
             "validation_median_ratio": float(np.median(v_nearest.ratio)),
-            "closer_to_train_share": float(closer),
+            "nearest_in_train_share": share, "nearest_in_train_expected": expected,
+            # 0 for images drawn like V, 1 when every image is a copy
+            "nearest_in_train_excess": (share - expected) / (1 - expected),
             "z_u": mann_whitney_z(nearest.distance, v_nearest.distance)}
 
 
@@ -598,7 +599,7 @@ def audit_markdown(audit: dict) -> list[str]:
              f"{splits['feature_cnn']['description']}, trained on {splits['feature_cnn']['trained_on']}. Expected "
              f"false-flag rate: {thresholds['expected_false_flag_rate']}; measured on the validation images: "
              f"{overall['validation_flagged_share']:.2%}.", "",
-             "| class | flagged | share (95% CI) | validation share | exact | closer to T than to V | Z_U | "
+             "| class | flagged | share (95% CI) | validation share | exact | nearest in T, excess | Z_U | "
              "authenticity (V's) | precision | recall | density | coverage |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, figures in audit["classes"].items():
@@ -609,12 +610,13 @@ def audit_markdown(audit: dict) -> list[str]:
         lines.append(
             f"| {name} | {figures['flagged']:,} | {figures['flagged_share']:.2%} ({low:.2%}–{high:.2%}) | "
             f"{figures['validation']['flagged_share']:.1%} | {figures['exact_copies']:,} | "
-            f"{feature['closer_to_train_share']:.2f} | {feature['z_u']:.1f} | "
+            f"{feature['nearest_in_train_excess']:.2f} | {feature['z_u']:.1f} | "
             f"{feature['authenticity']:.2f} ({feature['validation_authenticity']:.2f}) | "
             + " | ".join(f"{prdc_figures[key]:.2f}" if key in prdc_figures else "–"
                          for key in ("precision", "recall", "density", "coverage")) + " |")
     return [*lines, "",
-            f"Closer to T than to V: against as many T images as V holds (0.5 for images drawn like V). Z_U: "
+            f"Nearest in T, excess: the share of synthetic images whose nearest image of T and V together is in T, "
+            f"above the share expected by chance, over what is left (0 for images drawn like V, 1 for copies). Z_U: "
             f"Meehan et al.'s statistic of the distances to T, synthetic against V (below 0: closer than chance, "
             f"C_T over all classes {overall['c_t_feature']:.1f}). Precision, recall (k = 3), density, coverage "
             f"(k = 5): in the same features, against V, with as many synthetic images.", "",

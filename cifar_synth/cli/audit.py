@@ -46,12 +46,12 @@ def audit_command(
 
 
 def summary_table(audit: dict) -> Table:
-    """Per class: flagged share against V's, exact copies, closer-to-T share, Z_U, precision and recall."""
+    """Per class: flagged share against V's, exact copies, nearest-in-T excess, Z_U and PRDC."""
     thresholds = audit["thresholds"]
     table = Table(title=f"Copy audit: flagged when closer to a training image than "
                         f"{thresholds['false_flag_rate']:.1%} of validation images are (pixels ℓ2 "
                         f"{thresholds['pixel_l2']:.2f}, features cosine {thresholds['feature_cosine']:.3f}), or exact")
-    for column in ("class", "flagged", "flagged %", "V flagged %", "exact", "closer to T", "Z_U", "precision",
+    for column in ("class", "flagged", "flagged %", "V flagged %", "exact", "T excess", "Z_U", "precision",
                    "recall", "density", "coverage"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, figures in audit["classes"].items():
@@ -60,7 +60,7 @@ def summary_table(audit: dict) -> Table:
         prdc = figures["prdc"] or {}
         table.add_row(name, f"{figures['flagged']:,}", percent(figures["flagged_share"]),
                       percent(figures["validation"]["flagged_share"]), f"{figures['exact_copies']:,}",
-                      percent(figures["feature"]["closer_to_train_share"]), number(figures["feature"]["z_u"], 1),
+                      number(figures["feature"]["nearest_in_train_excess"]), number(figures["feature"]["z_u"], 1),
                       *(number(prdc.get(key)) for key in ("precision", "recall", "density", "coverage")))
     overall = audit["overall"]
     table.add_row("[bold]all", f"[bold]{overall['flagged']:,}", f"[bold]{percent(overall['flagged_share'])}",
