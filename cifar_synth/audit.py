@@ -250,6 +250,12 @@ class CopyDetector:
         held = _held_out(real_train.labels, fraction)
         fit_half = _fit_half(real_train.labels, held)
         reference = held & ~fit_half
+        short = [real_train.classes.names[label] for label in np.unique(real_train.labels)
+                 if (held & (real_train.labels == label)).sum() < 2]
+        if short:
+            raise UserError(f"the validation slice ({fraction:g} of each class) holds fewer than 2 images of "
+                            f"{', '.join(short)}: the copy audit trains its CNN on half of it and calibrates on the "
+                            "other half; give more images per class or a larger validation fraction")
         v_fit = LabeledImages(real_train.images[fit_half], real_train.labels[fit_half], real_train.classes)
         model, cnn = _audit_cnn(v_fit, real_sha256, fraction, cache_dir, reporter)
         predict = make_predictor(model, test_time_flip=False)

@@ -416,11 +416,11 @@ def _audit(synthetic_path: str | Path, data: _Data, options: EvaluateOptions, ti
     started = time.perf_counter()
     try:
         fraction, source = validation_fraction(Path(synthetic_path), data.real.sha256, None)
-    except UserError as error:  # the data the generators trained on is not at hand: the other figures still stand
-        warning(f"copy audit skipped: {error}")
+        detector = CopyDetector.calibrated(data.real_train, data.real.sha256, fraction, source,
+                                           cache_dir=options.cache_dir, reporter=reporter)
+    except UserError as error:  # not the data the generators trained on, or too small a validation slice
+        warning(f"copy audit skipped: {error}")  # the other figures still stand
         return {"skipped": str(error)}
-    detector = CopyDetector.calibrated(data.real_train, data.real.sha256, fraction, source, cache_dir=options.cache_dir,
-                                       reporter=reporter)
     audit = run_audit(data.synthetic, detector, options.seed)
     save_audit(audit, Path(options.out_dir) / "audit")
     timings["audit_seconds"] = time.perf_counter() - started

@@ -16,6 +16,7 @@ from cifar_synth import audit
 from cifar_synth.classes import CIFAR10
 from cifar_synth.cli import app
 from cifar_synth.data import split_validation
+from cifar_synth.errors import UserError
 from cifar_synth.images import LabeledImages
 from cifar_synth.metrics import prdc
 
@@ -156,6 +157,11 @@ def test_cli_writes_audit_json_csv_and_picture(tmp_path, monkeypatch):
     assert "membership inference" in record["note"]
     assert (out / audit.PAIRS_PNG).is_file()
     assert (out / audit.PAIRS_CSV).read_text().count("\n") == len(data.labels[::4]) + 1
+
+
+def test_a_validation_slice_too_small_to_halve_is_one_user_error(tmp_path):
+    with pytest.raises(UserError, match="fewer than 2 images of airplane"):
+        audit.CopyDetector.calibrated(real_train(), "sha", 0.04, "test", cache_dir=tmp_path)
 
 
 def test_cli_refuses_a_false_flag_rate_out_of_range(tmp_path):
