@@ -28,7 +28,8 @@ def audit_command(
         "--false-flag-rate", help="Each space's threshold is this quantile of the validation images' distances to "
                                   "the training images.")] = 0.001,
     cache_dir: Annotated[Path | None, typer.Option(
-        "--cache-dir", help="Where the audit CNN is cached. Default: ~/.cache/cifar-synth/evaluator/audit.")] = None,
+        "--cache-dir", help="The cache whose audit/ folder keeps the audit CNN, as evaluate's --cache-dir. Default: "
+                            "~/.cache/cifar-synth/evaluator.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress and no summary table.")] = False,
 ):
     """Find synthetic images that copy training images (pixels, mirrored too, and a CNN's features), calibrated on
