@@ -181,8 +181,8 @@ def read_history(run_dir: str | Path) -> list[dict]:
     except (OSError, ValueError) as error:
         raise UnreadableRunFile(path, error, START_OVER) from None
     for number, row in enumerate(rows, start=2):  # line 1 is the header
-        try:
-            int(row["epoch"]), int(row["images_seen"]), float(row["seconds"])
+        try:  # every column a number (csv gives None for those a cut-short line lacks)
+            int(row["epoch"]), [float(value) for value in row.values()]
         except (KeyError, TypeError, ValueError):
             raise UnreadableRunFile(path, f"line {number} is cut short or not numbers", START_OVER) from None
     return rows

@@ -32,6 +32,19 @@ def _remedy(path: Path) -> str:
     return ""
 
 
+def load_weights(model, path: str | Path) -> None:
+    """`model.load_weights(path)` of a run's checkpoint; a truncated or corrupt file is one line naming it and what
+    to do (a missing one raises `FileNotFoundError`, for callers that expect a file to go)."""
+    from cifar_synth.runs import START_OVER
+
+    try:
+        model.load_weights(path)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # h5py and Keras raise many types for a truncated file or other networks
+        raise UserError(f"cannot load the checkpoint {path}: {one_line(error)}; {START_OVER}") from None
+
+
 def save_weights(model, target: str | Path) -> None:
     """`model.save_weights(target)` (a `.weights.h5` file, loadable by `model.load_weights`), written atomically.
 

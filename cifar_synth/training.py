@@ -26,7 +26,7 @@ from cifar_synth.locks import hold
 from cifar_synth.metrics import mean_pairwise_distance
 from cifar_synth.progress import RichProgress
 from cifar_synth.reporter import Reporter
-from cifar_synth.saved_models import save_weights
+from cifar_synth.saved_models import load_weights, save_weights
 from cifar_synth.runs import (HISTORY_COLUMNS, ResumeRecord, RunPaths, claim_runs, plot_losses, read_config,
                               read_history, read_record, run_config, run_summary, trim_to_record,
                               write_history)
@@ -280,7 +280,7 @@ def _start_from(gan: DCGAN, source: Path, run_dir: Path, reporter: Reporter) -> 
                         f"--init-from {NO_INIT} to start from random weights")
     donor = build_gan(replace(gan.config, guidance=0.0))
     try:
-        donor.load_weights(RunPaths(source).checkpoint / record.weights)
+        load_weights(donor, RunPaths(source).checkpoint / record.weights)
     except FileNotFoundError:  # its next epoch was recorded meanwhile and this file removed
         raise UserError(f"--init-from: {source} changed while it was read (is it being trained?); "
                         "start again when it is done") from None
@@ -334,7 +334,7 @@ def _restore(paths: RunPaths, gan: DCGAN, record: ResumeRecord | None) -> DCGAN:
     """`gan` as the record left it: weights, optimizers, random stream; and generator.keras the recorded one."""
     if record is None:
         return gan
-    gan.load_weights(paths.checkpoint / record.weights)
+    load_weights(gan, paths.checkpoint / record.weights)  # a truncated checkpoint: one line, not a traceback
     # The checkpoint also restores the learning rates; the ones asked for now win.
     gan.d_optimizer.learning_rate.assign(gan.config.d_learning_rate)
     gan.g_optimizer.learning_rate.assign(gan.config.g_learning_rate)

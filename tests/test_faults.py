@@ -216,6 +216,16 @@ def test_a_truncated_file_of_the_run_is_one_line_naming_it(trained_runs, real_tr
     assert result.output.count("Error:") == 1
 
 
+def test_a_truncated_checkpoint_is_one_line_naming_it(trained_runs, real_tree, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(trained_runs, runs)
+    weights = RunPaths(runs / "dog").weights(1)
+    truncate(weights)
+    result = invoke("train", runs, real_tree, tmp_path)
+    assert_user_error(result, f"cannot load the checkpoint {weights}: ")
+    assert_user_error(result, "pass --fresh to `cifar-synth train` to start the run over")
+
+
 def test_a_truncated_selection_or_chosen_snapshot_is_one_line(trained_runs, real_tree, tmp_path):
     runs = tmp_path / "runs"
     shutil.copytree(trained_runs, runs)
