@@ -9,7 +9,7 @@ label smoothing. Prediction averages the image and its mirror image (test-time f
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from cifar_synth.config import PRECISIONS, resolve_precision
 from cifar_synth.errors import UserError
 from cifar_synth.images import IMAGE_SHAPE, LabeledImages
 from cifar_synth.progress import RichProgress
@@ -35,76 +36,153 @@ _TRANSLATE = 2  # pixels of random translation each way
 
 
 class BudgetedConfig:
-    """What the judges' config dataclasses share: named presets and the checks of widths, epochs and batch size.
+    """What the judges' config dataclasses share: named presets, the checks of widths, epochs and batch size, and the
+    precision to compute in.
 
-    A subclass is a frozen dataclass with the fields `widths`, `epochs`, `batch_size` and `budget_name`, and sets
-    BUDGETS (name -> (widths, epochs)) and WIDTHS (what the widths are, for the error message).
+    A subclass is a frozen dataclass with the fields `widths`, `epochs`, `batch_size`, `precision` and `budget_name`,
+    sets BUDGETS (name -> the fields that differ from the dataclass defaults) and says in `width_count()` how many
+    widths its architecture takes.
     """
 
-    BUDGETS: ClassVar[dict[str, tuple[tuple[int, ...], int]]]
-    WIDTHS: ClassVar[str]
+    BUDGETS: ClassVar[dict[str, dict]]
+
+    def width_count(self) -> int:
+        raise NotImplementedError
 
     def __post_init__(self):
-        count = len(next(iter(self.BUDGETS.values()))[0])
+        count = self.width_count()
         if len(self.widths) != count or any(int(w) < 1 for w in self.widths):
-            raise UserError(f"widths must be {self.WIDTHS}, got {self.widths}")
+            raise UserError(f"widths must be {count} positive integers, got {tuple(self.widths)}")
         if self.epochs < 1:
             raise UserError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise UserError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        # Resolved here, so that a report and a cache key say what the classifier computed in.
+        object.__setattr__(self, "precision", resolve_precision(
+            self.precision, gpu=bool(tf.config.list_physical_devices("GPU"))))
 
     @classmethod
     def budget(cls, name: str, **overrides):
-        """The preset `name` (quick, default, thorough), with any field overridden."""
+        """The preset `name` (see BUDGETS), with any field overridden."""
         if name not in cls.BUDGETS:
             raise UserError(f"unknown budget {name!r}; choose one of {', '.join(cls.BUDGETS)}")
-        widths, epochs = cls.BUDGETS[name]
-        return cls(**{"widths": widths, "epochs": epochs, "budget_name": name, **overrides})
+        return cls(**{**cls.BUDGETS[name], "budget_name": name, **overrides})
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "widths": list(self.widths)}
 
 
+WHITENED, CLASSIC = "whitened", "classic"
+
+
 @dataclass(frozen=True)
 class EvaluatorConfig(BudgetedConfig):
-    """Architecture and training schedule of the bundled CNN; `budget(name)` gives the named presets."""
+    """Architecture and training schedule of the bundled CNN; `budget(name)` gives the named presets.
 
-    widths: tuple[int, int, int, int] = (32, 64, 128, 256)  # stem, then the three blocks
-    epochs: int = 10
-    batch_size: int = 512
-    learning_rate: float = 0.4  # peak, reached after the warm-up
+    `architecture`: "whitened" (a fixed patch-whitening stem, then three blocks: three widths) or "classic" (the
+    judge of reports before it: a trained stem convolution and three blocks, four widths, float32). Left out, it
+    follows the number of widths, so that a configuration recorded before the whitened judge reads as what it was.
+    """
+
+    widths: tuple[int, ...] = (64, 128, 256)
+    architecture: str | None = None
+    epochs: int = 8
+    batch_size: int = 256
+    learning_rate: float = 0.3  # peak, reached after the warm-up
     warmup_fraction: float = 0.2
     momentum: float = 0.9
     weight_decay: float = 5e-4
     label_smoothing: float = 0.2
     logit_scale: float = 0.125
     test_time_flip: bool = True
+    # "auto": bfloat16 compute where the CPU has it natively (batch norm, the logits and the loss stay float32).
+    precision: str = "auto"
     budget_name: str = "custom"
 
-    # name -> (widths, epochs); `docs/evaluate.md` lists the measured accuracy and minutes of each.
+    # name -> the fields that differ from the defaults; `docs/evaluate.md` lists the measured accuracy and minutes.
     BUDGETS = {
-        "quick": ((16, 32, 64, 128), 8),
-        "default": ((32, 64, 128, 256), 10),
-        "thorough": ((48, 96, 192, 384), 12),
+        "quick": {"widths": (32, 64, 128), "epochs": 4},
+        "default": {},
+        "thorough": {"widths": (96, 192, 384), "epochs": 10},
+        # The bundled CNN until 2026-12: every report before then was made with it.
+        "classic": {"architecture": CLASSIC, "widths": (32, 64, 128, 256), "epochs": 10, "batch_size": 512,
+                    "learning_rate": 0.4, "precision": "float32"},
     }
-    WIDTHS = "four positive integers (stem and three blocks)"
+
+    def __post_init__(self):
+        if self.architecture is None:
+            object.__setattr__(self, "architecture", CLASSIC if len(self.widths) == 4 else WHITENED)
+        if self.architecture not in (WHITENED, CLASSIC):
+            raise UserError(f"unknown architecture {self.architecture!r}; valid: {WHITENED}, {CLASSIC}")
+        super().__post_init__()
+
+    def width_count(self) -> int:
+        return 4 if self.architecture == CLASSIC else 3
 
 
 def build_classifier(config: EvaluatorConfig, num_classes: int) -> keras.Model:
-    """Input: float32 pixels in [0, 255], (N, 32, 32, 3). Output: logits (N, num_classes)."""
+    """Input: float32 pixels in [0, 255], (N, 32, 32, 3). Output: logits (N, num_classes), float32."""
+    dtype = config.precision
     pixels = keras.Input(IMAGE_SHAPE, name="pixels")
     x = layers.Normalization(mean=PIXEL_MEAN, variance=[s * s for s in PIXEL_STD])(pixels)
-    x = _conv_bn_relu(x, config.widths[0])
-    for width in config.widths[1:]:
-        x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-        x = layers.MaxPooling2D(2)(x)
-        x = bn_relu(x)
-        x = _conv_bn_relu(x, width)
-    features = layers.GlobalMaxPooling2D(name=FEATURE_LAYER)(x)
+    if config.architecture == CLASSIC:
+        x = _conv_bn_relu(x, config.widths[0], dtype)
+        block_widths, frozen_scale = config.widths[1:], False
+    else:
+        x = layers.ReLU(dtype=dtype)(_whitening_stem(x, dtype))
+        # Batch-norm scales fixed at 1 (airbench): a ReLU network is invariant to them, and training them only
+        # slows the first epochs.
+        block_widths, frozen_scale = config.widths, True
+    for width in block_widths:
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dtype)(x)
+        x = layers.MaxPooling2D(2, dtype=dtype)(x)
+        x = bn_relu(x, dtype, frozen_scale)
+        x = _conv_bn_relu(x, width, dtype, frozen_scale)
+    features = layers.GlobalMaxPooling2D(name=FEATURE_LAYER, dtype="float32")(x)
     # A small logit scale keeps early softmax outputs soft, which lets the high learning rate work (as in airbench).
     logits = layers.Rescaling(config.logit_scale, name="logits")(layers.Dense(num_classes, use_bias=False)(features))
     return keras.Model(pixels, logits, name="cifar_synth_classifier")
+
+
+# The second moments of the 2×2 patches (12 values: 2 rows × 2 columns × RGB) of CIFAR-10's 50,000 training images,
+# normalised with PIXEL_MEAN and PIXEL_STD; `benchmarks/whitening_constants.py` recomputes them. A constant, like
+# the pixel statistics, so that a classifier trained on synthetic images sees them through the same stem as one
+# trained on real images: computed from the data it trains on, the stem would reward or punish a generator for its
+# pixel statistics.
+PATCH_SECOND_MOMENTS = (
+    (0.98131, 0.90722, 0.79245, 0.91193, 0.83809, 0.72928, 0.89701, 0.82188, 0.71487, 0.84615, 0.77146, 0.66899),
+    (0.90722, 0.99166, 0.90739, 0.83817, 0.92052, 0.84253, 0.82470, 0.90412, 0.82716, 0.77428, 0.85208, 0.77988),
+    (0.79245, 0.90739, 0.99141, 0.72928, 0.84245, 0.93024, 0.71513, 0.82476, 0.91252, 0.66920, 0.77742, 0.86783),
+    (0.91193, 0.83817, 0.72928, 0.98066, 0.90652, 0.79176, 0.84682, 0.77216, 0.66956, 0.89633, 0.82115, 0.71415),
+    (0.83809, 0.92052, 0.84245, 0.90652, 0.99094, 0.90666, 0.77485, 0.85267, 0.78035, 0.82397, 0.90337, 0.82640),
+    (0.72928, 0.84253, 0.93024, 0.79176, 0.90666, 0.99062, 0.66980, 0.77804, 0.86836, 0.71441, 0.82399, 0.91172),
+    (0.89701, 0.82470, 0.71513, 0.84682, 0.77485, 0.66980, 0.97218, 0.89703, 0.78131, 0.90285, 0.82795, 0.71819),
+    (0.82188, 0.90412, 0.82476, 0.77216, 0.85267, 0.77804, 0.89703, 0.97920, 0.89269, 0.82803, 0.90811, 0.82788),
+    (0.71487, 0.82716, 0.91252, 0.66956, 0.78035, 0.86836, 0.78131, 0.89269, 0.97377, 0.71819, 0.82781, 0.91266),
+    (0.84615, 0.77428, 0.66920, 0.89633, 0.82397, 0.71441, 0.90285, 0.82803, 0.71819, 0.97152, 0.89632, 0.78062),
+    (0.77146, 0.85208, 0.77742, 0.82115, 0.90337, 0.82399, 0.82795, 0.90811, 0.82781, 0.89632, 0.97847, 0.89195),
+    (0.66899, 0.77988, 0.86783, 0.71415, 0.82640, 0.91172, 0.71819, 0.82788, 0.91266, 0.78062, 0.89195, 0.97299),
+)
+_WHITENING_EPSILON = 5e-4  # keeps the near-zero eigenvalues (flat patches) from being amplified without bound
+
+
+def whitening_kernel() -> np.ndarray:
+    """(2, 2, 3, 24): the 12 directions of the patch covariance each scaled to unit variance, and their negatives
+    (so that the ReLU after it keeps both signs)."""
+    eigenvalues, eigenvectors = np.linalg.eigh(np.array(PATCH_SECOND_MOMENTS, dtype=np.float64))
+    scaled = eigenvectors / np.sqrt(eigenvalues + _WHITENING_EPSILON)
+    return np.concatenate([scaled, -scaled], axis=1).reshape(2, 2, 3, 24).astype(np.float32)
+
+
+def _whitening_stem(x, dtype: str):
+    """A fixed 2×2 convolution that decorrelates neighbouring pixels (airbench's stem): 32×32 → 31×31×24."""
+    stem = layers.Conv2D(24, 2, use_bias=False, trainable=False, dtype=dtype, name="whitening")
+    x = stem(x)
+    stem.kernel.assign(whitening_kernel())
+    return x
 
 
 def load_classifier(path: str | Path, num_classes: int) -> keras.Model:
@@ -121,27 +199,30 @@ def load_classifier(path: str | Path, num_classes: int) -> keras.Model:
     return model
 
 
-def _conv_bn_relu(x, width: int):
-    return bn_relu(layers.Conv2D(width, 3, padding="same", use_bias=False)(x))
+def _conv_bn_relu(x, width: int, dtype: str = "float32", frozen_scale: bool = False):
+    return bn_relu(layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dtype)(x), dtype, frozen_scale)
 
 
-def bn_relu(x):
-    # Momentum 0.9, not Keras' 0.99: with a few hundred steps the running statistics must catch up quickly.
-    return layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+def bn_relu(x, dtype: str = "float32", frozen_scale: bool = False):
+    # Momentum 0.9, not Keras' 0.99: with a few hundred steps the running statistics must catch up quickly. Batch
+    # norm computes its statistics in float32 whatever the compute precision.
+    x = layers.BatchNormalization(momentum=0.9, scale=not frozen_scale, dtype=dtype)(x)
+    return layers.ReLU(dtype=dtype)(x)
 
 
 def train_classifier(data: LabeledImages, config: EvaluatorConfig, seed: int, title: str = "training",
-                     reporter: Reporter | None = None) -> keras.Model:
+                     reporter: Reporter | None = None, callbacks: Sequence[keras.callbacks.Callback] = ()
+                     ) -> keras.Model:
     """Train a fresh classifier on `data`; the same data, config and seed give the same weights."""
     loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
     return fit_fresh(build_classifier, config, data, seed, _sgd, loss,
-                     functools.partial(_augment, num_classes=len(data.classes)), title, reporter)
+                     functools.partial(_augment, num_classes=len(data.classes)), title, reporter, callbacks)
 
 
 def fit_fresh(build: Callable, config, data: LabeledImages, seed: int, optimizer_for: Callable, loss, augment: Callable,
-              title: str, reporter: Reporter | None) -> keras.Model:
+              title: str, reporter: Reporter | None, callbacks: Sequence[keras.callbacks.Callback] = ()) -> keras.Model:
     """Seeded, deterministic training of `build(config, classes)` on `data` (a logit per class of its dataset) with
-    `optimizer_for(config, total_steps)`."""
+    `optimizer_for(config, total_steps)`; `callbacks` (e.g. a benchmark's timer) see the fit too."""
     keras.utils.set_random_seed(seed)
     # Process-wide. On: a figure someone reruns must come out the same, and on the CPU it costs no measurable time
     # (docs/evaluate.md).
@@ -152,7 +233,7 @@ def fit_fresh(build: Callable, config, data: LabeledImages, seed: int, optimizer
     model.compile(optimizer=optimizer_for(config, steps_per_epoch * config.epochs), loss=loss, metrics=["accuracy"])
     progress = RichProgress(config.epochs, steps_per_epoch, title=title, reporter=reporter)
     model.fit(training_dataset(data, batch_size, seed, augment), epochs=config.epochs, verbose=0, shuffle=False,
-              callbacks=[progress])
+              callbacks=[progress, *callbacks])
     return model
 
 

@@ -28,6 +28,9 @@ class GANConfig:
     beta_1: float = 0.5
     beta_2: float = 0.999
     loss: str = "bce"  # "bce" (non-saturating logistic) or "hinge"
+    # Spectral normalisation of every layer of D (Miyato et al. 2018): the constraint that lets D train with the
+    # hinge loss without running away from G.
+    spectral_norm: bool = False
     # DiffAugment policy, e.g. "color,translation,cutout"; off by default because in a few-minute budget it slowed
     # learning more than it curbed D's overfitting (docs/train.md).
     augment: str = ""
@@ -43,7 +46,7 @@ class GANConfig:
     precision: str = "auto"
 
     # Fields that change the shape of the saved networks: a resumed run must not change them.
-    ARCHITECTURE_FIELDS = ("latent_dim", "g_width", "d_width", "ema_decay")
+    ARCHITECTURE_FIELDS = ("latent_dim", "g_width", "d_width", "ema_decay", "spectral_norm")
 
     def validate(self) -> None:
         """Raise `UserError` naming the first option that cannot work."""
@@ -67,11 +70,7 @@ class GANConfig:
         """This config with "auto" precision replaced by the one to compute in: bfloat16 on a CPU that has native
         bfloat16 instructions (elsewhere it is emulated, slower than float32); float32 on a GPU, where the gain
         depends on the GPU and was not measured."""
-        if self.precision != "auto":
-            return self
-        flags = _cpu_flags() if cpu_flags is None else cpu_flags
-        native = not gpu and bool(flags & {"avx512_bf16", "amx_bf16"})
-        return replace(self, precision="mixed_bfloat16" if native else "float32")
+        return replace(self, precision=resolve_precision(self.precision, gpu, cpu_flags))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -181,6 +180,15 @@ def _check_int(name: str, value, minimum: int, maximum: int | None = None) -> No
     _check(name, value, value >= minimum, f"at least {minimum}")
     if maximum is not None:
         _check(name, value, value <= maximum, f"at most {maximum}")
+
+
+def resolve_precision(precision: str, gpu: bool, cpu_flags: set[str] | None = None) -> str:
+    """`precision` with "auto" replaced by what to compute in: "mixed_bfloat16" on a CPU with native bfloat16
+    instructions (elsewhere bfloat16 is emulated, slower than float32), else "float32"."""
+    if precision != "auto":
+        return precision
+    flags = _cpu_flags() if cpu_flags is None else cpu_flags
+    return "mixed_bfloat16" if not gpu and flags & {"avx512_bf16", "amx_bf16"} else "float32"
 
 
 def _cpu_flags() -> set[str]:

@@ -45,20 +45,61 @@ def build_generator(config: GANConfig) -> keras.Model:
     )
 
 
+@keras.saving.register_keras_serializable(package="cifar_synth")
+class SpectralConv2D(layers.Conv2D):
+    """A convolution whose kernel is divided by its largest singular value (Miyato et al. 2018), estimated by one
+    power iteration per call from a persistent vector, so D is 1-Lipschitz per layer.
+
+    The gradient flows through the division (a reparametrisation, as in the paper), unlike Keras'
+    `SpectralNormalization` wrapper, which overwrites the kernel with its normalised copy.
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.power_vector = self.add_weight(shape=(1, self.filters), initializer="random_normal", trainable=False,
+                                            name="power_vector", dtype="float32")
+
+    # Keras' convolutions save only their kernel and bias; the power vector is state too (a resume without it would
+    # restart the iteration from a random vector).
+    def save_own_variables(self, store):
+        for index, variable in enumerate(self.variables):
+            store[str(index)] = variable
+
+    def load_own_variables(self, store):
+        for index, variable in enumerate(self.variables):
+            variable.assign(store[str(index)])
+
+    def convolution_op(self, inputs, kernel):
+        # In float32 whatever the compute precision: the singular value is a ratio of nearly equal norms.
+        matrix = tf.reshape(tf.cast(kernel, tf.float32), (-1, self.filters))  # (kh·kw·in, out)
+        u = self.power_vector
+        v = tf.math.l2_normalize(tf.matmul(u, matrix, transpose_b=True))
+        u = tf.stop_gradient(tf.math.l2_normalize(tf.matmul(v, matrix)))
+        v = tf.stop_gradient(v)
+        self.power_vector.assign(u)
+        sigma = tf.reduce_sum(tf.matmul(v, matrix) * u)
+        return super().convolution_op(inputs, kernel / tf.cast(sigma, kernel.dtype))
+
+
 def build_discriminator(config: GANConfig) -> keras.Model:
-    """image (N, 32, 32, 3) → one logit per image. No batch norm: real and fake batches pass separately."""
+    """image (N, 32, 32, 3) → one logit per image. No batch norm: real and fake batches pass separately.
+
+    With `config.spectral_norm` every layer is spectrally normalised and the last one is a 4×4 convolution (the same
+    map as the dense layer on the flattened 4×4 features, in a form the normalisation applies to)."""
     w, dtype = config.d_width, config.precision
+    conv = SpectralConv2D if config.spectral_norm else layers.Conv2D
+    head = ([SpectralConv2D(1, 4, dtype="float32"), layers.Flatten(dtype="float32")] if config.spectral_norm
+            else [layers.Flatten(dtype=dtype), layers.Dense(1, dtype="float32")])  # logits in float32: a stable loss
     return keras.Sequential(
         [
             keras.Input((32, 32, 3)),
-            layers.Conv2D(w, 4, strides=2, padding="same", dtype=dtype),  # 16×16
+            conv(w, 4, strides=2, padding="same", dtype=dtype),  # 16×16
             layers.LeakyReLU(0.2, dtype=dtype),
-            layers.Conv2D(2 * w, 4, strides=2, padding="same", dtype=dtype),  # 8×8
+            conv(2 * w, 4, strides=2, padding="same", dtype=dtype),  # 8×8
             layers.LeakyReLU(0.2, dtype=dtype),
-            layers.Conv2D(4 * w, 4, strides=2, padding="same", dtype=dtype),  # 4×4
+            conv(4 * w, 4, strides=2, padding="same", dtype=dtype),  # 4×4
             layers.LeakyReLU(0.2, dtype=dtype),
-            layers.Flatten(dtype=dtype),
-            layers.Dense(1, dtype="float32"),  # logits in float32 for a stable loss
+            *head,
         ],
         name="discriminator",
     )

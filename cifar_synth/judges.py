@@ -12,7 +12,7 @@ architecture nor training recipe with `cifar_synth.classifier`:
 - random crop from a zero-padded image, horizontal flip and cutout (DeVries & Taylor 2017), no test-time flip.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -40,41 +40,48 @@ class JudgeConfig(BudgetedConfig):
     crop_padding: int = 4
     cutout: int = 8  # side of the square set to the mean pixel, 0 for none
     test_time_flip: bool = False
+    # "auto": bfloat16 compute where the CPU has it natively (batch norm, the logits and the loss stay float32).
+    precision: str = "auto"
     budget_name: str = "custom"
 
-    # name -> (widths, epochs); `docs/evaluate.md` lists the measured accuracy and minutes of each, chosen so that
-    # the judge costs about as much as the bundled CNN at the same budget.
+    # name -> the fields that differ from the defaults; `docs/evaluate.md` lists the measured accuracy and minutes of
+    # each, chosen so that the judge costs about as much as the bundled CNN at the same budget.
     BUDGETS = {
-        "quick": ((16, 32, 64), 8),
-        "default": ((32, 64, 128), 10),
-        "thorough": ((48, 96, 192), 12),
+        "quick": {"widths": (16, 32, 64), "epochs": 8},
+        "default": {},
+        "thorough": {"widths": (48, 96, 192), "epochs": 12},
+        # The second judge until 2026-12, in float32 as then.
+        "classic": {"epochs": 10, "precision": "float32"},
     }
-    WIDTHS = "three positive integers (one per stage)"
+
+    def width_count(self) -> int:
+        return 3
 
 
 def build_judge(config: JudgeConfig, num_classes: int) -> keras.Model:
-    """Input: float32 pixels in [0, 255], (N, 32, 32, 3). Output: logits (N, num_classes); layer `features` is the
-    pooling."""
+    """Input: float32 pixels in [0, 255], (N, 32, 32, 3). Output: logits (N, num_classes), float32; layer `features`
+    is the pooling."""
+    dtype = config.precision
     pixels = keras.Input(IMAGE_SHAPE, name="pixels")
     x = layers.Normalization(mean=PIXEL_MEAN, variance=[s * s for s in PIXEL_STD])(pixels)
-    x = layers.Conv2D(config.widths[0], 3, padding="same", use_bias=False)(x)
+    x = layers.Conv2D(config.widths[0], 3, padding="same", use_bias=False, dtype=dtype)(x)
     for stage, width in enumerate(config.widths):
         for block in range(config.blocks_per_stage):
-            x = _preact_block(x, width, stride=2 if stage > 0 and block == 0 else 1)
-    x = bn_relu(x)
-    features = layers.GlobalAveragePooling2D(name=FEATURE_LAYER)(x)
+            x = _preact_block(x, width, 2 if stage > 0 and block == 0 else 1, dtype)
+    x = bn_relu(x, dtype)
+    features = layers.GlobalAveragePooling2D(name=FEATURE_LAYER, dtype="float32")(x)
     logits = layers.Dense(num_classes, name="logits")(features)
     return keras.Model(pixels, logits, name="cifar_synth_resnet_judge")
 
 
-def _preact_block(x, width: int, stride: int):
-    activated = bn_relu(x)
+def _preact_block(x, width: int, stride: int, dtype: str):
+    activated = bn_relu(x, dtype)
     shortcut = x
     if stride != 1 or x.shape[-1] != width:
-        shortcut = layers.Conv2D(width, 1, strides=stride, use_bias=False)(activated)
-    y = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False)(activated)
-    y = layers.Conv2D(width, 3, padding="same", use_bias=False)(bn_relu(y))
-    return layers.Add()([shortcut, y])
+        shortcut = layers.Conv2D(width, 1, strides=stride, use_bias=False, dtype=dtype)(activated)
+    y = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, dtype=dtype)(activated)
+    y = layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dtype)(bn_relu(y, dtype))
+    return layers.Add(dtype=dtype)([shortcut, y])
 
 
 @keras.saving.register_keras_serializable(package="cifar_synth")
@@ -95,11 +102,11 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def train_judge(data: LabeledImages, config: JudgeConfig, seed: int, title: str = "training",
-                reporter: Reporter | None = None) -> keras.Model:
+                reporter: Reporter | None = None, callbacks: Sequence[keras.callbacks.Callback] = ()) -> keras.Model:
     """Train a fresh judge on `data`; the same data, config and seed give the same weights."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     return fit_fresh(build_judge, config, data, seed, _adamw, loss, _augmentation(config.crop_padding, config.cutout),
-                     title, reporter)
+                     title, reporter, callbacks)
 
 
 def _adamw(config: JudgeConfig, total_steps: int) -> keras.optimizers.Optimizer:
@@ -145,7 +152,8 @@ class Judge:
     name: str
     description: str
     config_class: type  # with .budget(name, **overrides), .to_dict() and a test_time_flip field
-    train: Callable[..., keras.Model]  # (data, config, seed, title=..., reporter=...) -> model with a `features` layer
+    # (data, config, seed, title=..., reporter=..., callbacks=...) -> model with a `features` layer
+    train: Callable[..., keras.Model]
 
 
 JUDGES = {

@@ -223,13 +223,21 @@ def _title_and_setup(report: Report) -> list[str]:
         f"- Real data: `{report.real_data['source']}` (sha256 `{report.real_data['sha256']}`)",
         f"- Training images per class for every CNN: {report.train_images_per_class:,} "
         f"(real+synthetic: that many of each)",
-        f"- Evaluator: budget `{config['budget_name']}`, widths {config['widths']}, {config['epochs']} epochs, "
-        f"seed {report.seed}; baseline {_cache_word(report.baseline_cached)}",
+        f"- Evaluator: the bundled CNN, budget `{config['budget_name']}` ({_judge_build(config, True)}), seed "
+        f"{report.seed}; baseline {_cache_word(report.baseline_cached)}",
     ]
-    lines += [f"- Second judge `{name}`: {judge.description}; widths {judge.config['widths']}, "
-              f"{judge.config['epochs']} epochs; baseline {_cache_word(judge.baseline_cached)}"
+    lines += [f"- Second judge `{name}`: {judge.description}; budget `{judge.config['budget_name']}` "
+              f"({_judge_build(judge.config, False)}); baseline {_cache_word(judge.baseline_cached)}"
               for name, judge in report.judges.items()]
     return [*lines, ""]
+
+
+def _judge_build(config: dict, cnn: bool) -> str:
+    """Architecture, widths, epochs and precision of a judge's recorded config; a config recorded before these
+    fields existed was the classic CNN's, in float32."""
+    architecture = f"{config.get('architecture', 'classic')} architecture, " if cnn else ""
+    return (f"{architecture}widths {config['widths']}, {config['epochs']} epochs, "
+            f"{config.get('precision', 'float32')}")
 
 
 def _cache_word(cached: bool) -> str:

@@ -125,6 +125,10 @@ def test_report_files_and_keys(copy_report):
         assert set(classifier.per_class_accuracy) == set(CIFAR10.names)
         assert np.array(classifier.confusion).sum() == 10 * TEST_PER_CLASS
     assert "second judge (resnet): CAS" in markdown and "resnet synthetic-trained" in markdown
+    # Which judge made each figure: budget, architecture and precision, in report.json and report.md.
+    assert report.config["architecture"] == "classic" and report.config["precision"] in ("float32", "mixed_bfloat16")
+    assert f"budget `custom` (classic architecture, widths {list(TINY.widths)}" in markdown
+    assert f"precision" not in judge.config or judge.config["precision"] == TINY_JUDGE.precision
 
 
 def test_committed_reports_load_and_keep_their_keys():

@@ -214,3 +214,25 @@ def test_snapshots_are_kept_every_n_steps_and_at_the_budget_and_trimmed_to_the_r
     record = read_record(paths.root)
     trim_to_record(paths.root, replace(record, steps=18))
     assert paths.snapshot_steps() == [18]
+
+
+def test_spectral_norm_bounds_every_discriminator_layer_and_survives_resume(images, tmp_path):
+    from cifar_synth.gan import SpectralConv2D, build_discriminator
+
+    config = GANConfig(**{**TINY_GAN.to_dict(), "spectral_norm": True, "loss": "hinge", "precision": "float32"})
+    discriminator = build_discriminator(config)
+    layers = [layer for layer in discriminator.layers if isinstance(layer, SpectralConv2D)]
+    assert len(layers) == 4  # three convolutions and the head
+    batch = np.random.default_rng(1).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    for _ in range(30):  # the power iteration converges over calls, as over training steps
+        discriminator(batch)
+    for layer in layers:
+        matrix = layer.kernel.numpy().reshape(-1, layer.filters)
+        u = layer.power_vector.numpy()
+        v = u @ matrix.T / np.linalg.norm(u @ matrix.T)
+        estimate = float((v @ matrix @ u.T)[0, 0])
+        assert estimate == pytest.approx(np.linalg.svd(matrix, compute_uv=False)[0], rel=0.05)
+    train(images, tmp_path / "dog", config)
+    assert train(images, tmp_path / "dog", config, epochs=2).epochs_done == 2  # the power vectors are checkpointed
+    with pytest.raises(UserError, match="spectral_norm"):  # the networks' shape: a resume must not change it
+        train(images, tmp_path / "dog", replace(config, spectral_norm=False), epochs=3)

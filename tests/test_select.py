@@ -110,7 +110,7 @@ def test_select_searches_filter_thresholds_on_the_validation_slice_and_export_fi
             save_colour_generator(paths.snapshot(step), ODD_COLOURS[index])
     # On 66 images an epoch is one step: 40 of them make a judge that tells the colours apart, and the scoring CNNs
     # train as many epochs on their 10 images per class.
-    monkeypatch.setitem(EvaluatorConfig.BUDGETS, "quick", (EvaluatorConfig.BUDGETS["quick"][0], 40))
+    monkeypatch.setitem(EvaluatorConfig.BUDGETS, "quick", {**EvaluatorConfig.BUDGETS["quick"], "epochs": 40})
     monkeypatch.setattr(thresholds, "REFERENCE_IMAGES_PER_CLASS", 10)
     load = RealData.load
 

@@ -30,7 +30,8 @@ def evaluate_command(
     out: Annotated[Path | None, typer.Option(
         "--out", help="Report directory. Default: reports/<synthetic name>.")] = None,
     budget: Annotated[str, typer.Option(
-        "--budget", help="Evaluator preset: quick, default or thorough (see docs/evaluate.md).")] = "default",
+        "--budget", help="Judges' preset: quick, default, thorough, or classic (the judges of reports before "
+                         "2026-12, in float32; see docs/evaluate.md).")] = "default",
     epochs: Annotated[int | None, typer.Option(
         "--epochs", min=1, help="Training epochs of every CNN and judge (overrides the budget's).")] = None,
     judges: Annotated[str, typer.Option(

@@ -43,6 +43,8 @@ def train_command(
     beta_1: Annotated[float, typer.Option("--beta1", help="Adam beta_1 for both networks.")] = DEFAULTS.beta_1,
     beta_2: Annotated[float, typer.Option("--beta2", help="Adam beta_2 for both networks.")] = DEFAULTS.beta_2,
     loss: Annotated[str, typer.Option(help=f"GAN loss: {' or '.join(LOSSES)}.")] = DEFAULTS.loss,
+    spectral_norm: Annotated[bool, typer.Option(
+        help="Spectrally normalise every discriminator layer (pairs with --loss hinge).")] = DEFAULTS.spectral_norm,
     augment: Annotated[str, typer.Option(
         help=f"Differentiable augmentation for D: comma list of {', '.join(AUGMENTATIONS)}; 'none' disables.")
     ] = DEFAULTS.augment or "none",
@@ -97,8 +99,8 @@ def train_command(
     gan_config = GANConfig(
         latent_dim=latent_dim, g_width=g_width, d_width=d_width, batch_size=batch_size,
         g_learning_rate=g_lr, d_learning_rate=d_lr, beta_1=beta_1, beta_2=beta_2,
-        loss=loss, augment="" if augment.lower() == "none" else augment, ema_decay=ema, precision=precision,
-        flip=flip, guidance=guidance,
+        loss=loss, spectral_norm=spectral_norm, augment="" if augment.lower() == "none" else augment, ema_decay=ema,
+        precision=precision, flip=flip, guidance=guidance,
     )
     options = TrainOptions(epochs=epochs, steps=steps, shared_steps=shared_steps, minutes=minutes,
                            budget_clock=budget_clock, seed=seed, validation_fraction=validation_fraction,
