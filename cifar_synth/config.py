@@ -70,6 +70,8 @@ class GANConfig:
         """This config with "auto" precision replaced by the one to compute in: bfloat16 on a CPU that has native
         bfloat16 instructions (elsewhere it is emulated, slower than float32); float32 on a GPU, where the gain
         depends on the GPU and was not measured."""
+        if self.precision != "auto":
+            return self
         return replace(self, precision=resolve_precision(self.precision, gpu, cpu_flags))
 
     def to_dict(self) -> dict:
