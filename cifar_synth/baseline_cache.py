@@ -34,11 +34,18 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cifar-synth" / "evaluator"
 
 
+# Fields that joined the configs later, at the values every earlier baseline had: left out of the key, so that the
+# entries cached before them stay valid.
+_FIELDS_OF_OLDER_KEYS = {"architecture": "classic", "precision": "float32"}
+
+
 def baseline_key(judge: str, real_sha256: str, seed: int, per_class: int, config: dict, classes: Classes) -> dict:
     """What a cached baseline depends on. The CNN's key has no judge field, as before there were other judges, and
     CIFAR-10's no classes field, as before there were other datasets: their entries stay valid."""
     key = {"cache_version": _CACHE_VERSION, "real_sha256": real_sha256, "seed": seed, "per_class": per_class,
-           "config": {name: value for name, value in config.items() if name != "budget_name"}}
+           "config": {name: value for name, value in config.items()
+                      if name != "budget_name" and not (name in _FIELDS_OF_OLDER_KEYS
+                                                         and _FIELDS_OF_OLDER_KEYS[name] == value)}}
     if not classes.same_as(CIFAR10):
         key["classes"] = classes.to_record()
     return key if judge == CNN else {**key, "judge": judge}

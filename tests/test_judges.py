@@ -33,7 +33,9 @@ def test_the_classic_budget_builds_the_judge_of_older_reports():
     assert all(weight.dtype == "float32" for weight in model.weights)
     # A configuration recorded before the architecture field (four widths) reads as the classic network.
     assert EvaluatorConfig(widths=(32, 64, 128, 256)).architecture == CLASSIC
-    assert EvaluatorConfig.budget("default").architecture == WHITENED
+    assert EvaluatorConfig.budget("default") == EvaluatorConfig.budget("classic", budget_name="default")
+    fast = EvaluatorConfig.budget("fast")
+    assert (fast.architecture, fast.widths, fast.epochs) == (WHITENED, (64, 128, 256), 8)
 
 
 def test_widths_must_fit_the_architecture():
@@ -60,7 +62,7 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_natively():
     assert resolve_precision("auto", gpu=False, cpu_flags={"avx2"}) == "float32"
     assert resolve_precision("auto", gpu=True, cpu_flags={"amx_bf16"}) == "float32"
     assert resolve_precision("float32", gpu=False, cpu_flags={"amx_bf16"}) == "float32"
-    assert EvaluatorConfig().precision in ("float32", "mixed_bfloat16")  # resolved when made
+    assert EvaluatorConfig(precision="auto").precision in ("float32", "mixed_bfloat16")  # resolved when made
 
 
 def test_the_resnet_judge_keeps_its_logits_and_features_in_float32():
