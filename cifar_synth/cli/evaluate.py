@@ -30,8 +30,9 @@ def evaluate_command(
     out: Annotated[Path | None, typer.Option(
         "--out", help="Report directory. Default: reports/<synthetic name>.")] = None,
     budget: Annotated[str, typer.Option(
-        "--budget", help="Judges' preset: quick, default, thorough, or classic (the judges of reports before "
-                         "2026-12, in float32; see docs/evaluate.md).")] = "default",
+        "--budget", help="Judges' preset: quick, default (also named classic), thorough, or fast (4× faster, "
+                         "bfloat16; its figures are not comparable with the others': see docs/evaluate.md).")
+    ] = "default",
     epochs: Annotated[int | None, typer.Option(
         "--epochs", min=1, help="Training epochs of every CNN and judge (overrides the budget's).")] = None,
     judges: Annotated[str, typer.Option(

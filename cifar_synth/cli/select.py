@@ -26,7 +26,7 @@ def select_command(
     latent_std: Annotated[list[float] | None, typer.Option(
         help=f"Latent standard deviations to try (repeatable). Default: "
              f"{', '.join(f'{std:g}' for std in DEFAULT_LATENT_STDS)}.")] = None,
-    budget: Annotated[str, typer.Option(help="Budget of the judge CNN: quick, default or thorough.")]
+    budget: Annotated[str, typer.Option(help="Budget of the judge CNN: quick, default (classic), thorough or fast.")]
     = DEFAULTS.budget,
     seed: Annotated[int, typer.Option(help="Seed of the judge's training and of the candidates' latents.")]
     = DEFAULTS.seed,
