@@ -2,7 +2,7 @@
 budgets and seeds in one run.
 
     python benchmarks/evaluator_bench.py --data DATA [--judge cnn|resnet] [--budgets default classic]
-        [--seeds 0 1 2] [--epochs N] [--per-class 5000] [--no-append]
+        [--seeds 0 1 2] [--epochs N] [--per-class 5000] [--precisions float32 mixed_bfloat16] [--no-append]
 
 Each budget × seed trains a fresh classifier (the bundled CNN, or the ResNet second judge with `--judge resnet`) on
 the real training split, exactly as `cifar-synth evaluate` trains its baseline, and measures accuracy on the real
@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--budgets", nargs="+", default=["default", "classic"], help="named presets")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=None, help="override every budget's epochs")
+    parser.add_argument("--precisions", nargs="+", default=None,
+                        help="run every budget in each of these precisions (default: the budget's own)")
     parser.add_argument("--per-class", type=int, default=None, help="training images per class (default: all)")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to the history")
     args = parser.parse_args()
@@ -55,7 +57,9 @@ def main() -> None:
 
     judge = JUDGES[args.judge]
     overrides = {"epochs": args.epochs} if args.epochs else {}
-    configs = [judge.config_class.budget(name, **overrides) for name in args.budgets]
+    precisions = [{"precision": p} for p in args.precisions] if args.precisions else [{}]
+    configs = [judge.config_class.budget(name, **overrides, **precision)
+               for name in args.budgets for precision in precisions]
 
     started = time.perf_counter()
     real = open_real_data(args.data)

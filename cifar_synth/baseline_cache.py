@@ -36,7 +36,7 @@ def default_cache_dir() -> Path:
 
 # Fields that joined the configs later, at the values every earlier baseline had: left out of the key, so that the
 # entries cached before them stay valid.
-_FIELDS_OF_OLDER_KEYS = {"architecture": "classic", "precision": "float32"}
+_FIELDS_OF_OLDER_KEYS = {"architecture": "classic", "precision": "float32", "whitening_epsilon": None}
 
 
 def baseline_key(judge: str, real_sha256: str, seed: int, per_class: int, config: dict, classes: Classes) -> dict:

@@ -37,7 +37,8 @@ _RECIPE_FIELDS = (("loss", "loss"), ("latent_dim", "latent size"), ("g_width", "
                   ("d_width", "discriminator width"), ("batch_size", "batch size"), ("g_learning_rate", "G lr"),
                   ("d_learning_rate", "D lr"), ("augment", "DiffAugment"), ("ema_decay", "EMA decay"),
                   ("flip", "horizontal flips of the real images"), ("guidance", "classifier guidance"),
-                  ("precision", "precision"))
+                  ("precision", "precision"), ("spectral_norm", "spectral norm in D"),
+                  ("class_aware", "class-aware shared start"))
 
 
 def write_card(export_dir: Path, manifest: dict, samples: Sequence[np.ndarray]) -> None:
@@ -263,7 +264,10 @@ def _shared_start_text(classes: list[dict], dataset_classes: int) -> list[str]:
     seen = f"{images.pop():,} real training images" if len(images) == 1 and None not in images else \
         "the real training images"
     count = _COUNT_WORDS[dataset_classes] if dataset_classes < len(_COUNT_WORDS) else f"{dataset_classes:,}"
-    return [f"The shared start is one DCGAN trained first on {seen} of all {count} classes together; "
+    class_aware = all(((entry.get("run_config") or {}).get("gan") or {}).get("class_aware") for entry in started)
+    kind = ("class-conditional DCGAN (each class its own batch-norm scales and discriminator projection, fixed to "
+            "the class when a class starts from it)") if class_aware else "DCGAN"
+    return [f"The shared start is one {kind} trained first on {seen} of all {count} classes together; "
             f"{', '.join(entry['name'] for entry in started)} then trained from its weights on the images of "
             f"{'its' if len(started) == 1 else 'their'} class alone (\"trained\" counts those steps only).", ""]
 def _filter_text(manifest: dict) -> str:

@@ -100,6 +100,11 @@ class EvaluatorConfig(BudgetedConfig):
     test_time_flip: bool = True
     # "auto": bfloat16 compute where the CPU has it natively (batch norm, the logits and the loss stay float32).
     precision: str = "float32"
+    # Added to the patch covariance's eigenvalues before whitening (whitened architecture only; None: the default,
+    # WHITENING_EPSILON). airbench's 5e-4 scales the faintest pixel-to-pixel colour differences up about 40-fold
+    # against the mean; a generator's high-frequency artefacts then dominate what a synthetic-trained judge learns,
+    # and it transferred poorly to real images (docs/evaluate.md).
+    whitening_epsilon: float | None = None
     budget_name: str = "custom"
 
     # name -> the fields that differ from the defaults; `docs/evaluate.md` lists the measured accuracy and minutes.
@@ -118,6 +123,11 @@ class EvaluatorConfig(BudgetedConfig):
     def __post_init__(self):
         if self.architecture is None:
             object.__setattr__(self, "architecture", CLASSIC if len(self.widths) == 4 else WHITENED)
+        if self.architecture == WHITENED and self.whitening_epsilon is None:
+            object.__setattr__(self, "whitening_epsilon", WHITENING_EPSILON)
+        if self.whitening_epsilon is not None and not (self.architecture == WHITENED and self.whitening_epsilon > 0):
+            raise UserError(f"whitening_epsilon is a positive number of the {WHITENED} architecture, got "
+                            f"{self.whitening_epsilon!r} for {self.architecture!r}")
         if self.architecture not in (WHITENED, CLASSIC):
             raise UserError(f"unknown architecture {self.architecture!r}; valid: {WHITENED}, {CLASSIC}")
         super().__post_init__()
@@ -135,7 +145,7 @@ def build_classifier(config: EvaluatorConfig, num_classes: int) -> keras.Model:
         x = _conv_bn_relu(x, config.widths[0], dtype)
         block_widths, frozen_scale = config.widths[1:], False
     else:
-        x = layers.ReLU(dtype=dtype)(_whitening_stem(x, dtype))
+        x = layers.ReLU(dtype=dtype)(_whitening_stem(x, dtype, config.whitening_epsilon))
         # Batch-norm scales fixed at 1 (airbench): a ReLU network is invariant to them, and training them only
         # slows the first epochs.
         block_widths, frozen_scale = config.widths, True
@@ -169,22 +179,23 @@ PATCH_SECOND_MOMENTS = (
     (0.77146, 0.85208, 0.77742, 0.82115, 0.90337, 0.82399, 0.82795, 0.90811, 0.82781, 0.89632, 0.97847, 0.89195),
     (0.66899, 0.77988, 0.86783, 0.71415, 0.82640, 0.91172, 0.71819, 0.82788, 0.91266, 0.78062, 0.89195, 0.97299),
 )
-_WHITENING_EPSILON = 5e-4  # keeps the near-zero eigenvalues (flat patches) from being amplified without bound
+WHITENING_EPSILON = 0.05
 
 
-def whitening_kernel() -> np.ndarray:
-    """(2, 2, 3, 24): the 12 directions of the patch covariance each scaled to unit variance, and their negatives
-    (so that the ReLU after it keeps both signs)."""
+def whitening_kernel(epsilon: float = WHITENING_EPSILON) -> np.ndarray:
+    """(2, 2, 3, 24): the 12 directions of the patch covariance each scaled by 1/sqrt(eigenvalue + epsilon) (unit
+    variance for the directions well above epsilon, less for the fainter ones), and their negatives (so that the
+    ReLU after it keeps both signs)."""
     eigenvalues, eigenvectors = np.linalg.eigh(np.array(PATCH_SECOND_MOMENTS, dtype=np.float64))
-    scaled = eigenvectors / np.sqrt(eigenvalues + _WHITENING_EPSILON)
+    scaled = eigenvectors / np.sqrt(eigenvalues + epsilon)
     return np.concatenate([scaled, -scaled], axis=1).reshape(2, 2, 3, 24).astype(np.float32)
 
 
-def _whitening_stem(x, dtype: str):
+def _whitening_stem(x, dtype: str, epsilon: float):
     """A fixed 2×2 convolution that decorrelates neighbouring pixels (airbench's stem): 32×32 → 31×31×24."""
     stem = layers.Conv2D(24, 2, use_bias=False, trainable=False, dtype=dtype, name="whitening")
     x = stem(x)
-    stem.kernel.assign(whitening_kernel())
+    stem.kernel.assign(whitening_kernel(epsilon))
     return x
 
 

@@ -31,6 +31,9 @@ class GANConfig:
     # Spectral normalisation of every layer of D (Miyato et al. 2018): the constraint that lets D train with the
     # hinge loss without running away from G.
     spectral_norm: bool = False
+    # The shared start as one class-conditional GAN (class-conditional batch norm in G, a projection discriminator);
+    # each class run starts from it with its class fixed, which gives exactly today's per-class networks.
+    class_aware: bool = False
     # DiffAugment policy, e.g. "color,translation,cutout"; off by default because in a few-minute budget it slowed
     # learning more than it curbed D's overfitting (docs/train.md).
     augment: str = ""
@@ -46,7 +49,7 @@ class GANConfig:
     precision: str = "auto"
 
     # Fields that change the shape of the saved networks: a resumed run must not change them.
-    ARCHITECTURE_FIELDS = ("latent_dim", "g_width", "d_width", "ema_decay", "spectral_norm")
+    ARCHITECTURE_FIELDS = ("latent_dim", "g_width", "d_width", "ema_decay", "spectral_norm", "class_aware")
 
     def validate(self) -> None:
         """Raise `UserError` naming the first option that cannot work."""
@@ -65,6 +68,9 @@ class GANConfig:
         if self.precision not in PRECISIONS:
             raise UserError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         _check("guidance", self.guidance, math.isfinite(self.guidance) and self.guidance >= 0, "a number ≥ 0")
+        if self.class_aware and self.spectral_norm:
+            raise UserError("--class-aware folds the class projection into D's dense head, which --spectral-norm "
+                            "replaces; use one or the other")
 
     def with_resolved_precision(self, gpu: bool, cpu_flags: set[str] | None = None) -> "GANConfig":
         """This config with "auto" precision replaced by the one to compute in: bfloat16 on a CPU that has native

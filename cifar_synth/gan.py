@@ -21,28 +21,100 @@ from cifar_synth.config import GANConfig
 from cifar_synth.images import to_unit_range
 
 
+def _generator_layers(config: GANConfig, normalisation) -> list:
+    """G's layers in order; `normalisation()` makes each batch norm (plain, or class-conditional)."""
+    w, dtype = config.g_width, config.precision
+    return [
+        layers.Dense(4 * 4 * 4 * w, use_bias=False, dtype=dtype),
+        normalisation(),
+        layers.ReLU(dtype=dtype),
+        layers.Reshape((4, 4, 4 * w), dtype=dtype),
+        layers.Conv2DTranspose(2 * w, 4, strides=2, padding="same", use_bias=False, dtype=dtype),  # 8×8
+        normalisation(),
+        layers.ReLU(dtype=dtype),
+        layers.Conv2DTranspose(w, 4, strides=2, padding="same", use_bias=False, dtype=dtype),  # 16×16
+        normalisation(),
+        layers.ReLU(dtype=dtype),
+        layers.Conv2DTranspose(3, 4, strides=2, padding="same", dtype=dtype),  # 32×32
+        # Output in float32 whatever the compute precision: images are the product.
+        layers.Activation("tanh", dtype="float32"),
+    ]
+
+
 def build_generator(config: GANConfig) -> keras.Model:
     """latent (N, latent_dim) → image (N, 32, 32, 3) in [-1, 1]."""
-    w, dtype = config.g_width, config.precision
     return keras.Sequential(
-        [
-            keras.Input((config.latent_dim,)),
-            layers.Dense(4 * 4 * 4 * w, use_bias=False, dtype=dtype),
-            layers.BatchNormalization(dtype=dtype),
-            layers.ReLU(dtype=dtype),
-            layers.Reshape((4, 4, 4 * w), dtype=dtype),
-            layers.Conv2DTranspose(2 * w, 4, strides=2, padding="same", use_bias=False, dtype=dtype),  # 8×8
-            layers.BatchNormalization(dtype=dtype),
-            layers.ReLU(dtype=dtype),
-            layers.Conv2DTranspose(w, 4, strides=2, padding="same", use_bias=False, dtype=dtype),  # 16×16
-            layers.BatchNormalization(dtype=dtype),
-            layers.ReLU(dtype=dtype),
-            layers.Conv2DTranspose(3, 4, strides=2, padding="same", dtype=dtype),  # 32×32
-            # Output in float32 whatever the compute precision: images are the product.
-            layers.Activation("tanh", dtype="float32"),
-        ],
+        [keras.Input((config.latent_dim,)),
+         *_generator_layers(config, lambda: layers.BatchNormalization(dtype=config.precision))],
         name="generator",
     )
+
+
+@keras.saving.register_keras_serializable(package="cifar_synth")
+class ClassBatchNorm(layers.Layer):
+    """Class-conditional batch norm: statistics shared by all classes, a scale and shift per class (the
+    conditional GANs' way of telling G the class). Fixing the class gives a plain batch norm (`fold`)."""
+
+    def __init__(self, num_classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.normalise = layers.BatchNormalization(center=False, scale=False, dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        channels = input_shape[0][-1]
+        self.gamma = self.add_weight(shape=(self.num_classes, channels), initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=(self.num_classes, channels), initializer="zeros", name="beta")
+        self.normalise.build(input_shape[0])
+
+    def call(self, inputs, training=None):
+        x, label = inputs
+        x = self.normalise(x, training=training)
+        shape = [-1] + [1] * (len(x.shape) - 2) + [x.shape[-1]]
+        gamma = tf.reshape(tf.cast(tf.gather(self.gamma, label), x.dtype), shape)
+        beta = tf.reshape(tf.cast(tf.gather(self.beta, label), x.dtype), shape)
+        return x * gamma + beta
+
+    def fold(self, class_index: int) -> list[np.ndarray]:
+        """The weights of the plain batch norm that computes this layer for one class."""
+        return [keras.ops.convert_to_numpy(v) for v in (self.gamma[class_index], self.beta[class_index],
+                                                        self.normalise.moving_mean, self.normalise.moving_variance)]
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+@keras.saving.register_keras_serializable(package="cifar_synth")
+class ClassProjection(layers.Layer):
+    """The class term of a projection discriminator (Miyato & Koyama 2018): the inner product of D's features with
+    a learned embedding of the image's class. Fixing the class makes it a fixed linear term of the features, which
+    folds into D's dense head."""
+
+    def __init__(self, num_classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+
+    def build(self, input_shape):
+        # Zeros: the conditional start begins as the unconditional one and learns what tells the classes apart.
+        self.embeddings = self.add_weight(shape=(self.num_classes, input_shape[0][-1]), initializer="zeros",
+                                          name="embeddings")
+
+    def call(self, inputs):
+        features, label = inputs
+        embedded = tf.cast(tf.gather(self.embeddings, label), features.dtype)
+        return tf.cast(tf.reduce_sum(embedded * features, axis=1, keepdims=True), tf.float32)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+def build_class_generator(config: GANConfig, num_classes: int) -> keras.Model:
+    """[latent (N, latent_dim), class (N,)] → image: G with class-conditional batch norms (the class-aware shared
+    start); `fold_networks` turns it into the plain G of one class."""
+    latent, label = keras.Input((config.latent_dim,)), keras.Input((), dtype="int32")
+    x = latent
+    for layer in _generator_layers(config, lambda: ClassBatchNorm(num_classes, dtype=config.precision)):
+        x = layer([x, label]) if isinstance(layer, ClassBatchNorm) else layer(x)
+    return keras.Model([latent, label], x, name="class_generator")
 
 
 @keras.saving.register_keras_serializable(package="cifar_synth")
@@ -81,28 +153,58 @@ class SpectralConv2D(layers.Conv2D):
         return super().convolution_op(inputs, kernel / tf.cast(sigma, kernel.dtype))
 
 
+def _discriminator_body(config: GANConfig) -> list:
+    """D's convolutions, image → 4×4 features."""
+    w, dtype = config.d_width, config.precision
+    conv = SpectralConv2D if config.spectral_norm else layers.Conv2D
+    return [
+        conv(w, 4, strides=2, padding="same", dtype=dtype),  # 16×16
+        layers.LeakyReLU(0.2, dtype=dtype),
+        conv(2 * w, 4, strides=2, padding="same", dtype=dtype),  # 8×8
+        layers.LeakyReLU(0.2, dtype=dtype),
+        conv(4 * w, 4, strides=2, padding="same", dtype=dtype),  # 4×4
+        layers.LeakyReLU(0.2, dtype=dtype),
+    ]
+
+
 def build_discriminator(config: GANConfig) -> keras.Model:
     """image (N, 32, 32, 3) → one logit per image. No batch norm: real and fake batches pass separately.
 
     With `config.spectral_norm` every layer is spectrally normalised and the last one is a 4×4 convolution (the same
     map as the dense layer on the flattened 4×4 features, in a form the normalisation applies to)."""
-    w, dtype = config.d_width, config.precision
-    conv = SpectralConv2D if config.spectral_norm else layers.Conv2D
     head = ([SpectralConv2D(1, 4, dtype="float32"), layers.Flatten(dtype="float32")] if config.spectral_norm
-            else [layers.Flatten(dtype=dtype), layers.Dense(1, dtype="float32")])  # logits in float32: a stable loss
-    return keras.Sequential(
-        [
-            keras.Input((32, 32, 3)),
-            conv(w, 4, strides=2, padding="same", dtype=dtype),  # 16×16
-            layers.LeakyReLU(0.2, dtype=dtype),
-            conv(2 * w, 4, strides=2, padding="same", dtype=dtype),  # 8×8
-            layers.LeakyReLU(0.2, dtype=dtype),
-            conv(4 * w, 4, strides=2, padding="same", dtype=dtype),  # 4×4
-            layers.LeakyReLU(0.2, dtype=dtype),
-            *head,
-        ],
-        name="discriminator",
-    )
+            else [layers.Flatten(dtype=config.precision), layers.Dense(1, dtype="float32")])  # float32: a stable loss
+    return keras.Sequential([keras.Input((32, 32, 3)), *_discriminator_body(config), *head], name="discriminator")
+
+
+def build_projection_discriminator(config: GANConfig, num_classes: int) -> keras.Model:
+    """[image, class] → logit: D plus a class projection of its features (the class-aware shared start)."""
+    image, label = keras.Input((32, 32, 3)), keras.Input((), dtype="int32")
+    x = image
+    for layer in _discriminator_body(config):
+        x = layer(x)
+    features = layers.Flatten(dtype=config.precision)(x)
+    logits = layers.Add(dtype="float32")([layers.Dense(1, dtype="float32")(features),
+                                          ClassProjection(num_classes, dtype="float32")([features, label])])
+    return keras.Model([image, label], logits, name="projection_discriminator")
+
+
+def fold_networks(conditional: keras.Model, plain: keras.Model, class_index: int) -> None:
+    """Give `plain` (a per-class G or D) the weights that compute `conditional` (the class-aware G or D) with its
+    class fixed to `class_index`: per-class scales and shifts become batch-norm weights, the class projection is
+    added to D's dense head. Exact: both compute the same function of the image or latent."""
+    conditional_layers = [layer for layer in conditional.layers
+                          if not isinstance(layer, (layers.InputLayer, ClassProjection, layers.Add))]
+    projection = next((layer for layer in conditional.layers if isinstance(layer, ClassProjection)), None)
+    for source, target in zip(conditional_layers, plain.layers, strict=True):
+        if isinstance(source, ClassBatchNorm):
+            target.set_weights(source.fold(class_index))
+        elif isinstance(source, layers.Dense) and projection is not None:
+            kernel, bias = source.get_weights()
+            target.set_weights([kernel + keras.ops.convert_to_numpy(projection.embeddings[class_index])[:, None],
+                                bias])
+        else:
+            target.set_weights(source.get_weights())
 
 
 def diff_augment(images: tf.Tensor, policy: str, seed: keras.random.SeedGenerator) -> tf.Tensor:
@@ -160,20 +262,27 @@ class DCGAN(keras.Model):
     """Generator and discriminator trained together by one compiled `train_step` per batch of real images.
 
     `guide` (with `class_index`): a frozen real-trained classifier of pixels in [0, 255] → logits over the ten
-    classes, used when `config.guidance` > 0.
+    classes, used when `config.guidance` > 0. `num_classes`: the networks are class-conditional (the class-aware
+    shared start, `config.class_aware`), and batches are (images, labels).
     """
 
     def __init__(self, config: GANConfig, seed: int = 0, guide: keras.Model | None = None,
-                 class_index: int | None = None, **kwargs):
+                 class_index: int | None = None, num_classes: int | None = None, **kwargs):
         super().__init__(**kwargs)
         config.validate()
         if config.guidance > 0 and (guide is None or class_index is None):
             raise ValueError("classifier guidance needs a guide classifier and the class index")
         config = config.with_resolved_precision(gpu=bool(tf.config.list_physical_devices("GPU")))
         self.config = config
-        self.generator = build_generator(config)
-        self.discriminator = build_discriminator(config)
-        self.ema_generator = build_generator(config) if config.ema_decay > 0 else None
+        self.num_classes = num_classes
+        if num_classes:
+            self.generator = build_class_generator(config, num_classes)
+            self.discriminator = build_projection_discriminator(config, num_classes)
+        else:
+            self.generator = build_generator(config)
+            self.discriminator = build_discriminator(config)
+        self.ema_generator = (build_class_generator(config, num_classes) if num_classes else build_generator(config)
+                              ) if config.ema_decay > 0 else None
         if self.ema_generator is not None:
             self.ema_generator.set_weights(self.generator.get_weights())
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -182,7 +291,7 @@ class DCGAN(keras.Model):
             # Set past Keras' attribute tracking: the frozen guide is an input of training, not part of the GAN, so
             # it stays out of the checkpoint (a run resumes with or without guidance).
             object.__setattr__(self, "_guide", guide)
-            self.class_index = class_index
+        self.class_index = class_index
         tracked = ("d_loss", "g_loss", "d_real", "d_fake") + (("guide_loss",) if config.guidance > 0 else ())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in tracked}
         # Marked built so that save_weights/load_weights see every variable (the resume trap).
@@ -236,22 +345,32 @@ class DCGAN(keras.Model):
         labels = tf.fill([tf.shape(logits)[0]], self.class_index)
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
 
-    def train_step(self, real_images):
+    def _generate(self, latents, labels):
+        return self.generator([latents, labels] if self.num_classes else latents, training=True)
+
+    def _discriminate(self, images, labels):
+        images = self._augment(images)
+        return self.discriminator([images, labels] if self.num_classes else images, training=True)
+
+    def train_step(self, data):
+        # Class-conditional: the fakes of a step are of the real batch's classes, so both halves of D's batch and
+        # G's batch statistics see the same class mix.
+        real_images, labels = data if self.num_classes else (data, None)
         n = tf.shape(real_images)[0]
         if self.config.flip:
             real_images = self._flip(real_images)
 
         with tf.GradientTape() as tape:
-            fake_images = self.generator(self._latents(n), training=True)
-            real_logits = self.discriminator(self._augment(real_images), training=True)
-            fake_logits = self.discriminator(self._augment(fake_images), training=True)
+            fake_images = self._generate(self._latents(n), labels)
+            real_logits = self._discriminate(real_images, labels)
+            fake_logits = self._discriminate(fake_images, labels)
             d_loss = self._d_losses(real_logits, fake_logits)
         d_vars = self.discriminator.trainable_variables
         self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
 
         with tf.GradientTape() as tape:
-            fake_images = self.generator(self._latents(n), training=True)
-            g_loss = self._g_loss(self.discriminator(self._augment(fake_images), training=True))
+            fake_images = self._generate(self._latents(n), labels)
+            g_loss = self._g_loss(self._discriminate(fake_images, labels))
             total_g_loss = g_loss
             if self.config.guidance > 0:
                 guide_loss = self._guidance_loss(fake_images)
@@ -277,14 +396,30 @@ class DCGAN(keras.Model):
             average.assign(decay * average + (1.0 - decay) * live)
 
     def sample(self, latents: np.ndarray) -> np.ndarray:
-        """Generated images in [-1, 1] for the given latent vectors."""
+        """Generated images in [-1, 1] for the given latent vectors (class-conditional: the classes in equal
+        consecutive blocks, one row of a 10×10 grid per class of CIFAR-10)."""
+        if self.num_classes:
+            labels = (np.arange(len(latents)) * self.num_classes // len(latents)).astype("int32")
+            return keras.ops.convert_to_numpy(self.sampler([latents, labels], training=False))
         return keras.ops.convert_to_numpy(self.sampler(latents, training=False))
+
+    def start_from(self, donor: "DCGAN") -> None:
+        """Give G, D and G's moving average the weights of `donor`'s; a class-conditional donor is folded into
+        this GAN's class (`class_index`)."""
+        for network, trained in ((self.generator, donor.generator), (self.discriminator, donor.discriminator),
+                                 (self.ema_generator, donor.ema_generator)):
+            if network is None:
+                continue
+            if donor.num_classes and not self.num_classes:
+                fold_networks(trained, network, self.class_index)
+            else:
+                network.set_weights(trained.get_weights())
 
 
 def build_gan(config: GANConfig, seed: int = 0, guide: keras.Model | None = None,
-              class_index: int | None = None) -> DCGAN:
-    """A compiled DCGAN with Adam for both networks, ready for `fit`."""
-    gan = DCGAN(config, seed=seed, guide=guide, class_index=class_index)
+              class_index: int | None = None, num_classes: int | None = None) -> DCGAN:
+    """A compiled DCGAN with Adam for both networks, ready for `fit`; class-conditional with `num_classes`."""
+    gan = DCGAN(config, seed=seed, guide=guide, class_index=class_index, num_classes=num_classes)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),
         g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),
@@ -292,10 +427,13 @@ def build_gan(config: GANConfig, seed: int = 0, guide: keras.Model | None = None
     return gan
 
 
-def make_dataset(images: np.ndarray, batch_size: int, seed: int = 0) -> tf.data.Dataset:
-    """An endless, reshuffled-every-pass stream of float batches in [-1, 1] from uint8 images."""
+def make_dataset(images: np.ndarray, batch_size: int, seed: int = 0,
+                 labels: np.ndarray | None = None) -> tf.data.Dataset:
+    """An endless, reshuffled-every-pass stream of float batches in [-1, 1] from uint8 images (with `labels`:
+    (images, labels) batches)."""
+    tensors = to_unit_range(images) if labels is None else (to_unit_range(images), labels.astype("int32"))
     return (
-        tf.data.Dataset.from_tensor_slices(to_unit_range(images))
+        tf.data.Dataset.from_tensor_slices(tensors)
         .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         .repeat()
         .batch(batch_size, drop_remainder=True)

@@ -114,8 +114,8 @@ def train_class_from(data: "RealData", class_name: str, gan_config: GANConfig, o
     shared = class_name == SHARED_START
     labels = None if shared else [data.classes.label(class_name)]
     train, validation = split_validation(data.load("train", classes=labels), options.validation_fraction)
-    parts = [train.images] + ([data.load("test", classes=labels).images] if options.include_test else [])
-    images = np.concatenate(parts)
+    parts = [train] + ([data.load("test", classes=labels)] if options.include_test else [])
+    images = np.concatenate([part.images for part in parts])
     if len(images) < gan_config.batch_size:
         raise UserError(f"only {len(images)} images of class {class_name!r} in {data.source}; "
                         f"need at least one batch ({gan_config.batch_size})")
@@ -124,13 +124,15 @@ def train_class_from(data: "RealData", class_name: str, gan_config: GANConfig, o
                  "validation": {"fraction": options.validation_fraction, "seed": VALIDATION_SEED,
                                 "images": len(validation)}}
     return train_class(class_name, images, data_info, gan_config, options.for_run(shared),
-                       Path(runs_dir) / class_name, reporter, data.classes)
+                       Path(runs_dir) / class_name, reporter, data.classes,
+                       labels=np.concatenate([part.labels for part in parts]))
 
 
 def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config: GANConfig,
                 options: TrainOptions, run_dir: Path, reporter: Reporter | None = None,
-                classes: Classes = CIFAR10) -> RunResult:
+                classes: Classes = CIFAR10, labels: np.ndarray | None = None) -> RunResult:
     """Train (or resume) one class of `classes` on `images` (uint8), writing every artifact under `run_dir`.
+    The class-aware shared start (`gan_config.class_aware`) needs the images' `labels`.
 
     The run directory is held (`cifar_synth.locks`) for the whole call: a second process is refused.
     """
@@ -139,6 +141,9 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
     class_index = None if class_name == SHARED_START else classes.label(class_name)
     if class_index is None and gan_config.guidance > 0:
         raise UserError("--guidance needs a class to guide toward; the shared start trains on all classes")
+    num_classes = len(classes) if class_index is None and gan_config.class_aware else None
+    if num_classes and labels is None:
+        raise ValueError("the class-aware shared start needs the images' labels")
     paths = RunPaths(run_dir)
     with hold(run_dir, "run directory"):
         if options.fresh and run_dir.exists():
@@ -150,7 +155,8 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
                           f"start over from {options.init_from}")
         if _budget_spent(options, record, gan_config.batch_size):
             if not _generator_is_recorded(paths, record):  # the guide is not part of the checkpoint: not needed
-                _restore(paths, build_gan(replace(gan_config, guidance=0.0), seed=options.seed), record)
+                _restore(paths, build_gan(replace(gan_config, guidance=0.0), seed=options.seed,
+                                          num_classes=num_classes), record)
             budget = f"--steps {options.steps}" if options.steps is not None else f"--epochs {options.epochs}"
             reporter.info(f"{class_name}: already trained for {_record_steps(record, gan_config.batch_size):,} steps, "
                           f"{record.epoch} epochs ({budget}); raise it to continue or pass --fresh to start over.")
@@ -158,13 +164,14 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
         start_epoch = record.epoch if record else 0
         keras.utils.set_random_seed((options.seed + start_epoch) % (MAX_SEED + 1))
         guide = _load_guide(options.guide, data_info["sha256"], len(classes)) if gan_config.guidance > 0 else None
-        gan = build_gan(gan_config, seed=options.seed, guide=guide, class_index=class_index)
+        gan = build_gan(gan_config, seed=options.seed, guide=guide, class_index=class_index,
+                        num_classes=num_classes)
         gan = _restore(paths, gan, record)
         start = None
         if record:
             reporter.info(f"{class_name}: resuming after epoch {start_epoch} from {run_dir}")
         elif source is not None:
-            start = _start_from(gan, source, run_dir, reporter)
+            start = _start_from(gan, source, run_dir, reporter, classes)
         session = _start_session(paths, {
             "class_name": class_name,
             "class_index": class_index,
@@ -178,7 +185,8 @@ def train_class(class_name: str, images: np.ndarray, data_info: dict, gan_config
                               or bool(start and start["saw_test_split"]),
             "versions": package_versions(),
         }, start_epoch, start)
-        return _fit(gan, class_name, images, options, paths, record, session, reporter)
+        return _fit(gan, class_name, images, options, paths, record, session, reporter,
+                    labels if num_classes else None)
 
 
 def _record_steps(record: ResumeRecord, batch_size: int) -> int:
@@ -205,7 +213,7 @@ def _saw_test_split(run_dir: Path | None) -> bool:
 
 
 def _fit(gan: DCGAN, class_name: str, images: np.ndarray, options: TrainOptions, paths: RunPaths,
-         record: ResumeRecord | None, session: int, reporter: Reporter) -> RunResult:
+         record: ResumeRecord | None, session: int, reporter: Reporter, labels: np.ndarray | None) -> RunResult:
     start_epoch = record.epoch if record else 0
     batch_size = gan.config.batch_size
     steps_per_epoch = len(images) // batch_size
@@ -217,7 +225,7 @@ def _fit(gan: DCGAN, class_name: str, images: np.ndarray, options: TrainOptions,
     progress = RichProgress(shown_epochs, steps_per_epoch, class_name, start_epoch, reporter)
     started = time.perf_counter()
     try:
-        gan.fit(make_dataset(images, batch_size, seed=options.seed + start_epoch),
+        gan.fit(make_dataset(images, batch_size, seed=options.seed + start_epoch, labels=labels),
                 epochs=options.epochs or 10**9, initial_epoch=start_epoch, steps_per_epoch=steps_per_epoch,
                 callbacks=[artifacts, *budget, progress], verbose=0,
                 shuffle=False)  # the dataset reshuffles itself every pass
@@ -262,9 +270,10 @@ def _init_source(init_from: str, run_dir: Path) -> Path | None:
     return source
 
 
-def _start_from(gan: DCGAN, source: Path, run_dir: Path, reporter: Reporter) -> dict:
+def _start_from(gan: DCGAN, source: Path, run_dir: Path, reporter: Reporter, classes: Classes = CIFAR10) -> dict:
     """Give a new run's networks (G, D and G's moving average) the weights of the run at `source`, as its resume
-    record left them; the optimizers start afresh, as in fine-tuning. Returns what to record about the start."""
+    record left them (a class-aware shared start folded into the run's class); the optimizers start afresh, as in
+    fine-tuning. Returns what to record about the start."""
     record = read_record(source)
     if record is None:
         hint = (f"train it first: cifar-synth train --class {SHARED_START} --runs {source.parent}"
@@ -278,16 +287,17 @@ def _start_from(gan: DCGAN, source: Path, run_dir: Path, reporter: Reporter) -> 
         differences = "; ".join(f"{name} {saved} there, {wanted} here" for name, saved, wanted in changed)
         raise UserError(f"--init-from: {source} has other networks ({differences}); use its settings, or "
                         f"--init-from {NO_INIT} to start from random weights")
-    donor = build_gan(replace(gan.config, guidance=0.0))
+    conditional = gan.config.class_aware and read_config(source).get("class_index") is None
+    donor = build_gan(replace(gan.config, guidance=0.0), num_classes=len(classes) if conditional else None)
     try:
         load_weights(donor, RunPaths(source).checkpoint / record.weights)
     except FileNotFoundError:  # its next epoch was recorded meanwhile and this file removed
         raise UserError(f"--init-from: {source} changed while it was read (is it being trained?); "
                         "start again when it is done") from None
-    for network, trained in ((gan.generator, donor.generator), (gan.discriminator, donor.discriminator),
-                             (gan.ema_generator, donor.ema_generator)):
-        if network is not None:
-            network.set_weights(trained.get_weights())
+    if gan.num_classes and not donor.num_classes:
+        raise UserError(f"--init-from: {source} is a run of one class; a class-aware shared start cannot start "
+                        f"from it (--init-from {NO_INIT})")
+    gan.start_from(donor)
     reporter.info(f"starting from {source} after its epoch {record.epoch} ({record.images_seen:,} images seen)")
     # Relative to the runs folder: the record travels into exports' manifests, which must not carry machine paths.
     return {"run": os.path.relpath(source.absolute(), run_dir.parent.absolute()), "epoch": record.epoch,

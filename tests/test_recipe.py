@@ -236,3 +236,42 @@ def test_spectral_norm_bounds_every_discriminator_layer_and_survives_resume(imag
     assert train(images, tmp_path / "dog", config, epochs=2).epochs_done == 2  # the power vectors are checkpointed
     with pytest.raises(UserError, match="spectral_norm"):  # the networks' shape: a resume must not change it
         train(images, tmp_path / "dog", replace(config, spectral_norm=False), epochs=3)
+
+
+def test_a_class_aware_gan_folds_exactly_into_each_class_plain_networks():
+    from cifar_synth.gan import fold_networks
+
+    config = GANConfig(**{**TINY_GAN.to_dict(), "class_aware": True, "precision": "float32"})
+    conditional, plain = build_gan(config, num_classes=3), build_gan(config, class_index=2)
+    rng = np.random.default_rng(0)
+    for network in (conditional.generator, conditional.discriminator):  # every class weight different
+        network.set_weights([rng.normal(size=w.shape).astype(np.float32) * 0.1 + (w != 0) * w
+                             for w in network.get_weights()])
+    latents = rng.normal(size=(4, config.latent_dim)).astype(np.float32)
+    images = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    label = np.full(4, 2, np.int32)
+    fold_networks(conditional.generator, plain.generator, 2)
+    fold_networks(conditional.discriminator, plain.discriminator, 2)
+    np.testing.assert_allclose(plain.generator(latents, training=False),
+                               conditional.generator([latents, label], training=False), atol=1e-5)
+    np.testing.assert_allclose(plain.discriminator(images), conditional.discriminator([images, label]), atol=1e-4)
+    # another class computes something else
+    assert not np.allclose(plain.discriminator(images), conditional.discriminator([images, label - 1]), atol=1e-4)
+
+
+def test_class_aware_shared_start_trains_on_labels_and_classes_start_from_their_fold(real_tree, tmp_path):
+    runs = tmp_path / "runs"
+    command = ["train", "--data", str(real_tree), "--runs", str(runs), "--class-aware", *TINY_GAN_CLI]
+    result = CliRunner().invoke(app, [*command, "--class", "dog", "--steps", "3", "--shared-steps", "20"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((runs / "shared" / "config.json").read_text())["gan"]["class_aware"] is True
+    shared = keras.models.load_model(runs / "shared" / "generator.keras")
+    assert [tuple(i.shape) for i in shared.inputs][1] == (None,)  # conditional: latent and class
+    dog = keras.models.load_model(runs / "dog" / "generator.keras")
+    assert len(dog.inputs) == 1  # the class run's networks are today's per-class ones
+    # a class run of the plain recipe cannot start from the class-aware shared start
+    plain = CliRunner().invoke(app, ["train", "--data", str(real_tree), "--runs", str(runs), *TINY_GAN_CLI,
+                                     "--class", "cat", "--steps", "3"])
+    assert_user_error(plain, "class_aware True there, False here")
+    assert_user_error(CliRunner().invoke(app, [*command, "--class", "cat", "--spectral-norm"]),
+                      "--class-aware folds the class projection")

@@ -45,6 +45,9 @@ def train_command(
     loss: Annotated[str, typer.Option(help=f"GAN loss: {' or '.join(LOSSES)}.")] = DEFAULTS.loss,
     spectral_norm: Annotated[bool, typer.Option(
         help="Spectrally normalise every discriminator layer (pairs with --loss hinge).")] = DEFAULTS.spectral_norm,
+    class_aware: Annotated[bool, typer.Option(
+        help="Train the shared start as one class-conditional GAN (projection discriminator); each class starts "
+             "from it with its class fixed.")] = DEFAULTS.class_aware,
     augment: Annotated[str, typer.Option(
         help=f"Differentiable augmentation for D: comma list of {', '.join(AUGMENTATIONS)}; 'none' disables.")
     ] = DEFAULTS.augment or "none",
@@ -99,7 +102,7 @@ def train_command(
     gan_config = GANConfig(
         latent_dim=latent_dim, g_width=g_width, d_width=d_width, batch_size=batch_size,
         g_learning_rate=g_lr, d_learning_rate=d_lr, beta_1=beta_1, beta_2=beta_2,
-        loss=loss, spectral_norm=spectral_norm, augment="" if augment.lower() == "none" else augment, ema_decay=ema,
+        loss=loss, spectral_norm=spectral_norm, class_aware=class_aware, augment="" if augment.lower() == "none" else augment, ema_decay=ema,
         precision=precision, flip=flip, guidance=guidance,
     )
     options = TrainOptions(epochs=epochs, steps=steps, shared_steps=shared_steps, minutes=minutes,
