@@ -114,8 +114,8 @@ class EvaluatorConfig(BudgetedConfig):
         "thorough": {"widths": (48, 96, 192, 384), "epochs": 12},
         # The name reports use for the judge every figure before 2026-12 was made with (the default, unchanged).
         "classic": {},
-        # 4× faster than `default`, but it rated the same synthetic data 12.5 points lower and ranked the classes
-        # differently (docs/evaluate.md): not the default until its verdicts are shown to agree.
+        # 4× faster than `default`; not the default until its verdicts on synthetic data are shown to agree with
+        # the classic CNN's on more sets (docs/evaluate.md).
         "fast": {"architecture": WHITENED, "widths": (64, 128, 256), "epochs": 8, "batch_size": 256,
                  "learning_rate": 0.3, "precision": "auto"},
     }

@@ -85,8 +85,13 @@ class GANConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "GANConfig":
+        """A saved config; the fields it predates take the value every run had before them, not today's default."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return cls(**{**_BEFORE_RECORDED, **{k: v for k, v in values.items() if k in known}})
+
+
+# Network fields added after runs were first saved, at the value those runs were trained with.
+_BEFORE_RECORDED = {"spectral_norm": False, "class_aware": False}
 
 
 # The measured recipe's budget (docs/train.md): each class trains this many steps from a shared start trained

@@ -257,6 +257,8 @@ def test_a_class_aware_gan_folds_exactly_into_each_class_plain_networks():
     np.testing.assert_allclose(plain.discriminator(images), conditional.discriminator([images, label]), atol=1e-4)
     # another class computes something else
     assert not np.allclose(plain.discriminator(images), conditional.discriminator([images, label - 1]), atol=1e-4)
+    # runs saved before the field existed were plain, whatever today's default
+    assert GANConfig.from_dict({"g_width": 4}).class_aware is False
 
 
 def test_class_aware_shared_start_trains_on_labels_and_classes_start_from_their_fold(real_tree, tmp_path):
