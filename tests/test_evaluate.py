@@ -204,9 +204,10 @@ def test_no_cache_retrains_the_same_baseline(real, cache, copy_report, tmp_path)
 
 
 def test_the_cnn_baseline_cache_entry_is_where_it_was_before_the_second_judge(real, cache, copy_report):
-    # Baselines cached before the second judge (and before the architecture and precision fields) existed must
-    # stay valid: the same key, hash and files.
-    before = {k: v for k, v in TINY.to_dict().items() if k not in ("budget_name", "architecture", "precision")}
+    # Baselines cached before the second judge (and before the architecture, precision and whitening fields)
+    # existed must stay valid: the same key, hash and files.
+    before = {k: v for k, v in TINY.to_dict().items()
+              if k not in ("budget_name", "architecture", "precision", "whitening_epsilon")}
     assert TINY.architecture == "classic" and TINY.precision == "float32"
     key = {"cache_version": 1, "real_sha256": copy_report[0].real_data["sha256"], "seed": 0,
            "per_class": TRAIN_PER_CLASS, "config": before}
