@@ -275,14 +275,13 @@ class DCGAN(keras.Model):
         config = config.with_resolved_precision(gpu=bool(tf.config.list_physical_devices("GPU")))
         self.config = config
         self.num_classes = num_classes
-        if num_classes:
-            self.generator = build_class_generator(config, num_classes)
-            self.discriminator = build_projection_discriminator(config, num_classes)
-        else:
-            self.generator = build_generator(config)
-            self.discriminator = build_discriminator(config)
-        self.ema_generator = (build_class_generator(config, num_classes) if num_classes else build_generator(config)
-                              ) if config.ema_decay > 0 else None
+        def make_generator():
+            return build_class_generator(config, num_classes) if num_classes else build_generator(config)
+
+        self.generator = make_generator()
+        self.discriminator = (build_projection_discriminator(config, num_classes) if num_classes
+                              else build_discriminator(config))
+        self.ema_generator = make_generator() if config.ema_decay > 0 else None
         if self.ema_generator is not None:
             self.ema_generator.set_weights(self.generator.get_weights())
         self.seed_generator = keras.random.SeedGenerator(seed)

@@ -288,15 +288,15 @@ def _start_from(gan: DCGAN, source: Path, run_dir: Path, reporter: Reporter, cla
         raise UserError(f"--init-from: {source} has other networks ({differences}); use its settings, or "
                         f"--init-from {NO_INIT} to start from random weights")
     conditional = gan.config.class_aware and read_config(source).get("class_index") is None
+    if gan.num_classes and not conditional:
+        raise UserError(f"--init-from: {source} is a run of one class; a class-aware shared start cannot start "
+                        f"from it (--init-from {NO_INIT})")
     donor = build_gan(replace(gan.config, guidance=0.0), num_classes=len(classes) if conditional else None)
     try:
         load_weights(donor, RunPaths(source).checkpoint / record.weights)
     except FileNotFoundError:  # its next epoch was recorded meanwhile and this file removed
         raise UserError(f"--init-from: {source} changed while it was read (is it being trained?); "
                         "start again when it is done") from None
-    if gan.num_classes and not donor.num_classes:
-        raise UserError(f"--init-from: {source} is a run of one class; a class-aware shared start cannot start "
-                        f"from it (--init-from {NO_INIT})")
     gan.start_from(donor)
     reporter.info(f"starting from {source} after its epoch {record.epoch} ({record.images_seen:,} images seen)")
     # Relative to the runs folder: the record travels into exports' manifests, which must not carry machine paths.
