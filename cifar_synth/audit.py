@@ -529,15 +529,22 @@ def _audit_cnn(v_fit: LabeledImages, real_sha256: str, fraction: float, cache_di
 # --- export --exclude-copies -----------------------------------------------------------------------------------------
 
 class CopyExclusion:
-    """The export's filter (a `filtering.ClassifierFilter`, or None for none) with the audit after it: a candidate
-    is kept when the filter keeps it and the audit does not flag it; `excluded` counts the copies dropped per class."""
+    """The export's filter (a `filtering.ImageFilter`, or None for none) with the audit after it: a candidate is kept
+    when the filter keeps it and the audit does not flag it; `excluded` counts the copies dropped per class."""
 
     def __init__(self, detector: CopyDetector, inner=None):
         self.detector, self.inner = detector, inner
         self.excluded: dict[str, int] = {}
 
-    def threshold(self, class_name: str) -> float | None:
-        return self.inner.threshold(class_name) if self.inner is not None else None
+    def start_class(self, batches, label: int, class_name: str):
+        return self.inner.start_class(batches, label, class_name) if self.inner is not None else batches
+
+    def class_record(self, class_name: str, candidates: int) -> dict:
+        return self.inner.class_record(class_name, candidates) if self.inner is not None else {}
+
+    def shortfall(self, class_name: str) -> tuple[str, str, str]:
+        return (self.inner.shortfall(class_name) if self.inner is not None else
+                ("the copy audit", "", "lower --count, or train this class's generator further"))
 
     def accepts(self, images: np.ndarray, label: int, class_name: str) -> np.ndarray:
         keep = self.inner.accepts(images, label, class_name) if self.inner is not None else np.ones(len(images), bool)

@@ -33,6 +33,9 @@ _LICENSE_HEADING = "## License"
 _KRIZHEVSKY = ("CIFAR-10", "CIFAR-100")  # the datasets whose source the licence section can describe
 _YAML_WORDS = ("true", "false", "yes", "no", "on", "off", "null", "y", "n")  # plain, YAML would not read a string
 _COUNT_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+# How the card's first paragraph ends, by filter: the classifier filters (classifier, selected) the last.
+_KEPT = {"none": ".", "discriminator": ", kept with the probability its GAN's own discriminator gave it (see Filter)."}
+_KEPT_BY_CLASSIFIER = ", kept only when a real-trained classifier agreed (see Filter)."
 _RECIPE_FIELDS = (("loss", "loss"), ("latent_dim", "latent size"), ("g_width", "generator width"),
                   ("d_width", "discriminator width"), ("batch_size", "batch size"), ("g_learning_rate", "G lr"),
                   ("d_learning_rate", "D lr"), ("augment", "DiffAugment"), ("ema_decay", "EMA decay"),
@@ -153,14 +156,13 @@ def _body(manifest: dict) -> str:
     classes = manifest["classes"]
     total = manifest["splits"]["train"]["num_examples"]
     names = ", ".join(entry["name"] for entry in classes)
-    filtered = manifest["filter"]["method"] != "none"
     lines = [
         f"# {_title(manifest)}", "",
         f"{total:,} synthetic 32×32 colour images of {len(classes)} {_dataset(manifest).dataset} "
         f"{'class' if len(classes) == 1 else 'classes'} ({names}), {manifest['count_per_class']:,} per class, "
         "each drawn from a generator (a DCGAN) of its class, trained as *How it was made* says. "
         "None of them is a photograph. Labels are the class whose generator drew the image"
-        + (", kept only when a real-trained classifier agreed (see Filter)." if filtered else "."), "",
+        + _KEPT.get(manifest["filter"]["method"], _KEPT_BY_CLASSIFIER), "",
         "Made with `cifar-synth export`; `manifest.json` beside this card records everything needed to regenerate "
         "each image.", "",
         "## Samples", "",
@@ -270,6 +272,8 @@ def _shared_start_text(classes: list[dict], dataset_classes: int) -> list[str]:
     return [f"The shared start is one {kind} trained first on {seen} of all {count} classes together; "
             f"{', '.join(entry['name'] for entry in started)} then trained from its weights on the images of "
             f"{'its' if len(started) == 1 else 'their'} class alone (\"trained\" counts those steps only).", ""]
+
+
 def _filter_text(manifest: dict) -> str:
     method = manifest["filter"]
     if method["method"] == "none":
@@ -277,6 +281,12 @@ def _filter_text(manifest: dict) -> str:
     rates = ", ".join(f"{entry['name']} {entry['filter']['acceptance_rate']:.1%}" for entry in manifest["classes"])
     accepted = sum(entry["filter"]["accepted"] for entry in manifest["classes"])
     candidates = sum(entry["filter"]["candidates"] for entry in manifest["classes"])
+    judged = _discriminator_text(method) if method["method"] == "discriminator" else _classifier_text(method)
+    return (f"{judged}It accepted {accepted:,} of {candidates:,} candidates ({accepted / candidates:.1%}); per class: "
+            f"{rates}." + (f" Of those it accepted, {_copies_text(method)}" if "copies" in method else ""))
+
+
+def _classifier_text(method: dict) -> str:
     if method.get("min_confidence_per_class"):
         thresholds = ("min_confidence per class, chosen by `cifar-synth select` on the validation slice of the "
                       "training split: " + ", ".join(f"{name} {value:g}" for name, value in
@@ -285,9 +295,16 @@ def _filter_text(manifest: dict) -> str:
         thresholds = f"min_confidence {method['min_confidence']:g}"
     trained_on = method["classifier"].get("trained_on")
     return (f"a real-trained classifier kept an image when {method['rule']} ({thresholds}). "
-            + (f"The classifier was trained on {trained_on}{_baseline(method['classifier'])}. " if trained_on else "")
-            + f"It accepted {accepted:,} of {candidates:,} candidates ({accepted / candidates:.1%}); per class: "
-              f"{rates}." + (f" Of those it accepted, {_copies_text(method)}" if "copies" in method else ""))
+            + (f"The classifier was trained on {trained_on}{_baseline(method['classifier'])}. " if trained_on else ""))
+
+
+def _discriminator_text(method: dict) -> str:
+    return (f"discriminator rejection sampling ({method['reference']}), no classifier: each candidate was kept with "
+            "the probability its class's own GAN discriminator gave it, which aims to move the generator's "
+            "distribution toward the real images' (exactly so only for an optimal discriminator). Which "
+            f"discriminator: {method['discriminator']}. Rule: {method['rule']} (epsilon {method['epsilon']:g}, "
+            f"percentile {method['percentile']:g}, burn-in of up to {method['burn_in']:,} candidates; each class's "
+            "burn-in, D̃*_max and gamma are in manifest.json). ")
 
 
 def _copies_text(method: dict) -> str:
@@ -340,7 +357,7 @@ def _quality(manifest: dict, report: Report | None) -> str:
     lines += ["", "**Caveat.** These images are no substitute for real ones: a classifier trained on them alone reaches "
               "the CAS above, against the baseline's accuracy on real training images. The figures come from one "
               "evaluation run with one seed; a different seed moves them by a point or two."]
-    if manifest["filter"]["method"] != "none":
+    if "classifier" in manifest["filter"]:
         known = filter_trained_on(manifest["filter"]["classifier"]) is not None
         why = ("CAS stays honest, as the filter's classifier, trained on the training split, never saw the real test "
                "images." if known else

@@ -3,8 +3,9 @@
 The export root is a Hugging Face dataset repository: a dataset card (README.md, `cifar_synth.card`), a sample sheet,
 `manifest.json` and the data files of each format (`cifar_synth.formats`). Images are generated in batches on the
 main thread while worker processes PNG-encode the previous batch, so both cores work and memory does not grow with
-`--count`. With `filter_by="classifier"` each batch is a batch of candidates, of which only those a real-trained CNN
-recognises as their class are kept.
+`--count`. With a filter each batch is a batch of candidates, of which only those the filter accepts are kept: those a
+real-trained CNN recognises as their class (`filter_by="classifier"`), or those discriminator rejection sampling with
+the class's own discriminator keeps (`filter_by="discriminator"`, `cifar_synth.drs`).
 
 Everything is written into a hidden staging folder beside the target, under the target's lock, and swapped into
 place only when whole (`cifar_synth.files.staged_folder`); staging folders that a killed export left behind are
@@ -34,10 +35,11 @@ from cifar_synth import baseline_cache
 from cifar_synth.baseline_cache import CachedClassifier, choose_cached_classifier
 from cifar_synth.card import checked_license, write_card
 from cifar_synth.classes import SHARED_START, Classes
+from cifar_synth.drs import DiscriminatorFilter
 from cifar_synth.errors import UserError
 from cifar_synth.files import clear_leftovers, full_disk_note, staged_folder
 from cifar_synth.filtering import (DEFAULT_MIN_CONFIDENCE, EVALUATOR_CACHE, MAX_CANDIDATES_PER_IMAGE, SELECTION_JUDGE,
-                                   ClassifierFilter)
+                                   ClassifierFilter, ImageFilter)
 from cifar_synth.formats import FORMATS
 from cifar_synth.formats.base import Batch
 from cifar_synth.formats.images import encode_pngs
@@ -59,7 +61,9 @@ FILTERED_LATENT_RECIPE = (
     "the k-th True of numpy.unpackbits(numpy.frombuffer(base64.b64decode(accepted_mask), numpy.uint8), "
     "count=candidates), i.e. cifar_synth.exporter.accepted_candidates(class entry)[k]"
 )
-FILTERS = ("none", "classifier", "selected")
+FILTERS = ("none", "classifier", "selected", "discriminator")
+# The default name's suffix of each filter but the classifier's, which names its min confidence.
+_NAME_SUFFIXES = {"none": "", "selected": "-filter-selected", "discriminator": "-filter-discriminator"}
 # PNG encoding runs in this many processes, each batch split between them; the generator uses the cores meanwhile.
 _ENCODERS = 2
 _BATCHES_IN_FLIGHT = 2  # generated batches waiting for their PNGs: bounds memory, keeps the encoders fed
@@ -74,8 +78,10 @@ class ExportOptions:
     classifier at `classifier` (default: the evaluator's cached real-trained one) recognises as their class with
     probability at least `min_confidence` (default 0.5) are kept; see `cifar_synth.filtering.FILTER_RULE`. With
     `filter_by="selected"` the classifier is the selection judge and each class's threshold the one `cifar-synth
-    select` chose on the validation slice (name suffix `-filter-selected`). `license` is the identifier the
-    dataset card gives the data (`cifar_synth.card.checked_license`; default "unknown", explained in the card).
+    select` chose on the validation slice (name suffix `-filter-selected`). With `filter_by="discriminator"` each
+    class is filtered by discriminator rejection sampling with its own run's discriminator (`cifar_synth.drs`; name
+    suffix `-filter-discriminator`). `license` is the identifier the dataset card gives the data
+    (`cifar_synth.card.checked_license`; default "unknown", explained in the card).
     """
 
     runs_dir: Path = Path("runs")
@@ -115,7 +121,7 @@ class ExportOptions:
         runs_dir = Path(self.runs_dir)
         out = self.out
         if out is None:
-            suffix = ("" if self.filter_by == "none" else "-filter-selected" if self.filter_by == "selected" else
+            suffix = (_NAME_SUFFIXES[self.filter_by] if self.filter_by in _NAME_SUFFIXES else
                       f"-filter{min_confidence:g}")
             out = Path("datasets/synthetic") / (self.name or f"{runs_dir.resolve().name}-seed{self.seed}{suffix}")
         return replace(self, runs_dir=runs_dir, formats=formats, min_confidence=min_confidence, out=Path(out),
@@ -132,8 +138,10 @@ class ExportOptions:
                                                   ("--min-confidence", self.min_confidence)) if value is not None]
             if given:
                 raise UserError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --filter classifier"
-                                + (" (--filter selected uses the judge and thresholds `cifar-synth select` chose)"
-                                   if self.filter_by == "selected" else ""))
+                                + {"selected": " (--filter selected uses the judge and thresholds `cifar-synth select` "
+                                               "chose)",
+                                   "discriminator": " (--filter discriminator uses each class's own discriminator, "
+                                                    "no classifier)"}.get(self.filter_by, ""))
             if self.filter_by == "selected" and not self.use_selection:
                 raise UserError("--filter selected follows the selection; it cannot go with --no-selection")
             return None
@@ -222,9 +230,11 @@ def _resolve_classes(runs_dir: Path, dataset: Classes, requested) -> list[str]:
     return classes
 
 
-def _make_filter(options: ExportOptions, dataset: Classes, classes: list[str]) -> ClassifierFilter | None:
+def _make_filter(options: ExportOptions, dataset: Classes, classes: list[str]) -> ImageFilter | None:
     if options.filter_by == "none":
         return None
+    if options.filter_by == "discriminator":
+        return DiscriminatorFilter(options.runs_dir, classes, options.seed, options.use_selection)
     if options.filter_by == "selected":
         return _selected_filter(options.runs_dir, dataset, classes)
     if options.classifier is None:
@@ -303,7 +313,7 @@ def _check_target(out: Path, overwrite: bool) -> None:
 # --- generating, encoding and writing -------------------------------------------------------------------------------
 
 def _write(staging: Path, name: str, dataset: Classes, classes: list[str], options: ExportOptions,
-           image_filter: ClassifierFilter | None, reporter: Reporter) -> tuple[dict, list[np.ndarray]]:
+           image_filter: ImageFilter | None, reporter: Reporter) -> tuple[dict, list[np.ndarray]]:
     """Write every format into `staging`; the manifest and the first images of each class (for the sample sheet)."""
     total = options.count * len(classes)
     class_entries, samples = [], []
@@ -357,7 +367,7 @@ def _write(staging: Path, name: str, dataset: Classes, classes: list[str], optio
 
 
 def _class_batches(label: int, class_name: str, generator, sampler: ClassSampler, latent_dim: int,
-                   options: ExportOptions, image_filter: ClassifierFilter | None,
+                   options: ExportOptions, image_filter: ImageFilter | None,
                    decisions: list[np.ndarray]) -> Iterator[Batch]:
     """The class's images in order, one generator batch at a time (kept ones only); appends each accept mask to
     `decisions`."""
@@ -366,8 +376,11 @@ def _class_batches(label: int, class_name: str, generator, sampler: ClassSampler
     limit = count if image_filter is None else count * MAX_CANDIDATES_PER_IMAGE
     width = max(5, len(str(count - 1)))
     written = 0
-    for latents in latent_batches(options.seed, label, limit, latent_dim, options.batch_size, sampler.latent_std):
-        images = generate(generator, latents, sampler.path)
+    candidates = (generate(generator, latents, sampler.path) for latents in
+                  latent_batches(options.seed, label, limit, latent_dim, options.batch_size, sampler.latent_std))
+    if image_filter is not None:
+        candidates = image_filter.start_class(candidates, label, class_name)
+    for images in candidates:
         keep = np.ones(len(images), bool) if image_filter is None else image_filter.accepts(images, label, class_name)
         kept = np.flatnonzero(keep)
         if len(kept) >= count - written:  # the class is complete: later candidates are not examined
@@ -427,7 +440,7 @@ def _exit_when_orphaned(parent: int) -> None:
 
 
 def _class_entry(class_name: str, label: int, sampler: ClassSampler, latent_dim: int, options: ExportOptions,
-                 image_filter: ClassifierFilter | None, decisions: list[np.ndarray]) -> dict:
+                 image_filter: ImageFilter | None, decisions: list[np.ndarray]) -> dict:
     """The manifest's entry of a class: its generator, how it was trained (the run's config.json, how far it trained
     and the run it started from) and, when filtered, the filter's decisions."""
     paths = RunPaths(options.runs_dir / class_name)
@@ -461,16 +474,17 @@ def _started_from(config: dict | None, runs_dir: Path) -> dict | None:
             "train_images": source.get("train_images"), "steps": steps}
 
 
-def _filter_entry(class_name: str, decisions: np.ndarray, count: int, image_filter: ClassifierFilter) -> dict:
-    """The class's filter statistics and accepted-candidate mask; an error if the candidate cap stopped it short."""
+def _filter_entry(class_name: str, decisions: np.ndarray, count: int, image_filter: ImageFilter) -> dict:
+    """The class's filter settings, statistics and accepted-candidate mask; an error if the candidate cap stopped it
+    short."""
     accepted, candidates = int(decisions.sum()), len(decisions)
     if accepted < count:
+        judge, setting, remedy = image_filter.shortfall(class_name)
         raise UserError(
-            f"{class_name}: the classifier accepted only {accepted} of {candidates:,} candidates "
-            f"({accepted / candidates:.1%}) at min confidence {image_filter.threshold(class_name):g}, short of --count "
-            f"{count} within the cap of {MAX_CANDIDATES_PER_IMAGE} candidates per image; lower --min-confidence or "
-            f"--count, or train this class's generator further")
-    return {"min_confidence": image_filter.threshold(class_name), "candidates": candidates, "accepted": accepted,
+            f"{class_name}: {judge} accepted only {accepted} of {candidates:,} candidates "
+            f"({accepted / candidates:.1%}){setting}, short of --count {count} within the cap of "
+            f"{MAX_CANDIDATES_PER_IMAGE} candidates per image; {remedy}")
+    return {**image_filter.class_record(class_name, candidates), "candidates": candidates, "accepted": accepted,
             "acceptance_rate": accepted / candidates,
             "rejection_rate": 1 - accepted / candidates,
             "accepted_mask": base64.b64encode(np.packbits(decisions).tobytes()).decode()}

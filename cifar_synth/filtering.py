@@ -2,9 +2,13 @@
 
 One rule (`accepted`) shared by `export --filter classifier` and the threshold search of `cifar-synth select`, so that
 the thresholds chosen on the validation slice mean in the export exactly what they meant when they were chosen.
+`ImageFilter` is what the export asks of any filter (this one, `cifar_synth.drs.DiscriminatorFilter`, and the copy
+audit after either, `cifar_synth.audit.CopyExclusion`).
 """
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -20,6 +24,26 @@ FILTER_RULE = (
 # Where a filter's classifier came from, when cifar-synth knows it: what it was trained on.
 EVALUATOR_CACHE = "the real training split; it is the evaluator's cached real-trained CNN"
 SELECTION_JUDGE = "the real training split less the validation slice; it is the judge of `cifar-synth select`"
+
+
+class ImageFilter(Protocol):
+    """An export filter: it judges each class's candidates in order, batch by batch, until enough are kept."""
+
+    def start_class(self, batches: Iterator[np.ndarray], label: int, class_name: str) -> Iterator[np.ndarray]:
+        """Called once per class before `accepts`: the class's candidate batches (uint8), after the filter has read
+        what it needs of them first; the export judges the batches it returns, in order."""
+
+    def accepts(self, images: np.ndarray, label: int, class_name: str) -> np.ndarray:
+        """Boolean mask of the class's next candidates `images` to keep."""
+
+    def class_record(self, class_name: str, candidates: int) -> dict:
+        """What the class's manifest entry records of the filter's settings, once `candidates` were examined."""
+
+    def shortfall(self, class_name: str) -> tuple[str, str, str]:
+        """Who judged, at what setting (" at …" or ""), and what to do: the error for a class left short."""
+
+    def describe(self) -> dict:
+        """The manifest's `filter` entry."""
 
 
 def accepted(probabilities: np.ndarray, label: int, min_confidence: float) -> np.ndarray:
@@ -52,10 +76,20 @@ class ClassifierFilter:
         """The class's minimum confidence."""
         return self.min_confidence[class_name] if isinstance(self.min_confidence, dict) else self.min_confidence
 
+    def start_class(self, batches: Iterator[np.ndarray], label: int, class_name: str) -> Iterator[np.ndarray]:
+        return batches  # each candidate is judged alone
+
     def accepts(self, images: np.ndarray, label: int, class_name: str) -> np.ndarray:
         """Boolean mask of the uint8 `images` of class `label` to keep."""
         probabilities, _ = self.predict(images)
         return accepted(probabilities, label, self.threshold(class_name))
+
+    def class_record(self, class_name: str, candidates: int) -> dict:
+        return {"min_confidence": self.threshold(class_name)}
+
+    def shortfall(self, class_name: str) -> tuple[str, str, str]:
+        return ("the classifier", f" at min confidence {self.threshold(class_name):g}",
+                "lower --min-confidence or --count, or train this class's generator further")
 
     def __str__(self) -> str:
         source = {EVALUATOR_CACHE: "the evaluator's cached real-trained classifier",

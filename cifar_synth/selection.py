@@ -1,6 +1,10 @@
 """`cifar-synth select`: per class, the snapshot and latent spread whose samples come closest to the class's
 validation slice, and the threshold at which the filter should keep them, so that no choice looks at the test split.
 
+With `spread_by="accuracy"` the latent spread is chosen instead by what a CNN trained on the samples scores on the
+validation slice (`cifar_synth.validation_search`): what the data is for, where the Fréchet distance measures
+likeness to the real images.
+
 The judge is the bundled CNN trained on the training split *without* the validation slice (cached in the runs
 folder); each candidate (snapshot × latent standard deviation) is scored by the Fréchet distance between its
 samples' and the class's validation images' features in that CNN, and by how often the CNN recognises its samples.
@@ -25,10 +29,14 @@ from cifar_synth.runs import RunPaths, read_record, run_config, runs_classes, tr
 from cifar_synth.sampling import class_sampler
 from cifar_synth.thresholds import CRITERION as THRESHOLD_CRITERION
 from cifar_synth.thresholds import DEFAULT_MIN_CONFIDENCES, search_thresholds
+from cifar_synth.validation_search import RULE, scorer_config, search_per_class
 
 DEFAULT_LATENT_STDS = (1.0, 1.25, 1.5)
 CRITERION = ("lowest Fréchet distance between the candidate's samples and the class's validation slice, in the "
              "penultimate features of the bundled CNN trained on the training split without the validation slice")
+SPREAD_CRITERIA = ("frechet", "accuracy")
+SPREAD_CRITERION = (RULE.format(setting="latent standard deviation") + "; the snapshot stays the one of the lowest "
+                    "Fréchet distance")
 JUDGE_DIR = Path(".cifar-synth") / "selection"
 
 
@@ -47,8 +55,11 @@ class SelectOptions:
     filter_search: bool = True  # search each class's filter threshold (for `export --filter selected`)
     min_confidences: tuple[float, ...] | None = None  # thresholds to search; None: DEFAULT_MIN_CONFIDENCES
     filter_count: int = 1000  # filtered samples per class that each scoring CNN trains on
+    spread_by: str = "frechet"  # or "accuracy": the latent spread by a scoring CNN's validation accuracy
 
     def validate(self) -> None:
+        if self.spread_by not in SPREAD_CRITERIA:
+            raise UserError(f"--spread-by must be one of {', '.join(SPREAD_CRITERIA)}, got {self.spread_by!r}")
         if self.samples < 2:
             raise UserError(f"--samples must be at least 2, got {self.samples}")
         if not self.latent_stds or any(not 0 < std <= 10 for std in self.latent_stds):
@@ -86,6 +97,8 @@ def select_snapshots(options: SelectOptions, reporter: Reporter | None = None) -
     judge_config = EvaluatorConfig.budget(options.budget)
     judge, judge_path = _judge(runs_dir, training, judge_config, data.sha256, fraction, options.seed, reporter)
     search = _thresholds_to_search(options, classes, runs_dataset, reporter)
+    if options.spread_by == "accuracy" and set(classes) != set(runs_dataset.names):
+        raise UserError("--spread-by accuracy scores all classes at once; select all classes (no --class)")
     chosen = {}
     for class_name in classes:
         chosen[class_name] = _select_class(runs_dir, class_name, validation, judge, judge_config, options)
@@ -93,6 +106,8 @@ def select_snapshots(options: SelectOptions, reporter: Reporter | None = None) -
         reporter.info(f"{class_name}: snapshot at step {best['steps']:,}, latent std {best['latent_std']:g} "
                       f"(FD {best['frechet_distance']:.1f} to {chosen[class_name]['validation_images']} "
                       f"validation images, recognised {best['recognised']:.0%})")
+    if options.spread_by == "accuracy":
+        _choose_spreads(runs_dir, chosen, validation, options, judge_path, reporter)
     if search:
         _choose_thresholds(runs_dir, chosen, judge, judge_path, validation, search, options, reporter)
     return chosen
@@ -131,6 +146,43 @@ def _choose_thresholds(runs_dir: Path, chosen: dict[str, dict], judge, judge_pat
         write_json_atomic(RunPaths(runs_dir / name).selection, selection)
     reporter.info(f"filter thresholds ({search['chosen_run']}): " + ", ".join(
         f"{name} {value:g}" for name, value in search["chosen"].items()) + "; export them with --filter selected")
+
+
+def _choose_spreads(runs_dir: Path, chosen: dict[str, dict], validation, options: SelectOptions, judge_path: Path,
+                    reporter: Reporter) -> None:
+    """Choose each class's latent spread at its chosen snapshot by the validation search; record the search beside
+    the judge and each class's choice in its selection."""
+    from cifar_synth.sampling import generate, load_generator
+
+    classes = validation.classes
+    images: dict[tuple[str, float], np.ndarray] = {}
+    for name, selection in chosen.items():
+        path = RunPaths(runs_dir / name).snapshots / selection["chosen"]["snapshot"]
+        generator, latent_dim = load_generator(path)
+        # Its own stream: not the candidates' of the snapshot choice nor the threshold search's.
+        latents = np.random.default_rng([options.seed, classes.label(name), 2]).standard_normal(
+            (options.samples, latent_dim), dtype=np.float32)
+        for std in options.latent_stds:
+            images[name, std] = generate(generator, latents * np.float32(std), path)
+    scorer = scorer_config(options.samples)
+    search = search_per_class(sorted(options.latent_stds), lambda name, std: images[name, std], list(chosen), classes,
+                              scorer, validation, options.seed, reporter, key="latent_stds", label="latent std")
+    search = {"criterion": SPREAD_CRITERION, "latent_stds": sorted(options.latent_stds),
+              "count_per_class": options.samples,
+              "scorer": {**scorer.to_dict(), "trained_on": f"{options.samples} samples per class"},
+              "validation_images": len(validation), **search, "test_split_read": False}
+    search_path = judge_path.with_name("spreads.json")
+    write_json_atomic(search_path, search)
+    for name, selection in chosen.items():
+        by_frechet = selection["chosen"]
+        selection["chosen"] = next(candidate for candidate in selection["candidates"]
+                                   if candidate["snapshot"] == by_frechet["snapshot"]
+                                   and candidate["latent_std"] == search["chosen"][name])
+        selection["latent_std_choice"] = {"criterion": SPREAD_CRITERION, "by_frechet": by_frechet["latent_std"],
+                                          "search": search_path.relative_to(runs_dir).as_posix()}
+        write_json_atomic(RunPaths(runs_dir / name).selection, selection)
+    reporter.info(f"latent spreads ({search['chosen_run']}): " + ", ".join(
+        f"{name} {std:g}" for name, std in search["chosen"].items()))
 
 
 def _validation_fraction(runs_dir: Path, classes: list[str], sha256: str) -> float:

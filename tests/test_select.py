@@ -8,7 +8,7 @@ import pytest
 from conftest import ODD, ODD_COLOURS, TINY_GAN_CLI, assert_user_error, write_odd_tree, write_real_tree
 from typer.testing import CliRunner
 
-from cifar_synth import thresholds
+from cifar_synth import validation_search
 from cifar_synth.classifier import EvaluatorConfig
 from cifar_synth.cli import app
 from cifar_synth.data import RealData
@@ -97,8 +97,8 @@ def save_colour_generator(path, colour, latent_dim: int = 8) -> None:
 
 
 @pytest.mark.slow
-def test_select_searches_filter_thresholds_on_the_validation_slice_and_export_filters_as_chosen(monkeypatch,
-                                                                                                tmp_path):
+def test_select_searches_spreads_and_filter_thresholds_on_the_validation_slice_and_export_follows(monkeypatch,
+                                                                                                 tmp_path):
     tree = write_odd_tree(tmp_path / "critters", per_class=24)  # a validation slice of 2 per class
     runs = tmp_path / "runs"
     result = CliRunner().invoke(app, ["train", "--class", "all", "--steps", "2", "--snapshot-every", "1",
@@ -111,7 +111,7 @@ def test_select_searches_filter_thresholds_on_the_validation_slice_and_export_fi
     # On 66 images an epoch is one step: 40 of them make a judge that tells the colours apart, and the scoring CNNs
     # train as many epochs on their 10 images per class.
     monkeypatch.setitem(EvaluatorConfig.BUDGETS, "quick", {**EvaluatorConfig.BUDGETS["quick"], "epochs": 40})
-    monkeypatch.setattr(thresholds, "REFERENCE_IMAGES_PER_CLASS", 10)
+    monkeypatch.setattr(validation_search, "REFERENCE_IMAGES_PER_CLASS", 10)
     load = RealData.load
 
     def training_split_only(self, split, classes=None):
@@ -120,10 +120,19 @@ def test_select_searches_filter_thresholds_on_the_validation_slice_and_export_fi
 
     monkeypatch.setattr(RealData, "load", training_split_only)
     result = CliRunner().invoke(app, ["select", "--runs", str(runs), "--data", str(tree), "--samples", "8",
-                                      "--latent-std", "1", "--min-confidence", "0", "--min-confidence", "0.5",
-                                      "--filter-count", "10", "--quiet"])
+                                      "--latent-std", "1", "--latent-std", "2", "--spread-by", "accuracy",
+                                      "--min-confidence", "0", "--min-confidence", "0.5", "--filter-count", "10",
+                                      "--quiet"])
     assert result.exit_code == 0, result.output
     monkeypatch.setattr(RealData, "load", load)
+    spreads = json.loads((runs / ".cifar-synth" / "selection" / "spreads.json").read_text())
+    assert spreads["test_split_read"] is False and spreads["latent_stds"] == [1.0, 2.0]
+    assert [run["name"] for run in spreads["single"]] == ["latent std 1", "latent std 2"]
+    for name in ODD:
+        selection = json.loads(RunPaths(runs / name).selection.read_text())
+        assert selection["chosen"]["latent_std"] == spreads["chosen"][name]
+        assert selection["chosen"] in selection["candidates"]
+        assert selection["latent_std_choice"]["search"].endswith("spreads.json")
     search = json.loads((runs / ".cifar-synth" / "selection" / "thresholds.json").read_text())
     assert search["test_split_read"] is False and search["thresholds"] == [0.0, 0.5]
     assert [run["name"] for run in search["single"]] == ["threshold 0", "threshold 0.5"]
@@ -164,6 +173,15 @@ def test_min_confidence_search_needs_every_class(trained_runs, tree):
     assert_user_error(CliRunner().invoke(app, ["select", "--runs", str(trained_runs), "--data", str(tree),
                                                "--class", "dog", "--min-confidence", "0.5", "--quiet"]),
                       "--min-confidence searches every class's threshold at once")
+
+
+def test_spread_by_accuracy_needs_every_class(trained_runs, tree):
+    assert_user_error(CliRunner().invoke(app, ["select", "--runs", str(trained_runs), "--data", str(tree),
+                                               "--class", "dog", "--spread-by", "accuracy", "--quiet"]),
+                      "--spread-by accuracy scores all classes at once")
+    assert_user_error(CliRunner().invoke(app, ["select", "--runs", str(trained_runs), "--data", str(tree),
+                                               "--spread-by", "likeness", "--quiet"]),
+                      "--spread-by must be one of frechet, accuracy")
 
 
 def test_min_confidence_without_a_search_is_refused(trained_runs, tree):

@@ -35,9 +35,11 @@ def export_command(
         "--batch-size", help="Images per generator call; bounds memory.")] = EXPORT_DEFAULTS.batch_size,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export at the output.")] = False,
     filter_by: Annotated[str, typer.Option(
-        "--filter", metavar="none|classifier|selected",
+        "--filter", metavar="none|classifier|selected|discriminator",
         help="classifier: keep only images a real-trained CNN recognises as their class; selected: the same with the "
-             "judge and per-class thresholds `cifar-synth select` chose on the validation slice.")] = "none",
+             "judge and per-class thresholds `cifar-synth select` chose on the validation slice; discriminator: "
+             "discriminator rejection sampling with each class's own GAN discriminator (needs the run's "
+             "checkpoint).")] = "none",
     classifier: Annotated[Path | None, typer.Option(
         "--classifier", metavar="PATH",
         help="Keras classifier for --filter classifier; default: the evaluator's cached real-trained one.")] = None,
@@ -79,12 +81,7 @@ def export_command(
 
 def _summary(manifest: dict, path: Path) -> Table:
     filtered = manifest["filter"]["method"] != "none"
-    method = manifest["filter"]
-    thresholds = ("min confidence per class as `select` chose it" if method.get("min_confidence_per_class") else
-                  f"min confidence {method.get('min_confidence') or 0:g}")
-    figures = f" ({baseline_text(method['classifier']['baseline'])})" if filtered and method["classifier"].get(
-        "baseline") else ""
-    caption = f"filtered with classifier {method['classifier']['path']}{figures}, {thresholds}" if filtered else None
+    caption = _filter_caption(manifest["filter"]) if filtered else None
     table = Table(title=f"Exported to {path}", title_justify="left", caption=caption, caption_justify="left")
     columns = ("class", "count", *(["accepted %"] if filtered else []), "files", "bytes")
     for column in columns:
@@ -98,3 +95,12 @@ def _summary(manifest: dict, path: Path) -> Table:
         table.add_row(f"{fmt} (all classes)", f"{sum(entry['rows'] for entry in files):,}", *([""] if filtered else []),
                       f"{sum(entry['files'] for entry in files):,}", decimal(sum(entry["bytes"] for entry in files)))
     return table
+
+
+def _filter_caption(method: dict) -> str:
+    if method["method"] == "discriminator":
+        return "filtered by discriminator rejection sampling with each class's own discriminator"
+    thresholds = ("min confidence per class as `select` chose it" if method.get("min_confidence_per_class") else
+                  f"min confidence {method.get('min_confidence') or 0:g}")
+    figures = f" ({baseline_text(method['classifier']['baseline'])})" if method["classifier"].get("baseline") else ""
+    return f"filtered with classifier {method['classifier']['path']}{figures}, {thresholds}"

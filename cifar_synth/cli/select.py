@@ -22,10 +22,14 @@ def select_command(
     data: Annotated[Path | None, typer.Option(
         help="The real data the runs trained on (its validation slice is read, never its test split).")] = None,
     dataset: Dataset = None,
-    samples: Annotated[int, typer.Option(help="Samples scored per candidate.")] = DEFAULTS.samples,
+    samples: Annotated[int, typer.Option(
+        help="Samples scored per candidate (and per class for each CNN of --spread-by accuracy).")] = DEFAULTS.samples,
     latent_std: Annotated[list[float] | None, typer.Option(
         help=f"Latent standard deviations to try (repeatable). Default: "
              f"{', '.join(f'{std:g}' for std in DEFAULT_LATENT_STDS)}.")] = None,
+    spread_by: Annotated[str, typer.Option(
+        help="How each class's latent spread is chosen: frechet (closest to the validation slice) or accuracy (what a "
+             "CNN trained on the samples of every class scores on it; all classes at once).")] = DEFAULTS.spread_by,
     budget: Annotated[str, typer.Option(help="Budget of the judge CNN: quick, default (classic), thorough or fast.")]
     = DEFAULTS.budget,
     seed: Annotated[int, typer.Option(help="Seed of the judge's training and of the candidates' latents.")]
@@ -45,6 +49,7 @@ def select_command(
 
     select_snapshots(SelectOptions(runs_dir=runs, data_path=data, dataset=dataset, classes=tuple(class_names or ()),
                                    samples=samples, latent_stds=tuple(latent_std or DEFAULT_LATENT_STDS),
+                                   spread_by=spread_by,
                                    budget=budget, seed=seed, filter_search=filter_search, filter_count=filter_count,
                                    min_confidences=tuple(min_confidence) if min_confidence else None),
                      reporter(quiet))
