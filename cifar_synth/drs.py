@@ -101,6 +101,7 @@ class DiscriminatorFilter:
 
     def __init__(self, runs_dir: Path, classes: list[str], seed: int, use_selection: bool = True):
         self.seed = seed
+        self.runs_dir = Path(runs_dir)
         # Checked for every class before anything is generated: a missing checkpoint is one line, not a late failure.
         self.checkpoints = {name: _checkpoint(Path(runs_dir) / name, name, use_selection) for name in classes}
         self.states: dict[str, _ClassState] = {}
@@ -149,7 +150,7 @@ class DiscriminatorFilter:
         examined = np.concatenate(state.logits)[:candidates]
         return {"burn_in": state.burn_in, "logit_max_burn_in": state.logit_max_burn_in, "gamma": state.gamma,
                 "logit_max": max(state.logit_max_burn_in, float(examined.max())),
-                "discriminator": {"checkpoint": str(checkpoint.path.resolve()), "sha256": sha256_file(checkpoint.path),
+                "discriminator": {"checkpoint": checkpoint.path.relative_to(self.runs_dir).as_posix(), "sha256": sha256_file(checkpoint.path),
                                   "epoch": checkpoint.epoch, "steps": checkpoint.steps}}
 
     def shortfall(self, class_name: str) -> tuple[str, str, str]:
