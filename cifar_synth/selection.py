@@ -152,18 +152,14 @@ def _choose_spreads(runs_dir: Path, chosen: dict[str, dict], validation, options
                     reporter: Reporter) -> None:
     """Choose each class's latent spread at its chosen snapshot by the validation search; record the search beside
     the judge and each class's choice in its selection."""
-    from cifar_synth.sampling import generate, load_generator
-
     classes = validation.classes
     images: dict[tuple[str, float], np.ndarray] = {}
     for name, selection in chosen.items():
         path = RunPaths(runs_dir / name).snapshots / selection["chosen"]["snapshot"]
-        generator, latent_dim = load_generator(path)
         # Its own stream: not the candidates' of the snapshot choice nor the threshold search's.
-        latents = np.random.default_rng([options.seed, classes.label(name), 2]).standard_normal(
-            (options.samples, latent_dim), dtype=np.float32)
-        for std in options.latent_stds:
-            images[name, std] = generate(generator, latents * np.float32(std), path)
+        for std, samples in _samples_at_spreads(path, [options.seed, classes.label(name), 2], options.samples,
+                                                options.latent_stds).items():
+            images[name, std] = samples
     scorer = scorer_config(options.samples)
     search = search_per_class(sorted(options.latent_stds), lambda name, std: images[name, std], list(chosen), classes,
                               scorer, validation, options.seed, reporter, key="latent_stds", label="latent std")
@@ -230,10 +226,18 @@ def _digest(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _samples_at_spreads(path: Path, rng_key: list[int], count: int, stds) -> dict[float, np.ndarray]:
+    """The generator at `path`'s images of the same `count` latents drawn from `rng_key`, at each spread in `stds`."""
+    from cifar_synth.sampling import generate, load_generator
+
+    generator, latent_dim = load_generator(path)
+    latents = np.random.default_rng(rng_key).standard_normal((count, latent_dim), dtype=np.float32)
+    return {std: generate(generator, latents * np.float32(std), path) for std in stds}
+
+
 def _select_class(runs_dir: Path, class_name: str, validation, judge, judge_config, options: SelectOptions) -> dict:
     from cifar_synth.classifier import make_predictor
     from cifar_synth.metrics import frechet_distance
-    from cifar_synth.sampling import generate, load_generator
 
     paths = RunPaths(runs_dir / class_name)
     if class_name == SHARED_START:
@@ -252,11 +256,9 @@ def _select_class(runs_dir: Path, class_name: str, validation, judge, judge_conf
     _, validation_features = predict(held_out)
     candidates = []
     for step in steps:
-        generator, latent_dim = load_generator(paths.snapshot(step))
-        latents = np.random.default_rng([options.seed, label]).standard_normal(
-            (options.samples, latent_dim), dtype=np.float32)
-        for std in options.latent_stds:
-            probabilities, features = predict(generate(generator, latents * np.float32(std), paths.snapshot(step)))
+        samples = _samples_at_spreads(paths.snapshot(step), [options.seed, label], options.samples, options.latent_stds)
+        for std, images in samples.items():
+            probabilities, features = predict(images)
             candidates.append({"steps": step, "latent_std": std, "snapshot": paths.snapshot(step).name,
                                "frechet_distance": frechet_distance(validation_features, features),
                                "recognised": float(np.mean(probabilities.argmax(1) == label))})
