@@ -103,7 +103,7 @@ class EvaluatorConfig(BudgetedConfig):
     # Added to the patch covariance's eigenvalues before whitening (whitened architecture only; None: the default,
     # WHITENING_EPSILON). airbench's 5e-4 scales the faintest pixel-to-pixel colour differences up about 40-fold
     # against the mean; a generator's high-frequency artefacts then dominate what a synthetic-trained judge learns,
-    # and it transferred poorly to real images (docs/evaluate.md).
+    # and it transferred poorly to real images and compressed the gains of better data (docs/evaluate.md).
     whitening_epsilon: float | None = None
     budget_name: str = "custom"
 
@@ -179,7 +179,7 @@ PATCH_SECOND_MOMENTS = (
     (0.77146, 0.85208, 0.77742, 0.82115, 0.90337, 0.82399, 0.82795, 0.90811, 0.82781, 0.89632, 0.97847, 0.89195),
     (0.66899, 0.77988, 0.86783, 0.71415, 0.82640, 0.91172, 0.71819, 0.82788, 0.91266, 0.78062, 0.89195, 0.97299),
 )
-WHITENING_EPSILON = 0.05
+WHITENING_EPSILON = 0.5
 
 
 def whitening_kernel(epsilon: float = WHITENING_EPSILON) -> np.ndarray:
